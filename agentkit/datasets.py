@@ -1,0 +1,85 @@
+"""Loading benchmark problems as ``Problem`` messages.
+
+Built-in names map to the JSON Lines files in ``benchmarks/data/`` (copied from ``shared/data`` with their
+attribution table): ``gsm8k`` (test), ``gsm8k-train``, ``math500``, ``math-curation``, ``aime24``, ``aime25``,
+``amc23``. Any other JSON Lines file loads by path. The data directory is ``$AGENTKIT_DATA_DIR`` when set,
+else ``benchmarks/data`` of the source checkout agentkit runs from.
+
+``limit`` takes the first N problems; with ``seed`` it takes a seeded random sample of N instead
+(the same seed gives the same sample).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+from agentkit.errors import ConfigError
+from agentkit.messages import Problem
+
+__all__ = ["DATASETS", "data_dir", "load_dataset"]
+
+DATASETS: dict[str, str] = {
+    "gsm8k": "gsm8k_test.jsonl",
+    "gsm8k-train": "gsm8k_train.jsonl",
+    "math500": "math500.jsonl",
+    "math-curation": "math_curation.jsonl",
+    "aime24": "aime24.jsonl",
+    "aime25": "aime25.jsonl",
+    "amc23": "amc23.jsonl",
+}
+
+
+def data_dir() -> Path:
+    """Where the built-in datasets live."""
+    env = os.environ.get("AGENTKIT_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "benchmarks" / "data"
+
+
+def _path(name: str) -> tuple[str, Path]:
+    if name in DATASETS:
+        path = data_dir() / DATASETS[name]
+        if not path.is_file():
+            raise ConfigError(
+                f"dataset {name!r} expects {path}, which is missing; run from an agentkit source checkout "
+                "or set $AGENTKIT_DATA_DIR to a folder holding the benchmark JSON Lines files"
+            )
+        return name, path
+    path = Path(name).expanduser()
+    if path.suffix in {".jsonl", ".json"} and path.is_file():
+        return path.stem, path
+    raise ConfigError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} or a .jsonl path")
+
+
+def load_dataset(name: str, *, limit: int | None = None, seed: int | None = None,
+                 problem_field: str = "problem", answer_field: str = "answer", id_field: str = "id",
+                 subject_field: str = "subject") -> list[Problem]:
+    """Load a dataset as ``Problem`` messages (``reference`` = the answer; ``topics`` = the subject)."""
+    label, path = _path(name)
+    problems: list[Problem] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                text = row[problem_field]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{path}:{number}: not a problem row ({type(exc).__name__}: {exc})") from None
+            subject = row.get(subject_field)
+            answer = row.get(answer_field)
+            problems.append(Problem(
+                problem_id=str(row.get(id_field, f"{label}-{number - 1}")), text=str(text),
+                reference=None if answer is None else str(answer), topics=(str(subject),) if subject else (),
+                dataset=label, sender="dataset",
+            ))
+    if limit is not None:
+        if limit < 0:
+            raise ConfigError(f"limit must be >= 0, got {limit}")
+        problems = random.Random(seed).sample(problems, min(limit, len(problems))) if seed is not None \
+            else problems[:limit]
+    return problems

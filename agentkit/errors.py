@@ -1,0 +1,110 @@
+"""The exceptions agentkit raises, one small tree.
+
+Every message says what went wrong *and what to do about it*. Catch ``AgentkitError`` to catch
+everything agentkit raises on purpose; anything else escaping the library is a bug.
+
+```
+AgentkitError
+├── ConfigError                  a usage mistake: bad spec, bad argument, missing API key
+│   └── ModelNotAvailable        the embedded model (or a GGUF path) is missing or corrupt
+├── BackendError                 an LLM call failed
+│   ├── BackendRequestError      the server refused the request (4xx other than 429); not retried
+│   ├── BackendUnavailable       429 / 5xx / timeout / connection reset / malformed reply, after retries
+│   └── MalformedResponse        the server answered 2xx with something that is not a chat completion
+├── BudgetExceeded               a token budget has nothing left for the next call
+└── BusError                     the event bus
+    ├── BusClosed                publish or subscribe after close()
+    ├── RequestTimeout           bus.request() got no reply in time
+    └── HandlerFailed            bus.request() got a Failure instead of a reply
+```
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentkitError",
+    "BackendError",
+    "BackendRequestError",
+    "BackendUnavailable",
+    "BudgetExceeded",
+    "BusClosed",
+    "BusError",
+    "ConfigError",
+    "HandlerFailed",
+    "MalformedResponse",
+    "ModelNotAvailable",
+    "RequestTimeout",
+]
+
+
+class AgentkitError(Exception):
+    """Root of every exception agentkit raises on purpose."""
+
+
+class ConfigError(AgentkitError):
+    """A usage mistake by the caller: fix the argument, spec or environment named in the message."""
+
+
+class ModelNotAvailable(ConfigError):
+    """The requested model file is missing, incomplete or corrupt; the message says how to install it."""
+
+
+class BackendError(AgentkitError):
+    """An LLM call failed. ``cause`` names what failed in a few words (``"HTTP 500"``, ``"timeout"``);
+    ``retry_after`` is the wait in seconds the server asked for, if it did."""
+
+    def __init__(
+        self, message: str, *, cause: str = "", status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.status = status
+        self.retry_after = retry_after
+
+
+class BackendRequestError(BackendError):
+    """The server rejected the request (a 4xx other than 429). Retrying would not help."""
+
+
+class BackendUnavailable(BackendError):
+    """A transient failure that outlived the retry policy (attempts or time); ``attempts`` says how many."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, cause=cause, status=status, retry_after=retry_after)
+        self.attempts = attempts
+
+
+class MalformedResponse(BackendError):
+    """The server answered, but not with a usable chat completion (bad JSON, no choices)."""
+
+
+class BudgetExceeded(AgentkitError):
+    """A token budget has no room for another call. Raise the budget or lower the call's needs."""
+
+
+class BusError(AgentkitError):
+    """Something about the event bus itself."""
+
+
+class BusClosed(BusError):
+    """The bus is closed (or closing) and takes no new messages or subscriptions."""
+
+
+class RequestTimeout(BusError):
+    """``Bus.request`` waited ``timeout`` seconds without a reply. Is a handler subscribed to the request?"""
+
+
+class HandlerFailed(BusError):
+    """``Bus.request`` got a ``Failure`` message in reply: the handler raised. ``failure`` holds it."""
+
+    def __init__(self, message: str, failure: object) -> None:
+        super().__init__(message)
+        self.failure = failure

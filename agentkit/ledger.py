@@ -1,0 +1,280 @@
+"""The token ledger: every LLM call of a run, and the budgets computed from them.
+
+Each call is recorded with its role, round, branch, stage, input and output tokens (as the server reported
+them, raw: a cached reply counts its original usage), latency, and whether it lies on the accepted path.
+
+Definitions (after "Rethinking Thinking Tokens", arXiv 2510.01123, section 2.2; both count input *and*
+output tokens):
+
+- ``B_total`` = sum of (input + output) over every call: the compute / cost proxy.
+- ``B_seq`` = sum over sequential **stages** of the largest **branch** in that stage: the critical path,
+  i.e. the latency proxy assuming parallel branches really run in parallel. A stage is a set of calls that
+  run side by side (the M drafts of a round; a distill step); stages run one after another in the order
+  they first appear. Calls of one branch within one stage run one after another, so they add up. The stage
+  defaults to ``"{round}:{role}"``.
+- ``accepted_path_tokens`` = sum of (input + output) over calls marked accepted: the paper's literal
+  definition when the caller knows which branch was kept.
+- ``answer_output_tokens`` = output tokens of the call marked ``final`` (the Metacognitive Reuse metric).
+
+A request with ``n > 1`` choices is recorded as n calls on branches ``branch .. branch + n - 1``, each with
+the prompt's input tokens, exactly as n separate requests would be; so budgets do not depend on whether a
+backend supports ``n``.
+
+Budgets can be **enforced**: ``cap(max_tokens, prompt_tokens, ...)`` lowers the next call's ``max_tokens``
+to what the remaining ``B_total`` and ``B_seq`` allow (raising ``BudgetExceeded`` when nothing is left);
+``Ledger.chat`` does this for every call it makes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkit.errors import BudgetExceeded, ConfigError
+
+__all__ = ["Budget", "CallRecord", "Ledger"]
+
+
+class CallRecord(BaseModel):
+    """One LLM call (one choice) as the ledger saw it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    call_id: int
+    role: str
+    round: int = 0
+    branch: int = 0
+    stage: str
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    latency_s: float = 0.0
+    accepted: bool = True
+    """On the accepted path (the drafts/steps whose output was kept)."""
+    final: bool = False
+    """Produced the final answer."""
+    cached: bool = False
+    model: str = ""
+    finish_reason: str = ""
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class Budget(BaseModel):
+    """Token budgets to enforce; None means unbounded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    total: int | None = Field(default=None, ge=1)
+    """Bound on ``B_total`` (every call, input + output)."""
+    sequential: int | None = Field(default=None, ge=1)
+    """Bound on ``B_seq`` (the critical path, input + output)."""
+
+
+def _estimate_tokens(text: str) -> int:
+    # About four characters per token for English and math text; used only to cap max_tokens before a
+    # call, never to report usage.
+    return len(text) // 4 + 1
+
+
+class Ledger:
+    """Records calls; computes ``B_total``, ``B_seq`` and the rest; optionally enforces a ``Budget``.
+
+    Args:
+        budget: budgets to enforce in ``cap`` / ``chat``.
+        count_tokens: counts a prompt's tokens before a call (default: characters / 4, plus 4 per message).
+    """
+
+    def __init__(self, budget: Budget | None = None, *, run_id: str = "",
+                 count_tokens: Callable[[str], int] | None = None) -> None:
+        self.budget = budget or Budget()
+        self.run_id = run_id
+        self._count = count_tokens or _estimate_tokens
+        self._records: list[CallRecord] = []
+        self._ids = itertools.count(1)
+
+    # -- recording ---------------------------------------------------------------------------------
+    def record(
+        self,
+        *,
+        role: str,
+        input_tokens: int,
+        output_tokens: int,
+        round: int = 0,
+        branch: int = 0,
+        stage: str | None = None,
+        latency_s: float = 0.0,
+        accepted: bool = True,
+        final: bool = False,
+        cached: bool = False,
+        model: str = "",
+        finish_reason: str = "",
+    ) -> CallRecord:
+        """Record one call and return its record."""
+        if input_tokens < 0 or output_tokens < 0:
+            raise ConfigError(f"token counts cannot be negative ({input_tokens}, {output_tokens})")
+        record = CallRecord(
+            call_id=next(self._ids), role=role, round=round, branch=branch,
+            stage=stage if stage is not None else f"{round}:{role}", input_tokens=input_tokens,
+            output_tokens=output_tokens, latency_s=latency_s, accepted=accepted, final=final, cached=cached,
+            model=model, finish_reason=finish_reason,
+        )
+        self._records.append(record)
+        return record
+
+    def _replace(self, call_id: int, **changes: Any) -> None:
+        for i, record in enumerate(self._records):
+            if record.call_id == call_id:
+                self._records[i] = record.model_copy(update=changes)
+                return
+        raise ConfigError(f"no call {call_id} in this ledger")
+
+    def mark_accepted(self, call_id: int, accepted: bool = True) -> None:
+        self._replace(call_id, accepted=accepted)
+
+    def mark_final(self, call_id: int) -> None:
+        """Mark ``call_id`` as the call that produced the final answer (and only it)."""
+        for i, record in enumerate(self._records):
+            if record.final:
+                self._records[i] = record.model_copy(update={"final": False})
+        self._replace(call_id, final=True, accepted=True)
+
+    @property
+    def records(self) -> tuple[CallRecord, ...]:
+        return tuple(self._records)
+
+    # -- budgets -----------------------------------------------------------------------------------
+    def _stage_costs(self, exclude_stage: str | None = None) -> dict[str, dict[int, int]]:
+        stages: dict[str, dict[int, int]] = {}
+        for r in self._records:
+            if r.stage == exclude_stage:
+                continue
+            branches = stages.setdefault(r.stage, {})
+            branches[r.branch] = branches.get(r.branch, 0) + r.tokens
+        return stages
+
+    @property
+    def b_total(self) -> int:
+        """Input + output tokens over every call."""
+        return sum(r.tokens for r in self._records)
+
+    @property
+    def b_seq(self) -> int:
+        """Sum over stages of the largest branch's input + output tokens (the critical path)."""
+        return sum(max(branches.values()) for branches in self._stage_costs().values())
+
+    @property
+    def accepted_path_tokens(self) -> int:
+        return sum(r.tokens for r in self._records if r.accepted)
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(r.input_tokens for r in self._records)
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(r.output_tokens for r in self._records)
+
+    @property
+    def answer_output_tokens(self) -> int:
+        """Output tokens of the final-answer call (0 when none is marked final)."""
+        return sum(r.output_tokens for r in self._records if r.final)
+
+    @property
+    def calls(self) -> int:
+        return len(self._records)
+
+    def remaining(self, *, stage: str | None = None, branch: int = 0) -> int | None:
+        """Tokens (input + output) a next call in ``stage``/``branch`` may still use; None if unbounded."""
+        limits: list[int] = []
+        if self.budget.total is not None:
+            limits.append(self.budget.total - self.b_total)
+        if self.budget.sequential is not None:
+            others = sum(max(b.values()) for b in self._stage_costs(exclude_stage=stage).values())
+            here = sum(r.tokens for r in self._records if r.stage == stage and r.branch == branch)
+            limits.append(self.budget.sequential - others - here)
+        return min(limits) if limits else None
+
+    def cap(self, max_tokens: int | None, *, prompt_tokens: int, stage: str | None = None, branch: int = 0,
+            n: int = 1) -> int | None:
+        """The ``max_tokens`` a call may use so that its prompt plus output fits the remaining budgets.
+
+        ``n`` choices on branches ``branch..branch+n-1`` each need room; the total budget is shared.
+        Raises ``BudgetExceeded`` when not even one output token fits.
+        """
+        caps: list[int] = [] if max_tokens is None else [max_tokens]
+        if self.budget.total is not None:
+            caps.append((self.budget.total - self.b_total) // n - prompt_tokens)
+        if self.budget.sequential is not None:
+            for b in range(branch, branch + n):
+                left = self.remaining(stage=stage, branch=b)
+                assert left is not None
+                caps.append(left - prompt_tokens)
+        if not caps:
+            return None
+        allowed = min(caps)
+        if allowed < 1:
+            raise BudgetExceeded(
+                f"no token budget left for a call with a {prompt_tokens}-token prompt in stage {stage!r} "
+                f"(B_total {self.b_total}/{self.budget.total}, B_seq {self.b_seq}/{self.budget.sequential}); "
+                "raise the budget or shorten the prompt"
+            )
+        return allowed
+
+    # -- calling -----------------------------------------------------------------------------------
+    async def chat(
+        self,
+        backend: Any,
+        messages: Sequence[Any] | str,
+        *,
+        role: str,
+        round: int = 0,
+        branch: int = 0,
+        sample: int = 0,
+        stage: str | None = None,
+        accepted: bool = True,
+        final: bool = False,
+        max_tokens: int | None = None,
+        n: int = 1,
+        **sampling: Any,
+    ) -> list[tuple[CallRecord, Any]]:
+        """Call ``backend.chat`` under this ledger: cap ``max_tokens`` to the budgets, pass a ``CallContext``
+        (run, role, round, branch, sample) and record each returned choice. Returns (record, completion)
+        pairs in choice order."""
+        from agentkit.backends.base import CallContext, make_request
+
+        stage = stage if stage is not None else f"{round}:{role}"
+        request = make_request(messages, max_tokens=max_tokens, n=n, **sampling)
+        prompt = sum(self._count(m.content) + 4 for m in request.messages)
+        capped = self.cap(max_tokens, prompt_tokens=prompt, stage=stage, branch=branch, n=n)
+        context = CallContext(run_id=self.run_id, role=role, round=round, branch=branch, sample=sample)
+        completions = await backend.complete(
+            request.model_copy(update={"max_tokens": capped, "context": context})
+        )
+        out = []
+        for i, completion in enumerate(completions):
+            record = self.record(
+                role=role, round=round, branch=branch + i, stage=stage, input_tokens=completion.input_tokens,
+                output_tokens=completion.output_tokens, latency_s=completion.latency_s, accepted=accepted,
+                final=final, cached=completion.cached, model=completion.model,
+                finish_reason=completion.finish_reason,
+            )
+            out.append((record, completion))
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The figures every method reports (the shared ``--json`` shape uses these names)."""
+        return {
+            "B_seq": self.b_seq,
+            "B_total": self.b_total,
+            "accepted_path_tokens": self.accepted_path_tokens,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "answer_output_tokens": self.answer_output_tokens,
+            "calls": self.calls,
+            "cached_calls": sum(1 for r in self._records if r.cached),
+        }

@@ -1,0 +1,266 @@
+"""Typed messages: the only thing roles exchange over the event bus.
+
+Every message is an immutable (frozen) pydantic v2 model that carries its lineage: ``id``, ``run_id`` (one
+pipeline run), ``parent_id`` (the message it answers), ``sender`` and a UTC timestamp, plus a ``kind``
+string literal that names its type on the wire.
+
+Serialisation: ``to_json(message)`` and ``from_json(text)`` round-trip every message losslessly. Decoding
+dispatches on ``kind`` through a registry that every subclass joins when it is defined (so a message type
+that a user defines in their own module is recorded and replayed like the built-in ones, which a fixed
+annotated union could not do). Kinds must be unique; a clash is an error at class-definition time.
+
+Use ``derive`` to answer a message: it copies ``run_id`` and points ``parent_id`` at the original.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkit.errors import ConfigError
+
+__all__ = [
+    "BehaviorProposal",
+    "Draft",
+    "Failure",
+    "Message",
+    "Problem",
+    "RefineRequest",
+    "Reflection",
+    "Solution",
+    "SolveRequest",
+    "TokenUsage",
+    "Workspace",
+    "from_json",
+    "message_types",
+    "to_json",
+]
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TokenUsage(BaseModel):
+    """Tokens spent producing something, as the backend reported them (raw, not discounted for caching)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_tokens: int = 0
+    """Prompt tokens over all calls."""
+    output_tokens: int = 0
+    """Completion tokens over all calls."""
+    calls: int = 0
+    """How many LLM calls this covers."""
+    cached: bool = False
+    """True when every call was served from the response cache (tokens are the original call's)."""
+
+
+_REGISTRY: dict[str, type[Message]] = {}
+_M = TypeVar("_M", bound="Message")
+
+
+class Message(BaseModel):
+    """Base of every message. Subclasses set ``kind: Literal["..."] = "..."``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    """Wire name of the message type; ``from_json`` dispatches on it."""
+    id: str = Field(default_factory=_new_id)
+    """Unique id of this message (uuid4 hex)."""
+    run_id: str = ""
+    """The pipeline run this message belongs to ("" when outside any run)."""
+    parent_id: str | None = None
+    """Id of the message this one answers or derives from."""
+    sender: str = ""
+    """Who published it: a role or component name."""
+    created_at: datetime = Field(default_factory=_now)
+    """When it was created (UTC)."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        field = cls.model_fields.get("kind")
+        kind = field.default if field is not None else None
+        if not isinstance(kind, str) or not kind:
+            return  # an intermediate base class without its own kind
+        other = _REGISTRY.get(kind)
+        if other is not None and other.__qualname__ != cls.__qualname__:
+            raise ConfigError(
+                f"message kind {kind!r} of {cls.__module__}.{cls.__qualname__} is already used by "
+                f"{other.__module__}.{other.__qualname__}; give each message type a unique kind"
+            )
+        _REGISTRY[kind] = cls
+
+    def derive(self, cls: type[_M], **fields: Any) -> _M:
+        """Build a message of type ``cls`` that answers this one (same run, ``parent_id`` = this id)."""
+        fields.setdefault("run_id", self.run_id)
+        fields.setdefault("parent_id", self.id)
+        return cls(**fields)
+
+    def with_(self, **changes: Any) -> Self:
+        """A validated copy with some fields changed (messages are immutable)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+
+class Problem(Message):
+    """A problem to solve, as loaded from a dataset."""
+
+    kind: Literal["problem"] = "problem"
+    problem_id: str
+    """Dataset id of the problem."""
+    text: str
+    """The problem statement."""
+    reference: str | None = None
+    """The reference final answer, when known (never shown to a model)."""
+    topics: tuple[str, ...] = ()
+    """Subjects or topics, when the dataset has them."""
+    dataset: str = ""
+    """Name of the dataset it came from."""
+
+
+class SolveRequest(Message):
+    """Ask a solver role to answer a problem."""
+
+    kind: Literal["solve_request"] = "solve_request"
+    problem: Problem
+    method: str = "long-cot"
+    """Which method to use (``long-cot`` for a single chain-of-thought call)."""
+    max_tokens: int | None = None
+    """Output token cap for the answer; None lets the role decide."""
+    temperature: float = 0.0
+    seed: int | None = None
+    behaviors: tuple[str, ...] = ()
+    """Rendered behaviors to put in context (behavior-conditioned inference); empty for none."""
+
+
+class Solution(Message):
+    """A solver's answer to a problem."""
+
+    kind: Literal["solution"] = "solution"
+    problem_id: str
+    text: str
+    """The full model output."""
+    answer: str | None
+    """The extracted final answer, or None when none could be found."""
+    finish_reason: str = ""
+    usage: TokenUsage = TokenUsage()
+    model: str = ""
+    b_seq: int = 0
+    """Sequential budget spent on this solution (see ``agentkit.ledger``)."""
+    b_total: int = 0
+    """Total budget spent on this solution."""
+    prompt_hash: str = ""
+    """Hash of the prompt template used (reproducibility)."""
+
+
+class Reflection(Message):
+    """A Strategist's reflection on its own solution (correctness, missing behaviors, suggestions)."""
+
+    kind: Literal["reflection"] = "reflection"
+    problem_id: str
+    solution_id: str
+    text: str
+    correct: bool | None = None
+    """Whether the reflected-on solution matched the reference, when known."""
+
+
+class BehaviorProposal(Message):
+    """Behaviors extracted from a reflection, before they reach the handbook."""
+
+    kind: Literal["behavior_proposal"] = "behavior_proposal"
+    problem_id: str
+    behaviors: dict[str, str]
+    """``behavior_name -> instruction``."""
+    source_trace_id: str | None = None
+    trace_correct: bool | None = None
+
+
+class Draft(Message):
+    """One draft of one round of Parallel-Distill-Refine (or Sequential Refinement)."""
+
+    kind: Literal["draft"] = "draft"
+    problem_id: str
+    round: int
+    branch: int
+    text: str
+    answer: str | None = None
+    finish_reason: str = ""
+    usage: TokenUsage = TokenUsage()
+
+
+class Workspace(Message):
+    """The bounded workspace a Distiller built from one round's drafts."""
+
+    kind: Literal["workspace"] = "workspace"
+    problem_id: str
+    round: int
+    text: str
+    variant: str = "summary"
+    source_draft_ids: tuple[str, ...] = ()
+    drafts_seen: int = 0
+    tokens: int = 0
+    """Token count of ``text`` (bounded by the run's kappa)."""
+
+
+class RefineRequest(Message):
+    """Ask the Refiner for a next-round draft from the problem and a workspace."""
+
+    kind: Literal["refine_request"] = "refine_request"
+    problem: Problem
+    workspace: Workspace | None = None
+    round: int
+    branch: int = 0
+    max_tokens: int | None = None
+    temperature: float = 0.0
+    seed: int | None = None
+
+
+class Failure(Message):
+    """A handler raised while handling the message ``parent_id``; the bus published this instead."""
+
+    kind: Literal["failure"] = "failure"
+    error_type: str
+    """The exception's class name."""
+    error: str
+    """The exception's message."""
+    handler: str = ""
+    """Name of the subscription whose handler raised."""
+    failed_kind: str = ""
+    """``kind`` of the message that was being handled."""
+
+
+def message_types() -> dict[str, type[Message]]:
+    """Every registered message type by kind (built-in and user-defined)."""
+    return dict(_REGISTRY)
+
+
+def to_json(message: Message) -> str:
+    """Serialise a message to one line of JSON."""
+    return message.model_dump_json()
+
+
+def from_json(data: str | bytes) -> Message:
+    """Decode what ``to_json`` wrote, to the registered type named by its ``kind``."""
+    import json
+
+    try:
+        raw = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not a JSON message: {exc}") from exc
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ConfigError(
+            f"unknown message kind {kind!r}: import the module that defines it before decoding "
+            f"(known: {', '.join(sorted(_REGISTRY))})"
+        )
+    return cls.model_validate(raw)

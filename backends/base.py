@@ -1,0 +1,201 @@
+"""The backend protocol: one async ``chat`` call that every LLM backend and middleware implements.
+
+``await backend.chat(messages, max_tokens=..., temperature=..., top_p=..., seed=..., stop=..., n=...,
+context=...)`` returns ``n`` ``Completion`` objects (text, finish reason, input/output tokens, latency,
+model, whether it came from the cache).
+
+Internally ``chat`` validates its arguments into a ``ChatRequest`` (a frozen pydantic model, so bad input
+is a ``ConfigError`` with the field named, not a traceback from deep inside an HTTP client) and calls
+``complete(request)``. Backends implement ``complete``; middleware (``backends/middleware.py``) wraps
+another backend and overrides ``complete`` too, so retry, limits and cache compose in any order.
+
+``CallContext`` says *which* call this is in a pipeline run (run, role, round, branch, sample). The
+response cache keys on it, so M parallel drafts of one round never collapse into one cached answer
+(lm-evaluation-harness #3046), and the ledger files the call under it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentkit.errors import ConfigError
+
+__all__ = [
+    "Backend",
+    "BaseBackend",
+    "CallContext",
+    "ChatMessage",
+    "ChatRequest",
+    "Completion",
+]
+
+
+class ChatMessage(BaseModel):
+    """One chat turn."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class CallContext(BaseModel):
+    """Where a call sits in a pipeline run. Two calls that differ here are different requests."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str = ""
+    role: str = ""
+    """The role making the call (``student``, ``distiller``, ...)."""
+    round: int = 0
+    """Sequential round (PDR/SR) or step."""
+    branch: int = 0
+    """Parallel branch within the round (draft index)."""
+    sample: int = 0
+    """Repeated sample index (pass@k, seeds) for otherwise identical calls."""
+
+
+class ChatRequest(BaseModel):
+    """A validated chat request: the unit that middleware sees, caches and retries."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    messages: tuple[ChatMessage, ...] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=5.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    n: int = Field(default=1, ge=1, le=256)
+    context: CallContext | None = None
+
+    def openai_messages(self) -> list[dict[str, str]]:
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
+    def for_sample(self, index: int) -> ChatRequest:
+        """The single-choice request for choice ``index`` of an ``n``-choice request (seed offset by index,
+        context sample offset by index), used when a backend cannot do ``n > 1`` in one call."""
+        context = self.context or CallContext()
+        return self.model_copy(
+            update={
+                "n": 1,
+                "seed": None if self.seed is None else self.seed + index,
+                "context": context.model_copy(update={"sample": context.sample + index}),
+            }
+        )
+
+
+class Completion(BaseModel):
+    """One generated choice and what it cost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    finish_reason: str
+    """``stop``, ``length`` (hit max_tokens), or what the server said."""
+    input_tokens: int
+    output_tokens: int
+    latency_s: float
+    """Wall time of the call that produced it (for a cached reply: of the original call)."""
+    model: str
+    index: int = 0
+    """Choice index within its request."""
+    cached: bool = False
+    """Served from the response cache; tokens and latency are the original call's."""
+    usage_estimated: bool = False
+    """Output tokens were apportioned from a request total (n > 1), not reported per choice."""
+
+
+def make_request(messages: Sequence[ChatMessage | dict[str, str]] | str, **params: Any) -> ChatRequest:
+    """Validate ``chat`` arguments into a ``ChatRequest``; a plain string is one user message."""
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    try:
+        return ChatRequest(
+            messages=tuple(messages),  # type: ignore[arg-type]
+            **{k: (tuple(v) if k == "stop" and v is not None else v) for k, v in params.items()
+               if not (k == "stop" and v is None)},
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid chat request: {problems}") from None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every backend (and every middleware wrapping one) provides."""
+
+    name: str
+    """Short label for logs and results (``local:qwen2.5-0.5b``, ``vllm:M``)."""
+    model: str
+    """The model name sent to / reported by the server."""
+    supports_n: bool
+    """Whether one request can return ``n > 1`` choices with correct usage."""
+
+    async def chat(
+        self,
+        messages: Sequence[ChatMessage | dict[str, str]] | str,
+        *,
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        n: int = 1,
+        context: CallContext | None = None,
+    ) -> list[Completion]: ...
+
+    async def complete(self, request: ChatRequest) -> list[Completion]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BaseBackend(abc.ABC):
+    """Implements ``chat`` on top of ``complete``; subclasses implement ``complete``."""
+
+    name: str = "backend"
+    model: str = ""
+    supports_n: bool = False
+
+    async def chat(
+        self,
+        messages: Sequence[ChatMessage | dict[str, str]] | str,
+        *,
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        n: int = 1,
+        context: CallContext | None = None,
+    ) -> list[Completion]:
+        request = make_request(
+            messages, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop,
+            n=n, context=context,
+        )
+        return await self.complete(request)
+
+    @abc.abstractmethod
+    async def complete(self, request: ChatRequest) -> list[Completion]:
+        """Run one validated request; return exactly ``request.n`` completions."""
+
+    def describe(self) -> dict[str, Any]:
+        """What reproduces results from this backend (class, model, build); stored with sweep rows."""
+        return {"backend": type(self).__name__, "name": self.name, "model": self.model}
+
+    async def aclose(self) -> None:
+        """Release connections, servers and model memory. Idempotent."""
+
+    async def __aenter__(self) -> BaseBackend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
