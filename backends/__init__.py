@@ -11,23 +11,25 @@ from __future__ import annotations
 
 from ._models import DEFAULT_MODEL, PACKAGED_MODELS, model_path
 from .base import Backend, BaseBackend, CallContext, ChatMessage, ChatRequest, Completion
+from .llamacpp import LlamaCpp
+from .local import Local, LocalServer
 from .middleware import (
     Cached,
     ConcurrencyLimit,
     Limited,
     RateLimit,
     ResponseCache,
-    RetryPolicy,
     Retrying,
+    RetryPolicy,
     Wrapper,
     with_middleware,
 )
-from .llamacpp import LlamaCpp
-from .local import Local
 from .openai_compat import OpenAICompatible
 from .spec import backend_from_spec, parse_spec
 
 __all__ = [
+    "DEFAULT_MODEL",
+    "PACKAGED_MODELS",
     "Backend",
     "BaseBackend",
     "Cached",
@@ -36,12 +38,11 @@ __all__ = [
     "ChatRequest",
     "Completion",
     "ConcurrencyLimit",
-    "DEFAULT_MODEL",
     "Limited",
     "LlamaCpp",
     "Local",
+    "LocalServer",
     "OpenAICompatible",
-    "PACKAGED_MODELS",
     "RateLimit",
     "ResponseCache",
     "RetryPolicy",

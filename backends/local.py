@@ -24,9 +24,57 @@ from ._models import resolve_model
 from .base import BaseBackend, ChatRequest, Completion
 from .openai_compat import OpenAICompatible
 
-__all__ = ["Local"]
+__all__ = ["Local", "LocalServer"]
 
 _log = get_logger(__name__)
+
+
+class LocalServer:
+    """A GGUF model served by xllamacpp on 127.0.0.1 at a free port; synchronous and thread-safe.
+
+    ``Local`` runs one of these; use it directly to serve a model to other clients or processes
+    (``base_url`` is an OpenAI-compatible endpoint). Starting blocks while the model loads (about a second
+    for the 0.5B model); ``close()`` stops the server and frees the model.
+    """
+
+    def __init__(self, path: str | Path, *, model: str | None = None, slots: int = 4, ctx_per_slot: int = 4096,
+                 threads: int | None = None, n_gpu_layers: int = 0, verbose: bool = False) -> None:
+        try:
+            import xllamacpp
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise ModelNotAvailable(f"xllamacpp is not installed ({exc}); pip install xllamacpp") from None
+        self.path = Path(path)
+        self.model = model or self.path.stem
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.path)
+        params.model_alias = self.model
+        params.n_parallel = slots
+        params.n_ctx = slots * ctx_per_slot  # llama.cpp splits n_ctx evenly over the slots
+        params.cpuparams.n_threads = threads or os.cpu_count() or 2
+        params.cpuparams_batch.n_threads = threads or os.cpu_count() or 2
+        params.n_gpu_layers = n_gpu_layers
+        params.hostnames = ["127.0.0.1"]
+        params.port = 0  # a free port
+        if not verbose:
+            params.verbosity = -1
+        try:
+            self._server: Any = xllamacpp.Server(params)
+        except Exception as exc:
+            raise ModelNotAvailable(f"could not load {self.path} with xllamacpp: {exc}") from exc
+        self.base_url = str(self._server.listening_address).rstrip("/") + "/v1"
+        _log.info("local model serving", model=self.model, url=self.base_url, slots=slots)
+
+    def close(self) -> None:
+        """Stop the server and free the model. Idempotent."""
+        # Dropping the last reference stops xllamacpp's HTTP server (its destructor joins its threads).
+        self._server = None
+        gc.collect()
+
+    def __enter__(self) -> LocalServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Local(BaseBackend):
@@ -68,7 +116,7 @@ class Local(BaseBackend):
         self.model = model or "local"
         self.name = f"local:{self.model}"
         self.path: Path | None = None
-        self._server: Any = None
+        self._server: LocalServer | None = None
         self._client: OpenAICompatible | None = None
         self._lock = asyncio.Lock()
 
@@ -83,36 +131,15 @@ class Local(BaseBackend):
             if self._client is None:
                 name, path = await asyncio.to_thread(resolve_model, self._model_spec)
                 self.model, self.path, self.name = name, path, f"local:{name}"
-                self._server = await asyncio.to_thread(self._start_server, path)
-                address = str(self._server.listening_address).rstrip("/")
+                self._server = await asyncio.to_thread(
+                    LocalServer, path, model=name, slots=self.slots, ctx_per_slot=self.ctx_per_slot,
+                    threads=self.threads, n_gpu_layers=self.n_gpu_layers, verbose=self.verbose,
+                )
                 self._client = OpenAICompatible(
-                    name, base_url=f"{address}/v1", api_key="local", timeout=self.timeout,
+                    name, base_url=self._server.base_url, api_key="local", timeout=self.timeout,
                     supports_n=False, name=self.name,
                 )
-                _log.info("local model serving", model=name, url=address, slots=self.slots)
         return self
-
-    def _start_server(self, path: Path) -> Any:
-        try:
-            import xllamacpp
-        except ImportError as exc:  # pragma: no cover - a core dependency
-            raise ModelNotAvailable(f"xllamacpp is not installed ({exc}); pip install xllamacpp") from None
-        params = xllamacpp.CommonParams()
-        params.model.path = str(path)
-        params.model_alias = self.model
-        params.n_parallel = self.slots
-        params.n_ctx = self.slots * self.ctx_per_slot  # llama.cpp splits n_ctx evenly over the slots
-        params.cpuparams.n_threads = self.threads
-        params.cpuparams_batch.n_threads = self.threads
-        params.n_gpu_layers = self.n_gpu_layers
-        params.hostnames = ["127.0.0.1"]
-        params.port = 0  # a free port
-        if not self.verbose:
-            params.verbosity = -1
-        try:
-            return xllamacpp.Server(params)
-        except Exception as exc:
-            raise ModelNotAvailable(f"could not load {path} with xllamacpp: {exc}") from exc
 
     def describe(self) -> dict[str, Any]:
         import xllamacpp
@@ -137,13 +164,4 @@ class Local(BaseBackend):
         if client is not None:
             await client.aclose()
         if server is not None:
-            # Dropping the last reference stops xllamacpp's HTTP server and frees the model; do it in a
-            # worker thread because the destructor joins the server's threads.
-            holder = [server]
-            del server
-
-            def stop() -> None:
-                holder.clear()
-                gc.collect()
-
-            await asyncio.to_thread(stop)
+            await asyncio.to_thread(server.close)

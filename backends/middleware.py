@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import sqlite3
 import threading
 import time
@@ -117,9 +118,6 @@ class Retrying(Wrapper):
         super().__init__(inner)
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
-        self._backoff = tenacity.wait_exponential_jitter(
-            initial=self.policy.initial_wait, max=self.policy.max_wait, jitter=self.policy.initial_wait
-        )
         self.retries = 0
         """Retries made so far (for logs and tests)."""
 
@@ -128,7 +126,10 @@ class Retrying(Wrapper):
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             return float(min(retry_after, self.policy.max_retry_after))
-        return float(self._backoff(state))
+        # Exponential backoff with jitter: initial * 2^(attempt-1), capped, plus up to `initial` at random
+        # so that many clients that failed together do not retry together.
+        backoff = self.policy.initial_wait * 2 ** (state.attempt_number - 1)
+        return min(self.policy.max_wait, backoff) + random.uniform(0, self.policy.initial_wait)
 
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
         self.retries += 1
@@ -157,7 +158,7 @@ class Retrying(Wrapper):
             attempts = int(retryer.statistics.get("attempt_number", 1))
             elapsed = time.monotonic() - started
             raise BackendUnavailable(
-                f"{self.name}: gave up after {attempts} attempt(s) in {elapsed:.1f} s; last error: {exc}",
+                f"{self.name}: gave up after {attempts} attempt(s) in {elapsed:.1f} s ({exc.cause}); last error: {exc}",
                 cause=exc.cause, status=exc.status, attempts=attempts,
             ) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -401,7 +402,7 @@ class Cached(Wrapper):
 def with_middleware(
     backend: BaseBackend,
     *,
-    retry: RetryPolicy | None | bool = True,
+    retry: RetryPolicy | bool | None = True,
     concurrency: ConcurrencyLimit | None = None,
     rate: RateLimit | None = None,
     cache: ResponseCache | None = None,

@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from agentkit.errors import BackendError, BackendRequestError, BackendUnavailable, MalformedResponse
 from agentkit.log import get_logger
@@ -156,10 +157,13 @@ class OpenAICompatible(BaseBackend):
         if request.n > 1:
             params["n"] = request.n
         if self.extra_body:
-            params["extra_body"] = self.extra_body
+            params.update(self.extra_body)
         started = time.perf_counter()
         try:
-            response = await self._client.chat.completions.create(**params)
+            # The SDK's documented raw `post` (same transport, errors and response parsing as
+            # `chat.completions.create`) skips its recursive request-params transform, which costs about
+            # 0.8 ms of CPU per call: the body built above is already plain JSON.
+            response = await self._client.post("/chat/completions", body=params, cast_to=ChatCompletion)
         except Exception as exc:  # mapped, never swallowed
             raise map_openai_error(exc, self.name) from exc
         latency = time.perf_counter() - started

@@ -36,8 +36,8 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     """Split ``scheme:target?k=v&...`` into (scheme, target, params)."""
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError("empty backend spec; try `local` or see `agentkit chat --help`")
-    scheme, _, rest = spec.strip().partition(":")
-    target, _, query = rest.partition("?")
+    head, _, query = spec.strip().partition("?")
+    scheme, _, target = head.partition(":")
     params: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key in params:

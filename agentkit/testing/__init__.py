@@ -110,6 +110,15 @@ class _Scripted:
     """What the server and the backend share: script stepping and bookkeeping."""
 
     def __init__(self, script: Script | None, latency: float) -> None:
+        self.set_script(script)
+        self.latency = latency
+        self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def set_script(self, script: Script | None) -> None:
+        """Replace the script: a list of actions (then echo replies once it runs out), a callable that
+        decides per request body, or None for echo replies."""
         if script is None:
             self._next: Callable[[dict[str, Any]], Action] = echo
         elif callable(script):
@@ -117,10 +126,6 @@ class _Scripted:
         else:
             iterator = iter(list(script))
             self._next = lambda body: next(iterator, None) or echo(body)
-        self.latency = latency
-        self.requests: list[dict[str, Any]] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
 
     def step(self, body: dict[str, Any]) -> Action:
         self.requests.append(body)

@@ -1,0 +1,47 @@
+"""The ``agentkit`` command, run as a user runs it (a subprocess) against the real local model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def agentkit(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agentkit.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.model
+def test_chat_prints_the_reply_and_usage() -> None:
+    out = agentkit("chat", "What is 12 + 30? Reply with the number only.", "--max-tokens", "16")
+    assert out.returncode == 0, out.stderr
+    assert "42" in out.stdout
+    assert "input +" in out.stderr and "output tokens" in out.stderr
+
+
+@pytest.mark.model
+def test_solve_json_has_the_shared_shape() -> None:
+    out = agentkit("solve", "--dataset", "gsm8k", "--limit", "2", "--max-tokens", "320", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert sorted(r["id"] for r in rows) == ["gsm8k-test-0", "gsm8k-test-1"]
+    for row in rows:
+        assert set(row) == {"id", "answer", "reference", "correct", "B_seq", "B_total", "output_tokens", "calls"}
+        assert row["calls"] == 1 and row["B_seq"] == row["B_total"] > row["output_tokens"] > 0
+        assert isinstance(row["correct"], bool)
+
+
+def test_bad_input_is_one_line_not_a_traceback() -> None:
+    out = agentkit("chat", "hi", "--backend", "nonsense:x")
+    assert out.returncode == 2 and out.stderr.startswith("agentkit: unknown backend")
+    assert "Traceback" not in out.stderr
+    out = agentkit("solve", "--dataset", "missing-dataset")
+    assert out.returncode == 2 and "unknown dataset" in out.stderr
+
+
+def test_backend_failures_exit_3_with_the_cause() -> None:
+    out = agentkit("chat", "hi", "--backend", "openai-compatible:http://127.0.0.1:9/v1?model=m&retries=2")
+    assert out.returncode == 3 and "connection error" in out.stderr and "Traceback" not in out.stderr
