@@ -31,13 +31,16 @@ $(VENV)/.bench: $(VENV)/.dev
 demo: $(VENV)/.core
 	$(VENV)/bin/agentkit solve --dataset gsm8k --limit 3
 
-test: $(VENV)/.dev
-	$(VENV)/bin/ruff check agentkit backends memory tests benchmarks recipes
+test: lint
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check agentkit backends memory tests benchmarks recipes
-	$(VENV)/bin/mypy
+	rm -rf build/typecheck && mkdir -p build/typecheck
+	cp -rs $(CURDIR)/agentkit build/typecheck/agentkit
+	ln -s $(CURDIR)/backends build/typecheck/agentkit/backends
+	ln -s $(CURDIR)/memory build/typecheck/agentkit/memory
+	cd build/typecheck && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -p agentkit
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/perf/bench_bus.py

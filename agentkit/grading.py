@@ -71,5 +71,8 @@ def answers_match(predicted: str | None, reference: str | None) -> bool:
     a, b = _as_number(predicted), _as_number(reference)
     if a is not None and b is not None:
         return a == b
-    norm = lambda s: re.sub(r"\s+|\\left|\\right|\.$", "", s).lower()  # noqa: E731
-    return norm(predicted) == norm(reference)
+    return _normalise(predicted) == _normalise(reference)
+
+
+def _normalise(answer: str) -> str:
+    return re.sub(r"\s+|\\left|\\right|\.$", "", answer).lower()

@@ -116,7 +116,7 @@ def make_request(messages: Sequence[ChatMessage | dict[str, str]] | str, **param
         messages = [{"role": "user", "content": messages}]
     try:
         return ChatRequest(
-            messages=tuple(messages),  # type: ignore[arg-type]
+            messages=tuple(messages),
             **{k: (tuple(v) if k == "stop" and v is not None else v) for k, v in params.items()
                if not (k == "stop" and v is None)},
         )

@@ -58,16 +58,16 @@ class Wrapper(BaseBackend):
     def __init__(self, inner: BaseBackend) -> None:
         self.inner = inner
 
-    @property  # type: ignore[override]
-    def name(self) -> str:
+    @property
+    def name(self) -> str:  # type: ignore[override]
         return self.inner.name
 
-    @property  # type: ignore[override]
-    def model(self) -> str:
+    @property
+    def model(self) -> str:  # type: ignore[override]
         return self.inner.model
 
-    @property  # type: ignore[override]
-    def supports_n(self) -> bool:
+    @property
+    def supports_n(self) -> bool:  # type: ignore[override]
         return self.inner.supports_n
 
     async def complete(self, request: ChatRequest) -> list[Completion]:
@@ -128,7 +128,7 @@ class Retrying(Wrapper):
             return float(min(retry_after, self.policy.max_retry_after))
         # Exponential backoff with jitter: initial * 2^(attempt-1), capped, plus up to `initial` at random
         # so that many clients that failed together do not retry together.
-        backoff = self.policy.initial_wait * 2 ** (state.attempt_number - 1)
+        backoff = self.policy.initial_wait * float(2 ** (state.attempt_number - 1))
         return min(self.policy.max_wait, backoff) + random.uniform(0, self.policy.initial_wait)
 
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:

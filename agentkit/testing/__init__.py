@@ -158,8 +158,7 @@ class ScriptedServer(_Scripted):
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port, backlog=1024)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1]
+        self.port = int(self._runner.addresses[0][1])
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         return self
 
