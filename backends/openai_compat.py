@@ -112,23 +112,14 @@ class OpenAICompatible(BaseBackend):
         supports_n: bool = True,
         name: str | None = None,
         extra_body: dict[str, Any] | None = None,
-        max_connections: int | None = None,
     ) -> None:
         self.model = model
         self.base_url = base_url
         self.supports_n = supports_n
         self.name = name or f"openai-compatible:{model}"
         self.extra_body = dict(extra_body or {})
-        http_client = None
-        if max_connections is not None:
-            import httpx2 as httpx  # the HTTP library this openai release is built on
-
-            http_client = openai.DefaultAsyncHttpxClient(
-                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-            )
         self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0,
-            http_client=http_client,
+            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0
         )
 
     def describe(self) -> dict[str, Any]:

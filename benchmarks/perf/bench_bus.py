@@ -11,11 +11,9 @@ benchmarks/perf/results/bus.json. Reported figure: the median of the repeats.
 import argparse
 import asyncio
 import gc
-import json
 import platform
 import statistics
 import time
-from pathlib import Path
 from typing import Literal
 
 from autogen_core import (
@@ -29,6 +27,8 @@ from autogen_core import (
 
 from agentkit.bus import Bus
 from agentkit.messages import Message
+
+from _common import write_result
 
 
 class Tick(Message):
@@ -103,9 +103,7 @@ def main() -> None:
         "ratio_agentkit_over_autogen": round(ratio, 2), "target": ">= 3.0", "met": ratio >= 3.0,
         "autogen_core": autogen_core.__version__, "python": platform.python_version(),
     }
-    out = Path(__file__).parent / "results" / "bus.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_result("bus", report)
     print(f"{'runtime':<14}{'median s':>10}{'msg/s':>12}")
     for name, times in results.items():
         print(f"{name:<14}{statistics.median(times):>10.3f}{rates[name]:>12,.0f}")

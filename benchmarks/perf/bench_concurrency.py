@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
-from pathlib import Path
 
 import openai
 
 from agentkit.backends import ConcurrencyLimit, OpenAICompatible, with_middleware
 
-from _server import scripted_server
+from _common import scripted_server, write_result
 
 
 async def burst(base_url: str, m: int, repeats: int) -> list[float]:
@@ -76,9 +74,7 @@ def main() -> None:
     met = {lat: all(r["ratio_to_latency"] <= 1.1 for r in rows.values()) for lat, rows in results.items()}
     report = {"benchmark": "concurrent requests overlap", "repeats": args.repeats, "results": results,
               "target": "median wall <= 1.1 x latency for every M", "met": met}
-    out = Path(__file__).parent / "results" / "concurrency.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_result("concurrency", report)
     for latency, rows in results.items():
         print(f"server latency L = {latency} s, median of {args.repeats} warm bursts")
         for m, r in rows.items():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
@@ -24,7 +23,7 @@ import openai
 
 from agentkit.backends import ConcurrencyLimit, OpenAICompatible, RateLimit, ResponseCache, with_middleware
 
-from _server import scripted_server
+from _common import scripted_server, write_result
 
 
 def prompt(i: int) -> list[dict[str, str]]:
@@ -81,9 +80,7 @@ def main() -> None:
         "repeats": args.repeats, "seconds": times, "median_s": medians, "overhead_percent": overhead,
         "target": "<= 5% (retry+limits stack)", "met": main_overhead <= 5.0, "openai_sdk": openai.__version__,
     }
-    out = Path(__file__).parent / "results" / "overhead.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_result("overhead", report)
     print(f"{args.calls} concurrent calls, server latency {args.latency * 1000:.0f} ms, median of {args.repeats}")
     for name, median in medians.items():
         print(f"  {name:<32}{median:>8.3f} s  {overhead[name]:+6.1f}%")

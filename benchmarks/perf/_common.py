@@ -1,0 +1,36 @@
+"""Helpers shared by the perf benchmarks: the scripted server in its own process, and result files."""
+
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def write_result(name: str, report: dict[str, Any]) -> Path:
+    """Write ``results/<name>.json`` and return its path."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
+
+
+@contextlib.contextmanager
+def scripted_server(latency: float) -> Iterator[str]:
+    """The scripted OpenAI-compatible server (agentkit.testing) in its own process, so the client under test
+    has the event loop and a core to itself; yields its base URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "agentkit.testing", "--latency", str(latency)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        base_url = proc.stdout.readline().strip()
+        if not base_url.startswith("http"):
+            raise RuntimeError(f"scripted server did not start: {base_url!r}")
+        yield base_url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
