@@ -12,6 +12,10 @@ AgentkitError
 │   ├── BackendUnavailable       429 / 5xx / timeout / connection reset / malformed reply, after retries
 │   └── MalformedResponse        the server answered 2xx with something that is not a chat completion
 ├── BudgetExceeded               a token budget has nothing left for the next call
+├── StoreError                   the behavior store
+│   ├── StoreLocked              another process owns the embedded store (use `agentkit serve` or a URL)
+│   ├── BehaviorNotFound         no behavior (or version) of that name
+│   └── EmbedderMismatch         the store's vectors were made by another embedder (name or dimension)
 └── BusError                     the event bus
     ├── BusClosed                publish or subscribe after close()
     ├── RequestTimeout           bus.request() got no reply in time
@@ -26,14 +30,18 @@ __all__ = [
     "BackendError",
     "BackendRequestError",
     "BackendUnavailable",
+    "BehaviorNotFound",
     "BudgetExceeded",
     "BusClosed",
     "BusError",
     "ConfigError",
+    "EmbedderMismatch",
     "HandlerFailed",
     "MalformedResponse",
     "ModelNotAvailable",
     "RequestTimeout",
+    "StoreError",
+    "StoreLocked",
 ]
 
 
@@ -108,3 +116,20 @@ class HandlerFailed(BusError):
     def __init__(self, message: str, failure: object) -> None:
         super().__init__(message)
         self.failure = failure
+
+
+class StoreError(AgentkitError):
+    """Something about the behavior store."""
+
+
+class StoreLocked(StoreError):
+    """The embedded store at this path is open in another process. Embedded Qdrant is single-process: run
+    ``agentkit serve --store PATH`` and connect through it, or use a Qdrant server URL."""
+
+
+class BehaviorNotFound(StoreError):
+    """No behavior (or no such version) by that name."""
+
+
+class EmbedderMismatch(StoreError):
+    """The store's vectors were made by a different embedder (name or dimension) than the one given."""

@@ -1,0 +1,267 @@
+"""One small adapter over the two real Qdrant engines the behavior store runs on.
+
+- ``EdgeEngine``: Qdrant Edge (``qdrant-edge-py``), Qdrant's Rust shard engine in-process (HNSW, payload
+  indexes, WAL persistence). Its API is synchronous, so every call runs in a worker thread. One process owns
+  a shard directory (the WAL is locked); a second opener gets ``StoreLocked``.
+- ``ClientEngine``: ``AsyncQdrantClient`` against a Qdrant server or cluster by URL (API key supported), or
+  qdrant-client's local mode (``":memory:"`` or a path), which speaks the same client API; tests run the
+  server code path against local mode.
+
+The store above speaks only this adapter: upsert, set_payload, retrieve, scroll, query, count, delete. Filters
+are a plain ``Where`` (field -> value, or list of values for "any of"), with ``must_not`` the same shape;
+every filtered field is a keyword string (Edge 0.9.0 never matches boolean filters, so flags are stored as
+``"yes"``/``"no"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from agentkit.errors import StoreError, StoreLocked
+
+__all__ = ["ClientEngine", "EdgeEngine", "Engine", "Record", "Where"]
+
+Where = Mapping[str, str | Sequence[str]]
+KEYWORD_FIELDS = ("kind", "name", "latest", "status", "topics")
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    payload: dict[str, Any]
+    score: float = 0.0
+    vector: list[float] | None = None
+
+
+class Engine(Protocol):
+    dim: int
+
+    async def upsert(self, points: Sequence[tuple[str, list[float], dict[str, Any]]]) -> None: ...
+    async def set_payload(self, point_id: str, payload: dict[str, Any]) -> None: ...
+    async def retrieve(self, ids: Sequence[str], *, with_vector: bool = False) -> list[Record]: ...
+    async def scroll(self, where: Where, must_not: Where | None = None, *, with_vector: bool = False) -> list[Record]: ...
+    async def query(self, vector: list[float], where: Where, must_not: Where | None, limit: int,
+                    min_score: float | None) -> list[Record]: ...
+    async def count(self, where: Where, must_not: Where | None = None) -> int: ...
+    async def delete(self, ids: Sequence[str]) -> None: ...
+    async def close(self) -> None: ...
+
+
+def _values(value: str | Sequence[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+class EdgeEngine:
+    """Qdrant Edge shard in a directory (created on first use)."""
+
+    def __init__(self, shard: Any, dim: int) -> None:
+        self._shard = shard
+        self.dim = dim
+        import qdrant_edge as qe
+
+        self._qe = qe
+
+    @classmethod
+    async def open(cls, path: Path, dim: int) -> EdgeEngine:
+        def _open() -> Any:
+            import qdrant_edge as qe
+
+            path.mkdir(parents=True, exist_ok=True)
+            try:
+                if any(path.iterdir()):
+                    shard = qe.EdgeShard.load(str(path))
+                else:
+                    shard = qe.EdgeShard.create(
+                        str(path), qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)))
+                    for field in KEYWORD_FIELDS:
+                        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+            except Exception as exc:
+                if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
+                    raise StoreLocked(
+                        f"the embedded store {path} is open in another process (Qdrant Edge locks its WAL). Share "
+                        "one store between processes through a single owner process or a Qdrant server URL"
+                    ) from None
+                raise StoreError(f"cannot open the embedded store {path}: {exc}") from exc
+            return shard
+
+        return cls(await asyncio.to_thread(_open), dim)
+
+    def _filter(self, where: Where, must_not: Where | None) -> Any:
+        qe = self._qe
+
+        def conditions(spec: Where) -> list[Any]:
+            out = []
+            for key, value in spec.items():
+                values = _values(value)
+                match = qe.MatchValue(values[0]) if len(values) == 1 else qe.MatchAny(values)
+                out.append(qe.FieldCondition(key=key, match=match))
+            return out
+
+        return qe.Filter(must=conditions(where) or None, must_not=conditions(must_not or {}) or None)
+
+    def _record(self, point: Any, with_vector: bool = False) -> Record:
+        vector = point.vector if with_vector else None
+        if isinstance(vector, dict):
+            vector = next(iter(vector.values()))
+        return Record(id=str(point.id), payload=dict(point.payload or {}), score=float(getattr(point, "score", 0.0)),
+                      vector=list(vector) if vector is not None else None)
+
+    async def upsert(self, points: Sequence[tuple[str, list[float], dict[str, Any]]]) -> None:
+        qe = self._qe
+        op = qe.UpdateOperation.upsert_points(
+            [qe.Point(id=uuid.UUID(pid), vector=vec, payload=payload) for pid, vec, payload in points])
+        await asyncio.to_thread(self._shard.update, op)
+
+    async def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
+        op = self._qe.UpdateOperation.set_payload([uuid.UUID(point_id)], payload)
+        await asyncio.to_thread(self._shard.update, op)
+
+    async def retrieve(self, ids: Sequence[str], *, with_vector: bool = False) -> list[Record]:
+        points = await asyncio.to_thread(self._shard.retrieve, [uuid.UUID(i) for i in ids], True, with_vector)
+        return [self._record(p, with_vector) for p in points]
+
+    async def scroll(self, where: Where, must_not: Where | None = None, *, with_vector: bool = False) -> list[Record]:
+        def _all() -> list[Record]:
+            out: list[Record] = []
+            offset = None
+            while True:
+                page, offset = self._shard.scroll(self._qe.ScrollRequest(
+                    offset=offset, limit=1000, filter=self._filter(where, must_not), with_payload=True,
+                    with_vector=with_vector))
+                out.extend(self._record(p, with_vector) for p in page)
+                if offset is None:
+                    return out
+
+        return await asyncio.to_thread(_all)
+
+    async def query(self, vector: list[float], where: Where, must_not: Where | None, limit: int,
+                    min_score: float | None) -> list[Record]:
+        qe = self._qe
+        request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(vector), filter=self._filter(where, must_not),
+                                  with_payload=True, score_threshold=min_score)
+        points = await asyncio.to_thread(self._shard.query, request)
+        return [self._record(p) for p in points]
+
+    async def count(self, where: Where, must_not: Where | None = None) -> int:
+        request = self._qe.CountRequest(exact=True, filter=self._filter(where, must_not))
+        return int(await asyncio.to_thread(self._shard.count, request))
+
+    async def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            op = self._qe.UpdateOperation.delete_points([uuid.UUID(i) for i in ids])
+            await asyncio.to_thread(self._shard.update, op)
+
+    async def close(self) -> None:
+        shard, self._shard = self._shard, None
+        if shard is not None:
+            def _close() -> None:
+                shard.flush()
+                shard.close()
+
+            await asyncio.to_thread(_close)
+
+
+class ClientEngine:
+    """A collection through ``AsyncQdrantClient`` (server URL, or local mode for tests)."""
+
+    def __init__(self, client: Any, collection: str, dim: int) -> None:
+        from qdrant_client import models
+
+        self._client = client
+        self._models = models
+        self.collection = collection
+        self.dim = dim
+
+    @classmethod
+    async def open(cls, *, url: str | None, api_key: str | None, location: str | None, path: str | None,
+                   collection: str, dim: int) -> ClientEngine:
+        from qdrant_client import AsyncQdrantClient, models
+
+        try:
+            if url is not None:
+                client = AsyncQdrantClient(url=url, api_key=api_key)
+            elif path is not None:
+                client = AsyncQdrantClient(path=path)
+            else:
+                client = AsyncQdrantClient(location=location or ":memory:")
+        except RuntimeError as exc:  # local mode's folder lock
+            raise StoreLocked(f"{exc}") from None
+        try:
+            if not await client.collection_exists(collection):
+                await client.create_collection(
+                    collection, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE))
+                if url is not None:  # local mode ignores payload indexes (and warns)
+                    for field in KEYWORD_FIELDS:
+                        await client.create_payload_index(collection, field, models.PayloadSchemaType.KEYWORD)
+        except Exception as exc:
+            await client.close()
+            raise StoreError(f"cannot open collection {collection!r}: {exc}") from exc
+        return cls(client, collection, dim)
+
+    def _filter(self, where: Where, must_not: Where | None) -> Any:
+        m = self._models
+
+        def conditions(spec: Where) -> list[Any]:
+            out = []
+            for key, value in spec.items():
+                values = _values(value)
+                match = m.MatchValue(value=values[0]) if len(values) == 1 else m.MatchAny(any=values)
+                out.append(m.FieldCondition(key=key, match=match))
+            return out
+
+        return m.Filter(must=conditions(where) or None, must_not=conditions(must_not or {}) or None)
+
+    @staticmethod
+    def _record(point: Any, with_vector: bool = False) -> Record:
+        vector = point.vector if with_vector else None
+        if isinstance(vector, dict):
+            vector = next(iter(vector.values()))
+        return Record(id=str(point.id), payload=dict(point.payload or {}), score=float(getattr(point, "score", 0.0)),
+                      vector=list(vector) if vector is not None else None)
+
+    async def upsert(self, points: Sequence[tuple[str, list[float], dict[str, Any]]]) -> None:
+        m = self._models
+        await self._client.upsert(self.collection, points=[m.PointStruct(id=pid, vector=vec, payload=payload)
+                                                           for pid, vec, payload in points], wait=True)
+
+    async def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
+        await self._client.set_payload(self.collection, payload=payload, points=[point_id], wait=True)
+
+    async def retrieve(self, ids: Sequence[str], *, with_vector: bool = False) -> list[Record]:
+        points = await self._client.retrieve(self.collection, ids=list(ids), with_payload=True, with_vectors=with_vector)
+        return [self._record(p, with_vector) for p in points]
+
+    async def scroll(self, where: Where, must_not: Where | None = None, *, with_vector: bool = False) -> list[Record]:
+        out: list[Record] = []
+        offset = None
+        while True:
+            page, offset = await self._client.scroll(
+                self.collection, scroll_filter=self._filter(where, must_not), limit=1000, offset=offset,
+                with_payload=True, with_vectors=with_vector)
+            out.extend(self._record(p, with_vector) for p in page)
+            if offset is None:
+                return out
+
+    async def query(self, vector: list[float], where: Where, must_not: Where | None, limit: int,
+                    min_score: float | None) -> list[Record]:
+        response = await self._client.query_points(
+            self.collection, query=vector, query_filter=self._filter(where, must_not), limit=limit, with_payload=True,
+            score_threshold=min_score)
+        return [self._record(p) for p in response.points]
+
+    async def count(self, where: Where, must_not: Where | None = None) -> int:
+        result = await self._client.count(self.collection, count_filter=self._filter(where, must_not), exact=True)
+        return int(result.count)
+
+    async def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            await self._client.delete(self.collection, points_selector=self._models.PointIdsList(points=list(ids)),
+                                      wait=True)
+
+    async def close(self) -> None:
+        await self._client.close()
