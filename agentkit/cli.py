@@ -6,6 +6,12 @@
   shape every method shares: ``id``, ``answer``, ``reference``, ``correct``, ``B_seq``, ``B_total``,
   ``output_tokens``, ``calls``.
 
+- ``agentkit serve --store PATH [--port P] [--token T]``: the behavior handbook over HTTP (prints its URL and,
+  when none was given, a generated bearer token).
+- ``agentkit handbook list|search|show|history|add|prune|export|import|stats [--store PATH|URL]``: the
+  handbook from the shell (default store: ``.agentkit/handbook``; a URL goes through the service with
+  ``--token`` or ``$AGENTKIT_TOKEN``).
+
 Errors agentkit raises on purpose (``AgentkitError``) print as one line on stderr with exit code 2; a
 backend failure exits 3. Logs go to stderr (``-v`` for more).
 """
@@ -18,7 +24,10 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from agentkit.errors import AgentkitError, BackendError
 from agentkit.log import configure_logging
@@ -26,6 +35,7 @@ from agentkit.log import configure_logging
 __all__ = ["main"]
 
 DEFAULT_BACKEND = "local"
+DEFAULT_STORE = ".agentkit/handbook"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +70,48 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--json", action="store_true", help="one JSON object per problem on stdout")
     solve.add_argument("--record", default=None, help="write every bus message to this JSON Lines file")
     backend_arg(solve)
+
+    serve = sub.add_parser("serve", help="serve a behavior handbook over HTTP")
+    serve.add_argument("--store", default=DEFAULT_STORE, help="embedded store directory (default: %(default)s)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    serve.add_argument("--token", default=None, help="bearer token (default: $AGENTKIT_TOKEN, else generated)")
+    serve.add_argument("--max-body", type=int, default=1 << 20, help="largest request body in bytes")
+
+    hb = sub.add_parser("handbook", help="inspect and edit a behavior handbook")
+    hb.add_argument("--store", default=DEFAULT_STORE, help="a store directory or a service URL (default: %(default)s)")
+    hb.add_argument("--token", default=None, help="bearer token for a service URL (default: $AGENTKIT_TOKEN)")
+    hb.add_argument("--json", action="store_true", help="JSON output")
+    hsub = hb.add_subparsers(dest="action", required=True)
+    p = hsub.add_parser("list", help="latest versions")
+    p.add_argument("--status", default="active", choices=["active", "deprecated", "pruned", "all"])
+    p = hsub.add_parser("search", help="behaviors closest to a query")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--topic", action="append", default=None)
+    p = hsub.add_parser("show", help="one behavior")
+    p.add_argument("name")
+    p.add_argument("--version", type=int, default=None)
+    p = hsub.add_parser("history", help="every version of a behavior")
+    p.add_argument("name")
+    p = hsub.add_parser("add", help="add a behavior (merged into a near-duplicate if there is one)")
+    p.add_argument("name")
+    p.add_argument("instruction")
+    p.add_argument("--topic", action="append", default=[])
+    p = hsub.add_parser("prune", help="prune by policy (a dry run unless --apply)")
+    p.add_argument("--unused-after-retrievals", type=int)
+    p.add_argument("--unused-after-days", type=float)
+    p.add_argument("--harmful-min-count", type=int)
+    p.add_argument("--harmful-ratio", type=float, default=0.6)
+    p.add_argument("--stale-after-days", type=float)
+    p.add_argument("--capacity", type=int)
+    p.add_argument("--apply", action="store_true", help="apply (reversible: `restore` undoes a prune)")
+    p = hsub.add_parser("export", help="every version as JSON Lines")
+    p.add_argument("file")
+    p = hsub.add_parser("import", help="import JSON Lines (an export) or the paper's {name: instruction} JSON")
+    p.add_argument("file")
+    p.add_argument("--topic", action="append", default=[])
+    hsub.add_parser("stats", help="counts by status")
     return parser
 
 
@@ -162,10 +214,125 @@ def _print_row(row: dict[str, Any], as_json: bool) -> None:
           f"tokens: {row['B_total']} ({row['output_tokens']} output)", flush=True)
 
 
+async def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from aiohttp import web
+
+    from agentkit.memory import QdrantBehaviorStore
+    from agentkit.service import create_app, generate_token
+
+    token = args.token or os.environ.get("AGENTKIT_TOKEN")
+    generated = token is None
+    token = token or generate_token()
+    store = QdrantBehaviorStore(path=args.store)
+    await store.open()  # fail here, with the store's own message, before listening
+    runner = web.AppRunner(create_app(store, token=token, max_body=args.max_body), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    print(f"serving the handbook {args.store} at http://{host}:{port}", flush=True)
+    if generated:
+        print(f"token: {token}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+async def _handbook(args: argparse.Namespace) -> int:
+    import os
+
+    from agentkit.errors import ConfigError
+    from agentkit.memory import Behavior, HandbookClient, PrunePolicy, QdrantBehaviorStore
+
+    handbook: Any
+    if args.store.startswith(("http://", "https://")):
+        token = args.token or os.environ.get("AGENTKIT_TOKEN")
+        if not token:
+            raise ConfigError("a handbook URL needs --token or $AGENTKIT_TOKEN (printed by `agentkit serve`)")
+        handbook = HandbookClient(args.store, token=token)
+    else:
+        handbook = await QdrantBehaviorStore(path=args.store).open()
+    out: Any
+    try:
+        action = args.action
+        if action == "list":
+            out = await handbook.list_behaviors(status=None if args.status == "all" else args.status)
+        elif action == "search":
+            out = await handbook.search(args.query, args.k, topics=args.topic)
+        elif action == "show":
+            out = await handbook.get(args.name, args.version)
+        elif action == "history":
+            out = await handbook.history(args.name)
+        elif action == "add":
+            out = await handbook.add(Behavior(name=args.name, instruction=args.instruction, topics=tuple(args.topic)))
+        elif action == "prune":
+            policy = PrunePolicy(
+                unused_after_retrievals=args.unused_after_retrievals, unused_after_days=args.unused_after_days,
+                harmful_min_count=args.harmful_min_count, harmful_ratio=args.harmful_ratio,
+                stale_after_days=args.stale_after_days, capacity=args.capacity)
+            out = await handbook.prune(policy, dry_run=not args.apply)
+        elif action == "export":
+            out = {"exported": await handbook.export_jsonl(args.file), "file": args.file}
+        elif action == "import":
+            if isinstance(handbook, HandbookClient):
+                raise ConfigError("import into a service store is not supported yet; import on the serving machine")
+            text = await asyncio.to_thread(Path(args.file).read_text, "utf-8")
+            if text.lstrip().startswith("{") and "\n{" not in text.strip():
+                out = await handbook.import_behavior_json(text, topics=tuple(args.topic))
+            else:
+                out = await handbook.import_jsonl(args.file)
+        else:  # stats
+            out = {s: await handbook.count(status=s) for s in ("active", "deprecated", "pruned")}
+    finally:
+        await handbook.close()
+    _print_handbook(out, args.json)
+    return 0
+
+
+def _print_handbook(out: Any, as_json: bool) -> None:
+    from pydantic import BaseModel
+
+    def plain(x: Any) -> Any:
+        if isinstance(x, BaseModel):
+            return x.model_dump(mode="json")
+        if isinstance(x, list):
+            return [plain(i) for i in x]
+        return x
+
+    data = plain(out)
+    if as_json:
+        print(json.dumps(data, indent=None if isinstance(data, list) else 2))
+        return
+    rows = data if isinstance(data, list) else [data]
+    for row in rows:
+        if isinstance(row, dict) and "behavior" in row:  # a search hit
+            b = row["behavior"]
+            print(f"{row['score']:.3f}  {b['name']} (v{b['version']}): {b['instruction']}")
+        elif isinstance(row, dict) and "instruction" in row:
+            s = row["stats"]
+            print(f"{row['name']} v{row['version']} [{row['status']}] {row['instruction']}"
+                  f"  (retrieved {s['retrieved']}, cited {s['cited']}, correct {s['cited_correct']}, "
+                  f"wrong {s['cited_wrong']}){'  - ' + row['note'] if row.get('note') else ''}")
+        elif isinstance(row, dict) and "reason" in row:
+            print(f"{row['name']}: {row['reason']}")
+        else:
+            print(json.dumps(row))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging({0: "warning", 1: "info"}.get(args.verbose, "debug") if args.verbose else None)
-    command = {"chat": _chat, "solve": _solve}[args.command]
+    command = {"chat": _chat, "solve": _solve, "serve": _serve, "handbook": _handbook}[args.command]
     try:
         return asyncio.run(command(args))
     except BackendError as exc:
@@ -173,6 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except AgentkitError as exc:
         print(f"agentkit: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
+        print(f"agentkit: invalid input: {problems}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -8,6 +8,7 @@ behavior-conditioned inference prepends.
 """
 
 from .behavior import Behavior, BehaviorStats, Provenance, Status, render_behaviors
+from .client import HandbookClient
 from .embedders import BGEM3Embedder, Embedder, MiniLMEmbedder, default_embedder
 from .store import (
     BehaviorStore,
@@ -24,6 +25,7 @@ __all__ = [
     "BehaviorStats",
     "BehaviorStore",
     "Embedder",
+    "HandbookClient",
     "ImportReport",
     "MiniLMEmbedder",
     "Provenance",

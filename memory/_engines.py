@@ -49,6 +49,7 @@ class Engine(Protocol):
                     min_score: float | None) -> list[Record]: ...
     async def count(self, where: Where, must_not: Where | None = None) -> int: ...
     async def delete(self, ids: Sequence[str]) -> None: ...
+    async def optimize(self) -> bool: ...
     async def close(self) -> None: ...
 
 
@@ -156,6 +157,10 @@ class EdgeEngine:
             op = self._qe.UpdateOperation.delete_points([uuid.UUID(i) for i in ids])
             await asyncio.to_thread(self._shard.update, op)
 
+    async def optimize(self) -> bool:
+        """Build the HNSW index and merge segments (blocking work in a thread; minutes at 100k on 2 cores)."""
+        return bool(await asyncio.to_thread(self._shard.optimize))
+
     async def close(self) -> None:
         shard, self._shard = self._shard, None
         if shard is not None:
@@ -262,6 +267,9 @@ class ClientEngine:
         if ids:
             await self._client.delete(self.collection, points_selector=self._models.PointIdsList(points=list(ids)),
                                       wait=True)
+
+    async def optimize(self) -> bool:
+        return False  # a Qdrant server optimizes in the background; local mode has no index to build
 
     async def close(self) -> None:
         await self._client.close()

@@ -62,6 +62,12 @@ class _FlagEmbedder:
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+                try:  # transformers draws a "Loading weights" progress bar on stderr otherwise
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                except ImportError:  # pragma: no cover
+                    pass
                 self._model = self._load()
         vectors = self._encode_with(self._model, texts)
         return [[float(x) for x in row] for row in vectors]

@@ -484,6 +484,13 @@ class QdrantBehaviorStore:
         ranked = sorted((self._behavior(r) for r in records), key=lambda b: (-b.stats.utility, b.name))
         return ranked[:k]
 
+    async def optimize(self) -> bool:
+        """Build the embedded engine's HNSW index (Qdrant Edge only; a server does this itself). Small stores
+        search exactly without it; large ones (tens of thousands of behaviors) answer faster after it, at the
+        cost of a build that takes minutes at 100k on 2 cores and of approximate (HNSW) results."""
+        async with self._lock:
+            return await (await self._e()).optimize()
+
     async def count(self, *, status: str | None = "active") -> int:
         where: dict[str, Any] = dict(_LATEST)
         if status is not None:

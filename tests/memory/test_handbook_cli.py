@@ -1,0 +1,38 @@
+"""``agentkit handbook`` on an embedded store, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def hb(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agentkit.cli", "handbook", "--store", str(store), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_handbook_cli_round_trip(tmp_path: Path) -> None:
+    store = tmp_path / "hb"
+    paper = tmp_path / "paper.json"
+    paper.write_text(json.dumps({"behavior_check_units": "convert to one unit first",
+                                 "behavior_work_backwards": "undo each step from the end", "bad": "x"}))
+    out = hb(store, "--json", "import", str(paper), "--topic", "Arithmetic")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert sorted(report["imported"]) == ["behavior_check_units", "behavior_work_backwards"] and "bad" in report["skipped"]
+    out = hb(store, "search", "grams and kilograms", "-k", "1")
+    assert out.returncode == 0 and "behavior_check_units" in out.stdout
+    assert hb(store, "add", "behavior_draw_it", "sketch the figure first").returncode == 0
+    out = hb(store, "--json", "stats")
+    assert json.loads(out.stdout) == {"active": 3, "deprecated": 0, "pruned": 0}
+    out = hb(store, "prune", "--capacity", "1")
+    assert out.returncode == 0 and out.stdout.count("over capacity 1") == 2
+    assert json.loads(hb(store, "--json", "stats").stdout)["active"] == 3  # a dry run
+    export = tmp_path / "e.jsonl"
+    assert hb(store, "export", str(export)).returncode == 0 and len(export.read_text().splitlines()) == 3
+    out = hb(store, "add", "Not A Name", "x")
+    assert out.returncode == 2 and out.stderr.startswith("agentkit: invalid input: name") and "Traceback" not in out.stderr
+    out = hb(store, "show", "behavior_missing")
+    assert out.returncode == 2 and "no behavior named" in out.stderr
