@@ -284,8 +284,6 @@ async def _handbook(args: argparse.Namespace) -> int:
         elif action == "export":
             out = {"exported": await handbook.export_jsonl(args.file), "file": args.file}
         elif action == "import":
-            if isinstance(handbook, HandbookClient):
-                raise ConfigError("import into a service store is not supported yet; import on the serving machine")
             text = await asyncio.to_thread(Path(args.file).read_text, "utf-8")
             if text.lstrip().startswith("{") and "\n{" not in text.strip():
                 out = await handbook.import_behavior_json(text, topics=tuple(args.topic))

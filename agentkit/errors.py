@@ -124,7 +124,7 @@ class StoreError(AgentkitError):
 
 class StoreLocked(StoreError):
     """The embedded store at this path is open in another process. Embedded Qdrant is single-process: run
-    ``agentkit serve --store PATH`` and connect through it, or use a Qdrant server URL."""
+    ``agentkit serve --store PATH`` and connect through it (``HandbookClient``), or use a Qdrant server URL."""
 
 
 class BehaviorNotFound(StoreError):

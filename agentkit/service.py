@@ -79,6 +79,15 @@ class _Prune(BaseModel):
     dry_run: bool = True
 
 
+class _Import(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jsonl: str | None = None
+    """An ``export`` (JSON Lines): imported exactly."""
+    behaviors: dict[str, Any] | None = None
+    """The paper's ``{"behavior_name": "instruction"}`` JSON: added with dedup."""
+    topics: list[str] = []
+
+
 class _Rollback(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=1)
@@ -242,6 +251,24 @@ async def _export(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="application/x-ndjson")
 
 
+async def _import(request: web.Request) -> web.Response:
+    import tempfile
+    from pathlib import Path
+
+    body: _Import = await _body(request, _Import)
+    if (body.jsonl is None) == (body.behaviors is None):
+        raise ConfigError("give exactly one of jsonl (an export) or behaviors ({name: instruction})")
+    store = _store(request)
+    if body.behaviors is not None:
+        report = await store.import_behavior_json(body.behaviors, topics=body.topics)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "import.jsonl"
+            path.write_text(body.jsonl or "", encoding="utf-8")
+            report = await store.import_jsonl(path)
+    return _json(report.model_dump())
+
+
 async def _stats(request: web.Request) -> web.Response:
     store = _store(request)
     counts = {s: await store.count(status=s) for s in ("active", "deprecated", "pruned")}
@@ -265,6 +292,7 @@ _ROUTES: list[tuple[str, str, Handler, str]] = [
     ("POST", "/v1/prune", _prune, "Prune by {policy, dry_run}; returns the decisions and reasons."),
     ("POST", "/v1/compact", _compact, "Delete pruned behaviors for real."),
     ("GET", "/v1/export", _export, "Every version as JSON Lines."),
+    ("POST", "/v1/import", _import, "Import {jsonl} (an export, exactly) or {behaviors, topics} (the paper's JSON)."),
     ("GET", "/v1/stats", _stats, "Counts by status and the embedder."),
 ]
 
@@ -272,7 +300,7 @@ _ROUTES: list[tuple[str, str, Handler, str]] = [
 def openapi_spec() -> dict[str, Any]:
     """A minimal OpenAPI 3.1 description of the routes (request schemas from the pydantic models)."""
     bodies: dict[str, type[BaseModel]] = {"/v1/search": _Search, "/v1/behaviors": _Add, "/v1/usage": _Usage,
-                                          "/v1/prune": _Prune}
+                                          "/v1/prune": _Prune, "/v1/import": _Import}
     paths: dict[str, dict[str, Any]] = {}
     for method, path, _, summary in _ROUTES:
         op: dict[str, Any] = {"summary": summary, "responses": {"200": {"description": "OK"}}}

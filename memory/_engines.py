@@ -85,7 +85,8 @@ class EdgeEngine:
                 if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
                     raise StoreLocked(
                         f"the embedded store {path} is open in another process (Qdrant Edge locks its WAL). Share "
-                        "one store between processes through a single owner process or a Qdrant server URL"
+                        f"it through one owner process: `agentkit serve --store {path}` and HandbookClient (or "
+                        "`--store URL`), or use a Qdrant server URL"
                     ) from None
                 raise StoreError(f"cannot open the embedded store {path}: {exc}") from exc
             return shard

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import aiohttp
 from agentkit.errors import BehaviorNotFound, ConfigError, StoreError
 
 from .behavior import Behavior
-from .store import PruneDecision, PrunePolicy, SearchHit
+from .store import ImportReport, PruneDecision, PrunePolicy, SearchHit
 
 __all__ = ["HandbookClient"]
 
@@ -133,6 +133,21 @@ class HandbookClient:
         text = await self._call("GET", "/v1/export", text=True)
         await asyncio.to_thread(Path(path).write_text, text, "utf-8")
         return len(text.splitlines())
+
+    async def import_jsonl(self, path: str | Path) -> ImportReport:
+        text = await asyncio.to_thread(Path(path).read_text, "utf-8")
+        return ImportReport.model_validate(await self._call("POST", "/v1/import", body={"jsonl": text}))
+
+    async def import_behavior_json(self, data: str | Mapping[str, Any], *, topics: Sequence[str] = ()) -> ImportReport:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"not JSON: {exc}") from None
+        if not isinstance(data, Mapping):
+            raise ConfigError('expected a JSON object {"behavior_name": "instruction", ...}')
+        return ImportReport.model_validate(await self._call(
+            "POST", "/v1/import", body={"behaviors": dict(data), "topics": list(topics)}))
 
     async def close(self) -> None:
         if self._session is not None:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
-from agentkit.memory import Behavior, BehaviorStats, render_behaviors
+from agentkit.errors import ConfigError
+from agentkit.memory import Behavior, BehaviorStats, BGEM3Embedder, render_behaviors
 
 
 @pytest.mark.parametrize("name", ["inclusion_exclusion", "behavior_", "behavior_Caps", "behavior_a-b", "behavior_" + "x" * 100, ""])
@@ -38,3 +41,22 @@ def test_render_behaviors() -> None:
     assert "refer to it by its name" in block and "- behavior_check_units: Convert to one unit first." in block
     assert render_behaviors([]) == ""
     assert b.text == "check units: Convert to one unit first."
+
+
+def test_bge_m3_refuses_an_incomplete_model_directory(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "colbert_linear.pt").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"missing sparse_linear\.pt.*random weights"):
+        BGEM3Embedder(tmp_path)
+
+
+async def test_default_embedder_gives_unit_vectors_off_the_loop() -> None:
+    import math
+
+    from agentkit.memory import MiniLMEmbedder
+
+    embedder = MiniLMEmbedder()
+    vectors = await embedder.embed(["avoid double counting", "bake a cake"])
+    assert [len(v) for v in vectors] == [384, 384]
+    assert all(abs(math.sqrt(sum(x * x for x in v)) - 1) < 1e-4 for v in vectors)
+    assert await embedder.embed([]) == []

@@ -142,3 +142,14 @@ def test_two_processes_share_one_store_through_the_service(tmp_path: Path) -> No
 def test_openapi_spec_lists_every_route() -> None:
     spec = openapi_spec()
     assert {"/v1/behaviors", "/v1/behaviors/{name}", "/v1/usage", "/v1/prune", "/v1/export"} <= set(spec["paths"])
+
+
+async def test_import_through_the_service(service: str, tmp_path: Path) -> None:
+    async with HandbookClient(service, token=TOKEN) as hb:
+        report = await hb.import_behavior_json({"behavior_check_units": "one unit first", "bad name": "x"},
+                                               topics=["Units"])
+        assert report.imported == ["behavior_check_units"] and "bad name" in report.skipped
+        path = tmp_path / "e.jsonl"
+        await hb.export_jsonl(path)
+        again = await hb.import_jsonl(path)
+        assert again.imported == [] and "behavior_check_units" in again.skipped
