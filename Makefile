@@ -46,6 +46,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/perf/bench_bus.py
 	$(PY) benchmarks/perf/bench_overhead.py
 	$(PY) benchmarks/perf/bench_concurrency.py
+	$(PY) benchmarks/perf/bench_memory.py --optimize
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

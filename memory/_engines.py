@@ -46,7 +46,7 @@ class Engine(Protocol):
     async def retrieve(self, ids: Sequence[str], *, with_vector: bool = False) -> list[Record]: ...
     async def scroll(self, where: Where, must_not: Where | None = None, *, with_vector: bool = False) -> list[Record]: ...
     async def query(self, vector: list[float], where: Where, must_not: Where | None, limit: int,
-                    min_score: float | None) -> list[Record]: ...
+                    min_score: float | None, hnsw_ef: int | None = None) -> list[Record]: ...
     async def count(self, where: Where, must_not: Where | None = None) -> int: ...
     async def delete(self, ids: Sequence[str]) -> None: ...
     async def optimize(self) -> bool: ...
@@ -142,10 +142,11 @@ class EdgeEngine:
         return await asyncio.to_thread(_all)
 
     async def query(self, vector: list[float], where: Where, must_not: Where | None, limit: int,
-                    min_score: float | None) -> list[Record]:
+                    min_score: float | None, hnsw_ef: int | None = None) -> list[Record]:
         qe = self._qe
+        params = qe.SearchParams(hnsw_ef=hnsw_ef) if hnsw_ef else None
         request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(vector), filter=self._filter(where, must_not),
-                                  with_payload=True, score_threshold=min_score)
+                                  with_payload=True, score_threshold=min_score, params=params)
         points = await asyncio.to_thread(self._shard.query, request)
         return [self._record(p) for p in points]
 
@@ -254,10 +255,11 @@ class ClientEngine:
                 return out
 
     async def query(self, vector: list[float], where: Where, must_not: Where | None, limit: int,
-                    min_score: float | None) -> list[Record]:
+                    min_score: float | None, hnsw_ef: int | None = None) -> list[Record]:
+        params = self._models.SearchParams(hnsw_ef=hnsw_ef) if hnsw_ef else None
         response = await self._client.query_points(
             self.collection, query=vector, query_filter=self._filter(where, must_not), limit=limit, with_payload=True,
-            score_threshold=min_score)
+            score_threshold=min_score, search_params=params)
         return [self._record(p) for p in response.points]
 
     async def count(self, where: Where, must_not: Where | None = None) -> int:
