@@ -176,9 +176,10 @@ class EdgeEngine:
 class ClientEngine:
     """A collection through ``AsyncQdrantClient`` (server URL, or local mode for tests)."""
 
-    def __init__(self, client: Any, collection: str, dim: int) -> None:
+    def __init__(self, client: Any, collection: str, dim: int, *, server: bool = False) -> None:
         from qdrant_client import models
 
+        self._server = server  # local mode is exact brute force: it ignores (and warns about) search params
         self._client = client
         self._models = models
         self.collection = collection
@@ -208,7 +209,7 @@ class ClientEngine:
         except Exception as exc:
             await client.close()
             raise StoreError(f"cannot open collection {collection!r}: {exc}") from exc
-        return cls(client, collection, dim)
+        return cls(client, collection, dim, server=url is not None)
 
     def _filter(self, where: Where, must_not: Where | None) -> Any:
         m = self._models
@@ -256,7 +257,7 @@ class ClientEngine:
 
     async def query(self, vector: list[float], where: Where, must_not: Where | None, limit: int,
                     min_score: float | None, hnsw_ef: int | None = None) -> list[Record]:
-        params = self._models.SearchParams(hnsw_ef=hnsw_ef) if hnsw_ef else None
+        params = self._models.SearchParams(hnsw_ef=hnsw_ef) if hnsw_ef and self._server else None
         response = await self._client.query_points(
             self.collection, query=vector, query_filter=self._filter(where, must_not), limit=limit, with_payload=True,
             score_threshold=min_score, search_params=params)
