@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agentkit.errors import AgentkitError, BackendError
+from agentkit.errors import AgentkitError, BackendError, validation_problems
 from agentkit.log import configure_logging
 
 __all__ = ["main"]
@@ -340,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"agentkit: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{field}: {reason}" for field, reason in validation_problems(exc))
         print(f"agentkit: invalid input: {problems}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,6 +25,8 @@ AgentkitError
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AgentkitError",
     "BackendError",
@@ -42,6 +44,7 @@ __all__ = [
     "RequestTimeout",
     "StoreError",
     "StoreLocked",
+    "validation_problems",
 ]
 
 
@@ -133,3 +136,9 @@ class BehaviorNotFound(StoreError):
 
 class EmbedderMismatch(StoreError):
     """The store's vectors were made by a different embedder (name or dimension) than the one given."""
+
+
+def validation_problems(exc: Any, *, root: str = "value") -> list[tuple[str, str]]:
+    """(field path, reason) for each problem of a pydantic ``ValidationError`` (``root`` names a problem with
+    the whole value). Every place that turns validation errors into messages uses this one reading."""
+    return [(".".join(str(p) for p in e["loc"]) or root, str(e["msg"])) for e in exc.errors()]

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentkit.errors import BehaviorNotFound, ConfigError, StoreError
+from agentkit.errors import BehaviorNotFound, ConfigError, StoreError, validation_problems
 from agentkit.log import get_logger
 from agentkit.memory import Behavior, PrunePolicy, QdrantBehaviorStore
 from agentkit.memory.behavior import USAGE_EVENTS
@@ -99,7 +99,7 @@ class _Reason(BaseModel):
 
 
 def _fields(exc: ValidationError) -> list[dict[str, str]]:
-    return [{"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]} for e in exc.errors()]
+    return [{"field": field, "reason": reason} for field, reason in validation_problems(exc, root="body")]
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:

@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentkit.errors import ConfigError
+from agentkit.errors import ConfigError, validation_problems
 
 __all__ = [
     "Backend",
@@ -121,9 +121,7 @@ def make_request(messages: Sequence[ChatMessage | dict[str, str]] | str, **param
                if not (k == "stop" and v is None)},
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{field}: {reason}" for field, reason in validation_problems(exc, root="request"))
         raise ConfigError(f"invalid chat request: {problems}") from None
 
 

@@ -57,6 +57,24 @@ def _values(value: str | Sequence[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def _conditions(spec: Where, field: Any, match_one: Any, match_any: Any) -> list[Any]:
+    """``Where`` -> field conditions, built with the given engine's classes."""
+    out = []
+    for key, value in spec.items():
+        values = _values(value)
+        out.append(field(key=key, match=match_one(values[0]) if len(values) == 1 else match_any(values)))
+    return out
+
+
+def _record(point: Any, with_vector: bool = False) -> Record:
+    """An engine's point or record -> ``Record`` (both engines expose id, payload, score, vector)."""
+    vector = point.vector if with_vector else None
+    if isinstance(vector, dict):
+        vector = next(iter(vector.values()))
+    return Record(id=str(point.id), payload=dict(point.payload or {}), score=float(getattr(point, "score", 0.0)),
+                  vector=list(vector) if vector is not None else None)
+
+
 class EdgeEngine:
     """Qdrant Edge shard in a directory (created on first use)."""
 
@@ -97,21 +115,9 @@ class EdgeEngine:
         qe = self._qe
 
         def conditions(spec: Where) -> list[Any]:
-            out = []
-            for key, value in spec.items():
-                values = _values(value)
-                match = qe.MatchValue(values[0]) if len(values) == 1 else qe.MatchAny(values)
-                out.append(qe.FieldCondition(key=key, match=match))
-            return out
+            return _conditions(spec, qe.FieldCondition, qe.MatchValue, qe.MatchAny)
 
         return qe.Filter(must=conditions(where) or None, must_not=conditions(must_not or {}) or None)
-
-    def _record(self, point: Any, with_vector: bool = False) -> Record:
-        vector = point.vector if with_vector else None
-        if isinstance(vector, dict):
-            vector = next(iter(vector.values()))
-        return Record(id=str(point.id), payload=dict(point.payload or {}), score=float(getattr(point, "score", 0.0)),
-                      vector=list(vector) if vector is not None else None)
 
     async def upsert(self, points: Sequence[tuple[str, list[float], dict[str, Any]]]) -> None:
         qe = self._qe
@@ -125,7 +131,7 @@ class EdgeEngine:
 
     async def retrieve(self, ids: Sequence[str], *, with_vector: bool = False) -> list[Record]:
         points = await asyncio.to_thread(self._shard.retrieve, [uuid.UUID(i) for i in ids], True, with_vector)
-        return [self._record(p, with_vector) for p in points]
+        return [_record(p, with_vector) for p in points]
 
     async def scroll(self, where: Where, must_not: Where | None = None, *, with_vector: bool = False) -> list[Record]:
         def _all() -> list[Record]:
@@ -135,7 +141,7 @@ class EdgeEngine:
                 page, offset = self._shard.scroll(self._qe.ScrollRequest(
                     offset=offset, limit=1000, filter=self._filter(where, must_not), with_payload=True,
                     with_vector=with_vector))
-                out.extend(self._record(p, with_vector) for p in page)
+                out.extend(_record(p, with_vector) for p in page)
                 if offset is None:
                     return out
 
@@ -148,7 +154,7 @@ class EdgeEngine:
         request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(vector), filter=self._filter(where, must_not),
                                   with_payload=True, score_threshold=min_score, params=params)
         points = await asyncio.to_thread(self._shard.query, request)
-        return [self._record(p) for p in points]
+        return [_record(p) for p in points]
 
     async def count(self, where: Where, must_not: Where | None = None) -> int:
         request = self._qe.CountRequest(exact=True, filter=self._filter(where, must_not))
@@ -215,22 +221,9 @@ class ClientEngine:
         m = self._models
 
         def conditions(spec: Where) -> list[Any]:
-            out = []
-            for key, value in spec.items():
-                values = _values(value)
-                match = m.MatchValue(value=values[0]) if len(values) == 1 else m.MatchAny(any=values)
-                out.append(m.FieldCondition(key=key, match=match))
-            return out
+            return _conditions(spec, m.FieldCondition, lambda v: m.MatchValue(value=v), lambda v: m.MatchAny(any=v))
 
         return m.Filter(must=conditions(where) or None, must_not=conditions(must_not or {}) or None)
-
-    @staticmethod
-    def _record(point: Any, with_vector: bool = False) -> Record:
-        vector = point.vector if with_vector else None
-        if isinstance(vector, dict):
-            vector = next(iter(vector.values()))
-        return Record(id=str(point.id), payload=dict(point.payload or {}), score=float(getattr(point, "score", 0.0)),
-                      vector=list(vector) if vector is not None else None)
 
     async def upsert(self, points: Sequence[tuple[str, list[float], dict[str, Any]]]) -> None:
         m = self._models
@@ -242,7 +235,7 @@ class ClientEngine:
 
     async def retrieve(self, ids: Sequence[str], *, with_vector: bool = False) -> list[Record]:
         points = await self._client.retrieve(self.collection, ids=list(ids), with_payload=True, with_vectors=with_vector)
-        return [self._record(p, with_vector) for p in points]
+        return [_record(p, with_vector) for p in points]
 
     async def scroll(self, where: Where, must_not: Where | None = None, *, with_vector: bool = False) -> list[Record]:
         out: list[Record] = []
@@ -251,7 +244,7 @@ class ClientEngine:
             page, offset = await self._client.scroll(
                 self.collection, scroll_filter=self._filter(where, must_not), limit=1000, offset=offset,
                 with_payload=True, with_vectors=with_vector)
-            out.extend(self._record(p, with_vector) for p in page)
+            out.extend(_record(p, with_vector) for p in page)
             if offset is None:
                 return out
 
@@ -261,7 +254,7 @@ class ClientEngine:
         response = await self._client.query_points(
             self.collection, query=vector, query_filter=self._filter(where, must_not), limit=limit, with_payload=True,
             score_threshold=min_score, search_params=params)
-        return [self._record(p) for p in response.points]
+        return [_record(p) for p in response.points]
 
     async def count(self, where: Where, must_not: Where | None = None) -> int:
         result = await self._client.count(self.collection, count_filter=self._filter(where, must_not), exact=True)

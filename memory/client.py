@@ -23,7 +23,7 @@ import aiohttp
 from agentkit.errors import BehaviorNotFound, ConfigError, StoreError
 
 from .behavior import Behavior
-from .store import ImportReport, PruneDecision, PrunePolicy, SearchHit
+from .store import ImportReport, PruneDecision, PrunePolicy, SearchHit, parse_behavior_json
 
 __all__ = ["HandbookClient"]
 
@@ -139,15 +139,9 @@ class HandbookClient:
         return ImportReport.model_validate(await self._call("POST", "/v1/import", body={"jsonl": text}))
 
     async def import_behavior_json(self, data: str | Mapping[str, Any], *, topics: Sequence[str] = ()) -> ImportReport:
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"not JSON: {exc}") from None
-        if not isinstance(data, Mapping):
-            raise ConfigError('expected a JSON object {"behavior_name": "instruction", ...}')
+        behaviors = dict(parse_behavior_json(data))
         return ImportReport.model_validate(await self._call(
-            "POST", "/v1/import", body={"behaviors": dict(data), "topics": list(topics)}))
+            "POST", "/v1/import", body={"behaviors": behaviors, "topics": list(topics)}))
 
     async def close(self) -> None:
         if self._session is not None:

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentkit.errors import BehaviorNotFound, ConfigError, EmbedderMismatch, StoreError
+from agentkit.errors import BehaviorNotFound, ConfigError, EmbedderMismatch, StoreError, validation_problems
 from agentkit.log import get_logger
 
 from ._engines import ClientEngine, EdgeEngine, Engine, Record, Where
@@ -574,15 +574,8 @@ class QdrantBehaviorStore:
                                    provenance: Provenance | None = None) -> ImportReport:
         """Import the plain ``{"behavior_name": "instruction", ...}`` JSON the paper's extraction prompt writes
         (deduplicated like ``add``); invalid entries are reported, never stored."""
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"not JSON: {exc}") from None
-        if not isinstance(data, Mapping):
-            raise ConfigError('expected a JSON object {"behavior_name": "instruction", ...}')
         report = ImportReport()
-        for name, instruction in data.items():
+        for name, instruction in parse_behavior_json(data).items():
             try:
                 behavior = Behavior(name=str(name), instruction=instruction, topics=tuple(topics),
                                     provenance=(provenance,) if provenance else ())
@@ -594,6 +587,19 @@ class QdrantBehaviorStore:
         return report
 
 
+def parse_behavior_json(data: str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``{"behavior_name": "instruction", ...}`` object the paper's extraction prompt writes, from JSON text
+    or an already parsed mapping (entries are validated later, one by one)."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"not JSON: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError('expected a JSON object {"behavior_name": "instruction", ...}')
+    return data
+
+
 def _valid_name(name: str) -> bool:
     from .behavior import NAME_PATTERN
 
@@ -601,7 +607,7 @@ def _valid_name(name: str) -> bool:
 
 
 def _explain(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
+    return "; ".join(f"{field}: {reason}" for field, reason in validation_problems(exc))
 
 
 def _decide(policy: PrunePolicy, behaviors: list[Behavior], now: datetime) -> list[PruneDecision]:
