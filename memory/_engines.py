@@ -27,7 +27,7 @@ from agentkit.errors import StoreError, StoreLocked
 __all__ = ["ClientEngine", "EdgeEngine", "Engine", "Record", "Where"]
 
 Where = Mapping[str, str | Sequence[str]]
-KEYWORD_FIELDS = ("kind", "name", "latest", "status", "topics")
+KEYWORD_FIELDS = ("kind", "name", "latest", "live", "status", "topics")
 
 
 @dataclass(frozen=True)
