@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.errors import BudgetExceeded, ConfigError
 
-__all__ = ["Budget", "CallRecord", "Ledger"]
+__all__ = ["Budget", "CallRecord", "Ledger", "estimate_tokens"]
 
 
 class CallRecord(BaseModel):
@@ -75,9 +75,9 @@ class Budget(BaseModel):
     """Bound on ``B_seq`` (the critical path, input + output)."""
 
 
-def _estimate_tokens(text: str) -> int:
-    # About four characters per token for English and math text; used only to cap max_tokens before a
-    # call, never to report usage.
+def estimate_tokens(text: str) -> int:
+    """About four characters per token for English and math text. Used to plan and cap (``max_tokens``,
+    extractive workspaces) before a call, never to report usage, which always comes from the server."""
     return len(text) // 4 + 1
 
 
@@ -93,7 +93,7 @@ class Ledger:
                  count_tokens: Callable[[str], int] | None = None) -> None:
         self.budget = budget or Budget()
         self.run_id = run_id
-        self._count = count_tokens or _estimate_tokens
+        self._count = count_tokens or estimate_tokens
         self._records: list[CallRecord] = []
         self._ids = itertools.count(1)
 
@@ -265,6 +265,10 @@ class Ledger:
             )
             out.append((record, completion))
         return out
+
+    def count_tokens(self, text: str) -> int:
+        """This ledger's pre-call token counter (the one its budget caps use)."""
+        return self._count(text)
 
     def summary(self) -> dict[str, Any]:
         """The figures every method reports (the shared ``--json`` shape uses these names)."""

@@ -1,0 +1,172 @@
+"""PDR / SR: the exact call graph and budgets against the scripted backend, then end to end on the real
+local model (2 rounds x 2 drafts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agentkit.backends import OpenAICompatible
+from agentkit.backends.local import LocalServer
+from agentkit.errors import BackendError, BudgetExceeded
+from agentkit.ledger import Budget, Ledger
+from agentkit.messages import Problem
+from agentkit.methods.pdr import PDRConfig, pdr, plan_draft_tokens, sr
+from agentkit.testing import Fault, Reply, ScriptedBackend, count_words
+
+PROBLEM = Problem(problem_id="p1", text="Janet has 16 eggs, eats 3 and bakes with 4. How many are left?",
+                  reference="9", run_id="r1")
+SUMMARY = "Agreements: most attempts reach 9. Contradictions: one says 8."
+
+
+def script(draft_answers: list[str], *, long: bool = False) -> Any:
+    """Replies by prompt kind; the n-th draft call answers draft_answers[n % len]."""
+    n = {"drafts": 0}
+
+    def reply(body: dict[str, Any]) -> Reply | Fault:
+        text = " ".join(m["content"] for m in body["messages"])
+        if "compress several attempts" in text or "list its errors" in text:
+            return Reply(SUMMARY)
+        if "pick the ones most likely to be correct" in text:
+            return Reply("2, 1")
+        answer = draft_answers[n["drafts"] % len(draft_answers)]
+        n["drafts"] += 1
+        if answer == "FAIL":
+            return Fault.http(500, "draft backend down")
+        filler = "step " * (300 if long else 3)
+        return Reply(f"{filler}so the answer is \\boxed{{{answer}}}")
+
+    return reply
+
+
+def by_role(backend: ScriptedBackend) -> list[tuple[str, int, int]]:
+    return [(b["context"]["role"], b["context"]["round"], b["context"]["branch"]) for b in backend.requests]
+
+
+async def test_summary_pdr_call_graph_and_budgets() -> None:
+    backend = ScriptedBackend(script(["9", "9", "8", "9", "9"]))
+    ledger = Ledger(run_id="r1")
+    config = PDRConfig(rounds=2, drafts=4, kappa=64, variant="summary", max_tokens=100)
+    result = await pdr(PROBLEM, backend, config, ledger=ledger)
+    assert sorted(by_role(backend)[:4]) == [("student", 1, b) for b in range(4)]  # concurrent: any order
+    assert by_role(backend)[4:] == [("distiller", 1, 0), ("refiner", 2, 0)]
+    distill, final = backend.requests[4], backend.requests[5]
+    assert distill["max_tokens"] == 64  # kappa bounds the summary
+    assert SUMMARY in final["messages"][-1]["content"]  # the round-2 prompt carries the workspace
+    assert result.answer == "9" and len(result.drafts) == 5 and len(result.workspaces) == 1
+    assert result.workspaces[0].tokens == count_words(SUMMARY) <= 64 and result.workspaces[0].drafts_seen == 4
+    # Budgets, recomputed independently from what the server saw (one token per word).
+    costs = [(sum(count_words(m["content"]) for m in b["messages"]), r.output_tokens)
+             for b, r in zip(backend.requests, ledger.records, strict=True)]
+    assert [c[0] for c in costs] == [r.input_tokens for r in ledger.records]
+    total = sum(i + o for i, o in costs)
+    seq = max(i + o for i, o in costs[:4]) + sum(i + o for i, o in costs[4:])
+    assert (ledger.b_total, ledger.b_seq) == (total, seq) == (result.budget["B_total"], result.budget["B_seq"])
+    diag = result.diagnostics["rounds"]
+    assert diag[0]["answers"].count("9") == 3 and diag[0]["agreement"] == 0.75 and diag[0]["correct_drafts"] == 3
+    assert diag[0]["correct_in_workspace"] == [True] and diag[1]["correct_drafts"] == 1
+
+
+async def test_topk_by_agreement_needs_no_distill_call_and_respects_kappa() -> None:
+    backend = ScriptedBackend(script(["7", "9", "9", "5"], long=True))
+    result = await pdr(PROBLEM, backend, PDRConfig(rounds=2, drafts=4, kappa=120, variant="topk", k=2))
+    assert [role for role, _, _ in by_role(backend)] == ["student"] * 4 + ["refiner"]
+    [workspace] = result.workspaces
+    assert workspace.tokens <= 120 and "[...]" in workspace.text  # long drafts keep their tails
+    assert workspace.text.count("(answer: 9)") == 2  # the agreeing drafts were chosen
+    assert workspace.text in backend.requests[-1]["messages"][-1]["content"]
+
+
+async def test_per_sample_and_random_workspaces_differ_per_draft_and_are_seeded() -> None:
+    for variant in ("topk-per-sample", "random-k"):
+        runs = []
+        for _ in range(2):
+            backend = ScriptedBackend(script(["1", "2", "3", "4", "5", "6"]))
+            config = PDRConfig(rounds=3, drafts=(6, 3, 1), kappa=200, variant=variant, k=2, seed=5)
+            result = await pdr(PROBLEM, backend, config)
+            runs.append([w.source_draft_ids for w in result.workspaces])
+            assert len(result.workspaces) == 3 + 1  # one per next-round draft
+            assert all(len(w.source_draft_ids) == 2 for w in result.workspaces)
+        assert len(runs[0][0]) == 2
+        assert [len(ids) for ids in runs[0]] == [len(ids) for ids in runs[1]]
+
+
+async def test_judge_selection_calls_the_model() -> None:
+    backend = ScriptedBackend(script(["9", "8", "7"]))
+    result = await pdr(PROBLEM, backend, PDRConfig(rounds=2, drafts=3, kappa=200, variant="topk", k=2,
+                                                   select="judge"))
+    assert ("distiller", 1, 0) in by_role(backend)
+    # The judge said "2, 1": drafts 2 and 1 in that order.
+    assert result.workspaces[0].text.startswith("Attempt 1 (answer: 8)")
+
+
+async def test_a_failing_draft_is_dropped_and_counted() -> None:
+    backend = ScriptedBackend(script(["9", "FAIL", "9", "9"]))
+    result = await pdr(PROBLEM, backend, PDRConfig(rounds=2, drafts=4, kappa=64))
+    assert result.workspaces[0].drafts_seen == 3 and result.diagnostics["rounds"][0]["failed"] == 1
+    assert result.answer == "9"
+    with pytest.raises(BackendError, match="every draft of round 1 failed"):
+        await pdr(PROBLEM, ScriptedBackend(script(["FAIL"])), PDRConfig(rounds=2, drafts=2))
+
+
+async def test_sr_and_error_analysis() -> None:
+    backend = ScriptedBackend(script(["8", "9", "9"]))
+    result = await sr(PROBLEM, backend, rounds=3, kappa=300)
+    assert [role for role, _, _ in by_role(backend)] == ["student", "refiner", "refiner"]
+    assert "(answer: 8)" in backend.requests[1]["messages"][-1]["content"]  # the previous draft is the workspace
+    backend = ScriptedBackend(script(["8", "9"]))
+    result = await sr(PROBLEM, backend, rounds=2, error_analysis=True, kappa=50)
+    assert [role for role, _, _ in by_role(backend)] == ["student", "distiller", "refiner"]
+    assert result.workspaces[0].variant == "error-analysis" and backend.requests[1]["max_tokens"] == 50
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="end in 1"):
+        PDRConfig(rounds=2, drafts=(4, 2))
+    with pytest.raises(ValueError, match="for SR"):
+        PDRConfig(rounds=2, drafts=4, variant="error-analysis")
+    assert PDRConfig(rounds=3, drafts=4).schedule == (4, 4, 1)
+
+
+async def test_matched_sequential_budget() -> None:
+    # Long CoT: the whole budget minus the prompt.
+    assert plan_draft_tokens(1000, prompt_tokens=100) == 900
+    # PDR 2 rounds x 4 drafts, summary, kappa 64, prompt 50: 1000 = (50 + m) + (50 + 4m + 64) + (50 + 64 + m)
+    config = PDRConfig(rounds=2, drafts=4, kappa=64, variant="summary")
+    assert plan_draft_tokens(1000, prompt_tokens=50, config=config) == (1000 - 50 - 114 - 114) // 6
+    topk = PDRConfig(rounds=2, drafts=4, kappa=64, variant="topk")
+    assert plan_draft_tokens(1000, prompt_tokens=50, config=topk) == (1000 - 50 - 114) // 2
+    with pytest.raises(BudgetExceeded):
+        plan_draft_tokens(100, prompt_tokens=80, config=config)
+    # Planned and enforced: plan m from the largest prompt (the refine template), run under a sequential budget
+    # (the ledger caps each call to what is left) and the run lands within the target.
+    from agentkit.prompts import load_prompt
+
+    prompt = sum(count_words(m["content"]) + 4 for m in load_prompt("pdr_refine").render(
+        problem=PROBLEM.text, workspace="")) + 16
+    run = PDRConfig(rounds=2, drafts=2, kappa=64, variant="summary")
+    m = plan_draft_tokens(900, prompt_tokens=prompt, config=run)
+    backend = ScriptedBackend(script(["9"], long=True))
+    ledger = Ledger(Budget(sequential=900), count_tokens=count_words)
+    result = await pdr(PROBLEM, backend, run.model_copy(update={"max_tokens": m}), ledger=ledger)
+    assert all(b["max_tokens"] <= m for b in backend.requests if b["context"]["role"] != "distiller")
+    assert 0.7 * 900 <= ledger.b_seq <= 900 and result.budget["B_seq"] == ledger.b_seq
+
+
+@pytest.mark.model
+async def test_pdr_end_to_end_on_the_local_model(local_server: LocalServer) -> None:
+    backend = OpenAICompatible(local_server.model, base_url=local_server.base_url, supports_n=False, timeout=300)
+    problem = Problem(problem_id="gsm8k-test-1", reference="3", run_id="e2e",
+                      text="A robe takes 2 bolts of blue fiber and half that much white fiber. "
+                           "How many bolts in total does it take?")
+    try:
+        result = await pdr(problem, backend, PDRConfig(rounds=2, drafts=2, kappa=96, variant="summary",
+                                                       max_tokens=192, temperature=0.7, seed=1))
+    finally:
+        await backend.aclose()
+    assert len(result.drafts) == 3 and len(result.workspaces) == 1
+    assert 0 < result.workspaces[0].tokens <= 96
+    assert result.budget["calls"] == 4 and result.budget["B_total"] > result.budget["B_seq"] > 0
+    assert result.diagnostics["rounds"][0]["drafts"] == 2
+    assert result.text.strip()
