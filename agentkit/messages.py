@@ -24,6 +24,8 @@ from agentkit.errors import ConfigError
 
 __all__ = [
     "BehaviorProposal",
+    "DistillRequest",
+    "DistillResult",
     "Draft",
     "Failure",
     "Message",
@@ -222,6 +224,33 @@ class RefineRequest(Message):
     max_tokens: int | None = None
     temperature: float = 0.0
     seed: int | None = None
+    final: bool = False
+    """This draft is the run's answer (the last round)."""
+
+
+class DistillRequest(Message):
+    """Ask the Distiller for the workspace(s) of the next round from one round's drafts."""
+
+    kind: Literal["distill_request"] = "distill_request"
+    problem: Problem
+    round: int
+    drafts: tuple[Draft, ...]
+    next_drafts: int = 1
+    """How many drafts the next round runs (per-sample variants build one workspace each)."""
+    variant: str = "summary"
+    kappa: int = 512
+    k: int = 2
+    select: str = "agreement"
+    seed: int = 0
+
+
+class DistillResult(Message):
+    """The Distiller's answer: one shared workspace, or one per next-round draft."""
+
+    kind: Literal["distill_result"] = "distill_result"
+    problem_id: str
+    round: int
+    workspaces: tuple[Workspace, ...]
 
 
 class Failure(Message):

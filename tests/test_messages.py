@@ -8,6 +8,8 @@ from pydantic import ValidationError
 from agentkit.errors import ConfigError
 from agentkit.messages import (
     BehaviorProposal,
+    DistillRequest,
+    DistillResult,
     Draft,
     Failure,
     Message,
@@ -39,6 +41,10 @@ SAMPLES: dict[str, Message] = {
                    usage=TokenUsage(input_tokens=1, output_tokens=2, calls=1, cached=True)),
     "workspace": WORKSPACE,
     "refine_request": RefineRequest(problem=PROBLEM, workspace=WORKSPACE, round=2, branch=1, seed=None),
+    "distill_request": DistillRequest(problem=PROBLEM, round=1, drafts=(Draft(problem_id="p1", round=1, branch=0,
+                                                                             text="d", answer="1"),),
+                                      next_drafts=4, variant="topk-per-sample", kappa=64, k=2, select="judge"),
+    "distill_result": DistillResult(problem_id="p1", round=1, workspaces=(WORKSPACE, WORKSPACE)),
     "failure": Failure(error_type="ValueError", error="boom", handler="h", failed_kind="draft", parent_id="x"),
 }
 

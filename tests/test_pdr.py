@@ -170,3 +170,24 @@ async def test_pdr_end_to_end_on_the_local_model(local_server: LocalServer) -> N
     assert result.budget["calls"] == 4 and result.budget["B_total"] > result.budget["B_seq"] > 0
     assert result.diagnostics["rounds"][0]["drafts"] == 2
     assert result.text.strip()
+
+
+async def test_pdr_on_the_bus_one_message_per_draft(tmp_path: Any) -> None:
+    from agentkit.bus import Bus, Recorder, read_recording
+
+    backend = ScriptedBackend(script(["9", "FAIL", "9", "8"]), latency=0.05)
+    path = tmp_path / "run.jsonl"
+    async with Bus() as bus:
+        recorder = Recorder(path).attach(bus)
+        ledger = Ledger()
+        result = await pdr(PROBLEM, backend, PDRConfig(rounds=2, drafts=4, kappa=64), ledger=ledger, bus=bus)
+        again = await pdr(PROBLEM.with_(run_id="r2"), backend, PDRConfig(rounds=2, drafts=2, kappa=64), bus=bus)
+    await recorder.close()
+    kinds = [m.kind for m in read_recording(path)]
+    # Draft replies cycle 9, FAIL, 9, 8 over both runs: run 1 drafts 9 FAIL 9 8 then 9; run 2 FAIL 9 then 8.
+    assert kinds.count("refine_request") == 5 + 3 and kinds.count("draft") == 4 + 2
+    assert kinds.count("failure") == 2  # each failing draft: published, dropped, its round went on
+    assert kinds.count("distill_request") == 2 and kinds.count("distill_result") == 2
+    assert result.workspaces[0].drafts_seen == 3 and result.answer == "9" and again.answer is not None
+    assert backend.max_in_flight >= 3  # the drafts of a round ran at once
+    assert ledger.calls == 5 and result.budget["calls"] == 5

@@ -38,20 +38,22 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import weakref
 from collections import Counter
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentkit.backends.base import BaseBackend
-from agentkit.errors import BackendError, BudgetExceeded, ConfigError
+from agentkit.bus import Bus
+from agentkit.errors import BackendError, BudgetExceeded, ConfigError, HandlerFailed
 from agentkit.grading import answers_match, extract_answer
 from agentkit.ledger import Ledger
 from agentkit.log import get_logger
-from agentkit.messages import Draft, Problem, TokenUsage, Workspace
+from agentkit.messages import DistillRequest, DistillResult, Draft, Problem, RefineRequest, TokenUsage, Workspace
 from agentkit.prompts import load_prompt
 
-__all__ = ["PDRConfig", "PDRResult", "Variant", "pdr", "plan_draft_tokens", "sr"]
+__all__ = ["PDRConfig", "PDRResult", "Variant", "distill", "pdr", "plan_draft_tokens", "sr", "write_draft"]
 
 _log = get_logger(__name__)
 Variant = Literal["summary", "topk", "topk-per-sample", "random-k", "error-analysis"]
@@ -187,31 +189,32 @@ def plan_draft_tokens(target_bseq: int, *, prompt_tokens: int, config: PDRConfig
     return int(m)
 
 
-async def _draft(problem: Problem, backend: BaseBackend, ledger: Ledger, config: PDRConfig, r: int, b: int,
-                 workspace: Workspace | None, final: bool) -> Draft:
-    if workspace is None:
+async def write_draft(request: RefineRequest, backend: BaseBackend, ledger: Ledger) -> Draft:
+    """One draft: a plain solve in round 1 (no workspace), else the problem plus the workspace."""
+    problem, r, b = request.problem, request.round, request.branch
+    if request.workspace is None:
         messages = load_prompt("long_cot").render(problem=problem.text)
     else:
-        messages = load_prompt("pdr_refine").render(problem=problem.text, workspace=workspace.text)
+        messages = load_prompt("pdr_refine").render(problem=problem.text, workspace=request.workspace.text)
     record, completion = await _call(
-        ledger, backend, messages, role="student" if r == 1 else "refiner", round=r, branch=b, final=final,
-        accepted=final, max_tokens=config.max_tokens, temperature=config.temperature,
-        seed=config.seed + 1000 * r + b)
-    return problem.derive(
-        Draft, sender="refiner" if r > 1 else "student", problem_id=problem.problem_id, round=r, branch=b,
-        text=completion.text, answer=extract_answer(completion.text), finish_reason=completion.finish_reason,
+        ledger, backend, messages, role="student" if r == 1 else "refiner", round=r, branch=b, final=request.final,
+        accepted=request.final, max_tokens=request.max_tokens, temperature=request.temperature, seed=request.seed)
+    return request.derive(
+        Draft, sender="refiner", problem_id=problem.problem_id, round=r, branch=b, text=completion.text,
+        answer=extract_answer(completion.text), finish_reason=completion.finish_reason,
         usage=TokenUsage(input_tokens=record.input_tokens, output_tokens=record.output_tokens, calls=1,
                          cached=completion.cached))
 
 
-async def _judge_order(problem: Problem, drafts: list[Draft], order: list[int], backend: BaseBackend,
-                       ledger: Ledger, config: PDRConfig, r: int, b: int) -> list[int]:
-    """The judge's ranking of ``drafts`` presented in ``order``; agreement fills in what it leaves out."""
+async def _judge_order(request: DistillRequest, order: list[int], backend: BaseBackend, ledger: Ledger,
+                       b: int) -> list[int]:
+    """The judge's ranking of the drafts presented in ``order``; agreement fills in what it leaves out."""
+    drafts = list(request.drafts)
     shown = [drafts[i] for i in order]
-    messages = load_prompt("pdr_judge").render(problem=problem.text, drafts=_render_drafts(shown),
-                                                k=str(config.k))
-    _, completion = await _call(ledger, backend, messages, role="distiller", round=r, branch=b, accepted=True,
-                                max_tokens=_JUDGE_OUTPUT_TOKENS, temperature=0.0, seed=config.seed)
+    messages = load_prompt("pdr_judge").render(problem=request.problem.text, drafts=_render_drafts(shown),
+                                                k=str(request.k))
+    _, completion = await _call(ledger, backend, messages, role="distiller", round=request.round, branch=b,
+                                accepted=True, max_tokens=_JUDGE_OUTPUT_TOKENS, temperature=0.0, seed=request.seed)
     picked: list[int] = []
     for number in re.findall(r"\d+", completion.text):
         n = int(number) - 1
@@ -220,45 +223,45 @@ async def _judge_order(problem: Problem, drafts: list[Draft], order: list[int], 
     return picked + [i for i in _agreement_order(drafts) if i not in picked]
 
 
-async def _distill(problem: Problem, drafts: list[Draft], backend: BaseBackend, ledger: Ledger,
-                   config: PDRConfig, r: int, next_m: int) -> list[Workspace]:
-    """The workspace(s) for round r + 1: one shared, or one per next-round draft."""
+async def distill(request: DistillRequest, backend: BaseBackend, ledger: Ledger) -> list[Workspace]:
+    """The workspace(s) for the next round: one shared, or one per next-round draft."""
+    problem, drafts, r = request.problem, list(request.drafts), request.round
     count = ledger.count_tokens
-    base = {"problem_id": problem.problem_id, "round": r, "variant": config.variant, "drafts_seen": len(drafts),
+    base = {"problem_id": problem.problem_id, "round": r, "variant": request.variant, "drafts_seen": len(drafts),
             "sender": "distiller"}
-    if config.variant in {"summary", "error-analysis"}:
-        template = "pdr_summary" if config.variant == "summary" else "sr_error_analysis"
+    if request.variant in {"summary", "error-analysis"}:
+        template = "pdr_summary" if request.variant == "summary" else "sr_error_analysis"
         messages = load_prompt(template).render(problem=problem.text, drafts=_render_drafts(drafts),
-                                                kappa=str(config.kappa))
+                                                kappa=str(request.kappa))
         record, completion = await _call(ledger, backend, messages, role="distiller", round=r, accepted=True,
-                                         max_tokens=config.kappa, temperature=0.0, seed=config.seed)
-        return [problem.derive(Workspace, text=completion.text, tokens=record.output_tokens,
+                                         max_tokens=request.kappa, temperature=0.0, seed=request.seed)
+        return [request.derive(Workspace, text=completion.text, tokens=record.output_tokens,
                                source_draft_ids=tuple(d.id for d in drafts), **base)]
-    k = min(config.k, len(drafts))
-    rng = random.Random(config.seed * 7919 + r)
-    if config.variant == "topk":
-        order = (await _judge_order(problem, drafts, list(range(len(drafts))), backend, ledger, config, r, 0)
-                 if config.select == "judge" else _agreement_order(drafts))
+    if request.variant not in _EXTRACTIVE:
+        raise ConfigError(f"unknown workspace variant {request.variant!r}")
+    k = min(request.k, len(drafts))
+    rng = random.Random(request.seed * 7919 + r)
+    if request.variant == "topk":
+        order = (await _judge_order(request, list(range(len(drafts))), backend, ledger, 0)
+                 if request.select == "judge" else _agreement_order(drafts))
         selections = [order[:k]]
-    elif config.variant == "random-k":
-        selections = [sorted(rng.sample(range(len(drafts)), k)) for _ in range(next_m)]
-    else:  # topk-per-sample
-        if config.select == "judge":
-            orders = []
-            for _ in range(next_m):
-                shuffled = list(range(len(drafts)))
-                rng.shuffle(shuffled)
-                orders.append(shuffled)
-            ranked = await asyncio.gather(*(_judge_order(problem, drafts, o, backend, ledger, config, r, b)
-                                            for b, o in enumerate(orders)))
-            selections = [order[:k] for order in ranked]
-        else:
-            weights = _agreement_weights(drafts)
-            selections = [_weighted_sample(rng, weights, k) for _ in range(next_m)]
+    elif request.variant == "random-k":
+        selections = [sorted(rng.sample(range(len(drafts)), k)) for _ in range(request.next_drafts)]
+    elif request.select == "judge":  # topk-per-sample: a judge call per next-round draft, over a shuffled list
+        orders = []
+        for _ in range(request.next_drafts):
+            shuffled = list(range(len(drafts)))
+            rng.shuffle(shuffled)
+            orders.append(shuffled)
+        ranked = await asyncio.gather(*(_judge_order(request, o, backend, ledger, b) for b, o in enumerate(orders)))
+        selections = [order[:k] for order in ranked]
+    else:  # topk-per-sample by agreement: seeded sampling weighted by how many drafts share each answer
+        weights = _agreement_weights(drafts)
+        selections = [_weighted_sample(rng, weights, k) for _ in range(request.next_drafts)]
     workspaces = []
     for chosen in selections:
-        text = _extractive(drafts, chosen, config.kappa, count)
-        workspaces.append(problem.derive(
+        text = _extractive(drafts, chosen, request.kappa, count)
+        workspaces.append(request.derive(
             Workspace, text=text, tokens=count(text), source_draft_ids=tuple(drafts[i].id for i in chosen),
             **base))
     return workspaces
@@ -284,49 +287,99 @@ def _weighted_sample(rng: random.Random, weights: list[float], k: int) -> list[i
 
 
 async def pdr(problem: Problem, backend: BaseBackend, config: PDRConfig | None = None, *,
-              ledger: Ledger | None = None) -> PDRResult:
-    """Run PDR (or SR, when every round has one draft) on one problem."""
+              ledger: Ledger | None = None, bus: Bus | None = None) -> PDRResult:
+    """Run PDR (or SR, when every round has one draft) on one problem.
+
+    With ``bus``, every draft is a ``RefineRequest`` and every distill step a ``DistillRequest`` on the bus,
+    answered by ``Refiner`` and ``Distiller`` roles that share this run's ledger (they are attached here if
+    the bus has none). Without it the same steps are called directly.
+    """
     config = config or PDRConfig()
     ledger = ledger if ledger is not None else Ledger(run_id=problem.run_id)
+    run_id = problem.run_id or problem.id
+    problem = problem.with_(run_id=run_id)
+    ledger.run_id = ledger.run_id or run_id
+    if bus is not None:
+        _ensure_roles(bus, backend).ledgers[run_id] = ledger
+
+    async def draft(request: RefineRequest) -> Draft:
+        if bus is None:
+            return await write_draft(request, backend, ledger)
+        return await bus.request(request, Draft, timeout=3600)
+
+    async def workspaces_for(request: DistillRequest) -> list[Workspace]:
+        if bus is None:
+            return await distill(request, backend, ledger)
+        return list((await bus.request(request, DistillResult, timeout=3600)).workspaces)
+
     schedule = config.schedule
     all_drafts: list[Draft] = []
     all_workspaces: list[Workspace] = []
     rounds_diag: list[dict[str, Any]] = []
     workspaces: list[Workspace] = []
-    for r, m in enumerate(schedule, 1):
-        final = r == len(schedule)
-
-        # A shared workspace serves every draft; per-sample variants have one per draft.
-        inputs: list[Workspace | None] = [None] * m if not workspaces else \
-            [workspaces[b] if len(workspaces) > 1 else workspaces[0] for b in range(m)]
-        outcomes = await asyncio.gather(
-            *(_draft(problem, backend, ledger, config, r, b, inputs[b], final) for b in range(m)),
-            return_exceptions=True)
-        drafts = [o for o in outcomes if isinstance(o, Draft)]
-        failed = [o for o in outcomes if not isinstance(o, Draft)]
-        for exc in failed:
-            if not isinstance(exc, BackendError):
-                raise exc  # a bug, not a backend failure: never swallowed
-            _log.warning("draft dropped", problem=problem.problem_id, round=r, error=str(exc))
-        if not drafts:
-            raise BackendError(f"every draft of round {r} failed; last error: {failed[-1]}",
-                               cause=getattr(failed[-1], "cause", "draft failed"))
-        all_drafts.extend(drafts)
-        diag = _round_diagnostics(drafts, failed, problem.reference)
-        if not final:
-            workspaces = await _distill(problem, drafts, backend, ledger, config, r, schedule[r])
-            all_workspaces.extend(workspaces)
-            if problem.reference is not None:
-                diag["correct_in_workspace"] = [
-                    any(answers_match(d.answer, problem.reference) for d in drafts if d.id in w.source_draft_ids)
-                    if config.variant in _EXTRACTIVE else _mentions(w.text, problem.reference)
-                    for w in workspaces]
-            diag["workspace_tokens"] = [w.tokens for w in workspaces]
-        rounds_diag.append(diag)
+    try:
+        for r, m in enumerate(schedule, 1):
+            final = r == len(schedule)
+            # A shared workspace serves every draft; per-sample variants have one per draft.
+            inputs: list[Workspace | None] = [None] * m if not workspaces else \
+                [workspaces[b] if len(workspaces) > 1 else workspaces[0] for b in range(m)]
+            requests = [problem.derive(RefineRequest, sender="pdr", problem=problem, workspace=inputs[b], round=r,
+                                       branch=b, max_tokens=config.max_tokens, temperature=config.temperature,
+                                       seed=config.seed + 1000 * r + b, final=final) for b in range(m)]
+            outcomes = await asyncio.gather(*(draft(q) for q in requests), return_exceptions=True)
+            drafts = [o for o in outcomes if isinstance(o, Draft)]
+            failed = [o for o in outcomes if not isinstance(o, Draft)]
+            for exc in failed:
+                if not isinstance(exc, (BackendError, HandlerFailed)):
+                    raise exc  # a bug, not a backend failure: never swallowed
+                _log.warning("draft dropped", problem=problem.problem_id, round=r, error=str(exc))
+            if not drafts:
+                raise BackendError(f"every draft of round {r} failed; last error: {failed[-1]}",
+                                   cause=getattr(failed[-1], "cause", "draft failed"))
+            drafts.sort(key=lambda d: d.branch)
+            all_drafts.extend(drafts)
+            diag = _round_diagnostics(drafts, failed, problem.reference)
+            if not final:
+                workspaces = await workspaces_for(problem.derive(
+                    DistillRequest, sender="pdr", problem=problem, round=r, drafts=tuple(drafts),
+                    next_drafts=schedule[r], variant=config.variant, kappa=config.kappa, k=config.k,
+                    select=config.select, seed=config.seed))
+                all_workspaces.extend(workspaces)
+                if problem.reference is not None:
+                    diag["correct_in_workspace"] = [
+                        any(answers_match(d.answer, problem.reference) for d in drafts if d.id in w.source_draft_ids)
+                        if config.variant in _EXTRACTIVE else _mentions(w.text, problem.reference)
+                        for w in workspaces]
+                diag["workspace_tokens"] = [w.tokens for w in workspaces]
+            rounds_diag.append(diag)
+    finally:
+        if bus is not None:
+            _ensure_roles(bus, backend).ledgers.pop(run_id, None)
     answer_draft = all_drafts[-1]
     return PDRResult(answer=answer_draft.answer, text=answer_draft.text, drafts=all_drafts,
                      workspaces=all_workspaces, budget=ledger.summary(),
                      diagnostics={"rounds": rounds_diag, "schedule": list(schedule), "variant": config.variant})
+
+
+class _Roles:
+    """The Refiner and Distiller attached to one bus for one backend, with their shared ledger registry."""
+
+    def __init__(self, bus: Bus, backend: BaseBackend) -> None:
+        from agentkit.roles.pdr_roles import Distiller, Refiner
+
+        self.ledgers: dict[str, Ledger] = {}
+        Refiner(backend, self.ledgers).attach(bus, concurrency=64)
+        Distiller(backend, self.ledgers).attach(bus, concurrency=8)
+
+
+_ROLES: weakref.WeakKeyDictionary[Bus, _Roles] = weakref.WeakKeyDictionary()
+
+
+def _ensure_roles(bus: Bus, backend: BaseBackend) -> _Roles:
+    roles = _ROLES.get(bus)
+    if roles is None:
+        roles = _ROLES[bus] = _Roles(bus, backend)
+    return roles
 
 
 def _mentions(text: str, reference: str) -> bool:
