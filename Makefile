@@ -47,6 +47,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/perf/bench_overhead.py
 	$(PY) benchmarks/perf/bench_concurrency.py
 	$(PY) benchmarks/perf/bench_memory.py --optimize
+	$(PY) benchmarks/perf/bench_pdr_concurrency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

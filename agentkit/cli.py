@@ -62,8 +62,20 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--limit", type=int, default=3, help="how many problems (default: %(default)s)")
     solve.add_argument("--sample-seed", type=int, default=None,
                        help="take a seeded random sample of --limit problems instead of the first ones")
-    solve.add_argument("--method", default="long-cot", choices=["long-cot"])
-    solve.add_argument("--max-tokens", type=int, default=768, help="output cap per answer")
+    solve.add_argument("--method", default="long-cot", choices=["long-cot", "pdr", "sr"])
+    solve.add_argument("--max-tokens", type=int, default=768, help="output cap per answer (per draft for pdr/sr)")
+    solve.add_argument("--budget", type=int, default=None,
+                       help="target sequential budget B_seq: derives --max-tokens so methods compare at the same "
+                            "B_seq, and enforces it")
+    solve.add_argument("--rounds", type=int, default=2, help="pdr/sr rounds")
+    solve.add_argument("--drafts", type=int, default=4, help="pdr drafts per round (the last round has one)")
+    solve.add_argument("--kappa", type=int, default=512, help="pdr/sr workspace bound in tokens")
+    solve.add_argument("--variant", default="summary", choices=["summary", "topk", "topk-per-sample", "random-k"],
+                       help="pdr workspace variant")
+    solve.add_argument("--k", type=int, default=2, help="drafts in an extractive workspace")
+    solve.add_argument("--select", default="agreement", choices=["agreement", "judge"],
+                       help="how top-k drafts are chosen")
+    solve.add_argument("--error-analysis", action="store_true", help="sr: an error-analysis workspace")
     solve.add_argument("--temperature", type=float, default=0.0)
     solve.add_argument("--seed", type=int, default=0)
     solve.add_argument("--concurrency", type=int, default=4, help="problems solved at once")
@@ -142,12 +154,33 @@ async def _solve(args: argparse.Namespace) -> int:
     from agentkit.datasets import load_dataset
     from agentkit.errors import ConfigError
     from agentkit.grading import answers_match
+    from agentkit.ledger import Budget, Ledger
     from agentkit.messages import Solution, SolveRequest
+    from agentkit.methods.pdr import PDRConfig, pdr, plan_draft_tokens
+    from agentkit.prompts import load_prompt
     from agentkit.roles import Student
 
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     problems = load_dataset(args.dataset, limit=args.limit, seed=args.sample_seed)
+    config: PDRConfig | None = None
+    if args.method == "pdr":
+        config = PDRConfig(rounds=args.rounds, drafts=args.drafts, kappa=args.kappa, variant=args.variant, k=args.k,
+                           select=args.select, max_tokens=args.max_tokens, temperature=max(args.temperature, 0.7),
+                           seed=args.seed)
+    elif args.method == "sr":
+        config = PDRConfig(rounds=args.rounds, drafts=(1,) * args.rounds, kappa=args.kappa, k=1,
+                           variant="error-analysis" if args.error_analysis else "topk", max_tokens=args.max_tokens,
+                           temperature=args.temperature, seed=args.seed)
+
+    def planned_max_tokens(problem: Any) -> int:
+        """--max-tokens, or what --budget leaves per draft (planned from this problem's longest prompt)."""
+        if args.budget is None:
+            return int(args.max_tokens)
+        template = "long_cot" if config is None else "pdr_refine"
+        prompt = sum(len(m["content"]) // 4 + 5 for m in load_prompt(template).render(
+            problem=problem.text, workspace=""))
+        return plan_draft_tokens(args.budget, prompt_tokens=prompt, config=config)
     backend = backend_from_spec(args.backend)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -159,10 +192,23 @@ async def _solve(args: argparse.Namespace) -> int:
             Student(backend, max_tokens=args.max_tokens).attach(bus, concurrency=args.concurrency)
 
             async def one(problem: Any) -> dict[str, Any]:
-                request = SolveRequest(problem=problem, run_id=problem.problem_id, sender="cli",
-                                       method=args.method, max_tokens=args.max_tokens,
-                                       temperature=args.temperature, seed=args.seed)
                 try:
+                    max_tokens = planned_max_tokens(problem)
+                    if config is not None:
+                        ledger = Ledger(Budget(sequential=args.budget) if args.budget else None)
+                        result = await pdr(problem.with_(run_id=problem.problem_id), backend,
+                                           config.model_copy(update={"max_tokens": max_tokens}), ledger=ledger,
+                                           bus=bus)
+                        return {
+                            "id": problem.problem_id, "answer": result.answer, "reference": problem.reference,
+                            "correct": answers_match(result.answer, problem.reference) if problem.reference else None,
+                            "B_seq": result.budget["B_seq"], "B_total": result.budget["B_total"],
+                            "output_tokens": result.budget["output_tokens"], "calls": result.budget["calls"],
+                            "rounds": _rounds(result),
+                        }
+                    request = SolveRequest(problem=problem, run_id=problem.problem_id, sender="cli",
+                                           method=args.method, max_tokens=max_tokens,
+                                           temperature=args.temperature, seed=args.seed)
                     solution = await bus.request(request, Solution, timeout=3600)
                 except AgentkitError as exc:  # one failed problem is reported, the others go on
                     return {"id": problem.problem_id, "answer": None, "reference": problem.reference,
@@ -200,6 +246,21 @@ async def _solve(args: argparse.Namespace) -> int:
               f"{time.perf_counter() - started:.1f} s on {backend.name}"
               + (f"; {failed} failed" if failed else ""))
     return 1 if failed else 0
+
+
+def _rounds(result: Any) -> list[dict[str, Any]]:
+    """Per round: its drafts (branch, answer, finish reason, text) and the workspaces it produced."""
+    out = []
+    for r, diag in enumerate(result.diagnostics["rounds"], 1):
+        out.append({
+            "round": r,
+            "drafts": [{"branch": d.branch, "answer": d.answer, "finish_reason": d.finish_reason, "text": d.text}
+                       for d in result.drafts if d.round == r],
+            "workspaces": [{"text": w.text, "tokens": w.tokens, "drafts_seen": w.drafts_seen}
+                           for w in result.workspaces if w.round == r],
+            "diagnostics": diag,
+        })
+    return out
 
 
 def _print_row(row: dict[str, Any], as_json: bool) -> None:

@@ -191,3 +191,30 @@ async def test_pdr_on_the_bus_one_message_per_draft(tmp_path: Any) -> None:
     assert result.workspaces[0].drafts_seen == 3 and result.answer == "9" and again.answer is not None
     assert backend.max_in_flight >= 3  # the drafts of a round ran at once
     assert ledger.calls == 5 and result.budget["calls"] == 5
+
+
+async def test_cli_methods_at_one_matched_budget() -> None:
+    import asyncio
+    import json
+    import sys
+
+    from agentkit.testing import ScriptedServer
+
+    long_reply = "think " * 2000 + "\\boxed{18}"
+    async with ScriptedServer(lambda body: Reply(long_reply)) as server:
+        spec = f"openai-compatible:{server.base_url}?model=scripted"
+        rows = {}
+        for method in ("long-cot", "sr", "pdr"):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "agentkit.cli", "solve", "--backend", spec, "--method", method, "--limit", "1",
+                "--budget", "3000", "--rounds", "2", "--drafts", "3", "--kappa", "128", "--json",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(proc.communicate(), 120)
+            assert proc.returncode in (0, 1), err.decode()
+            rows[method] = json.loads(out.decode().splitlines()[0])
+    for method, row in rows.items():
+        assert 0 < row["B_seq"] <= 3000, (method, row["B_seq"])
+    assert rows["long-cot"]["calls"] == 1 and rows["sr"]["calls"] == 2 and rows["pdr"]["calls"] == 5
+    assert [len(r["drafts"]) for r in rows["pdr"]["rounds"]] == [3, 1]
+    assert rows["pdr"]["rounds"][0]["workspaces"][0]["tokens"] <= 128
+    assert rows["pdr"]["B_total"] > rows["pdr"]["B_seq"]

@@ -1,0 +1,78 @@
+"""Parallel-Distill-Refine vs Sequential Refinement vs one long chain of thought, at one matched B_seq.
+
+    python recipes/pdr_math.py [--backend local] [--limit 5] [--budget 2500] [--drafts 4] [--variant summary]
+
+Every method gets the same sequential budget: `plan_draft_tokens` turns it into each method's per-draft
+`max_tokens`, and a `Ledger(Budget(sequential=...))` enforces it call by call. PDR's drafts go over the bus
+as one `RefineRequest` each (the Refiner and Distiller roles answer them). Prints accuracy, mean B_seq,
+B_total and wall time per method; `--json` prints every result. Copy it to try other schedules or variants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from agentkit import Bus, Ledger, answers_match, load_dataset
+from agentkit.backends import backend_from_spec
+from agentkit.ledger import Budget
+from agentkit.methods import PDRConfig, pdr, plan_draft_tokens
+from agentkit.prompts import load_prompt
+
+
+def prompt_tokens(problem_text: str, template: str) -> int:
+    return sum(len(m["content"]) // 4 + 5 for m in load_prompt(template).render(problem=problem_text, workspace=""))
+
+
+async def main(args: argparse.Namespace) -> None:
+    backend = backend_from_spec(args.backend)
+    methods = {
+        "long-cot": PDRConfig(rounds=1, drafts=(1,), temperature=0.0),
+        "sr": PDRConfig(rounds=args.rounds, drafts=(1,) * args.rounds, k=1, variant="topk", kappa=args.kappa),
+        "pdr": PDRConfig(rounds=args.rounds, drafts=args.drafts, kappa=args.kappa, variant=args.variant),
+    }
+    problems = load_dataset(args.dataset, limit=args.limit, seed=args.sample_seed)
+    table = {}
+    try:
+        async with Bus(name="pdr-math") as bus:
+            for name, config in methods.items():
+                started, rows = time.perf_counter(), []
+                for problem in problems:
+                    template = "long_cot" if config.rounds == 1 else "pdr_refine"
+                    m = plan_draft_tokens(args.budget, prompt_tokens=prompt_tokens(problem.text, template),
+                                          config=None if config.rounds == 1 else config)
+                    result = await pdr(problem.with_(run_id=f"{name}:{problem.problem_id}"), backend,
+                                       config.model_copy(update={"max_tokens": m}),
+                                       ledger=Ledger(Budget(sequential=args.budget)), bus=bus)
+                    rows.append({"id": problem.problem_id, "answer": result.answer, "reference": problem.reference,
+                                 "correct": answers_match(result.answer, problem.reference), **result.budget})
+                table[name] = {"accuracy": sum(r["correct"] for r in rows) / len(rows),
+                               "B_seq": sum(r["B_seq"] for r in rows) / len(rows),
+                               "B_total": sum(r["B_total"] for r in rows) / len(rows),
+                               "wall_s": time.perf_counter() - started, "rows": rows}
+    finally:
+        await backend.aclose()
+    if args.json:
+        print(json.dumps(table, indent=2))
+        return
+    print(f"{len(problems)} {args.dataset} problems, matched B_seq budget {args.budget}, backend {args.backend}")
+    print(f"{'method':<10}{'accuracy':>10}{'B_seq':>10}{'B_total':>10}{'wall s':>9}")
+    for name, t in table.items():
+        print(f"{name:<10}{t['accuracy']:>10.2f}{t['B_seq']:>10.0f}{t['B_total']:>10.0f}{t['wall_s']:>9.1f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="local")
+    parser.add_argument("--dataset", default="gsm8k")
+    parser.add_argument("--limit", type=int, default=5)
+    parser.add_argument("--sample-seed", type=int, default=None)
+    parser.add_argument("--budget", type=int, default=2500, help="sequential budget B_seq for every method")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--drafts", type=int, default=4)
+    parser.add_argument("--kappa", type=int, default=256)
+    parser.add_argument("--variant", default="summary", choices=["summary", "topk", "topk-per-sample", "random-k"])
+    parser.add_argument("--json", action="store_true")
+    asyncio.run(main(parser.parse_args()))
