@@ -3,6 +3,7 @@ local model (2 rounds x 2 drafts)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -218,3 +219,16 @@ async def test_cli_methods_at_one_matched_budget() -> None:
     assert [len(r["drafts"]) for r in rows["pdr"]["rounds"]] == [3, 1]
     assert rows["pdr"]["rounds"][0]["workspaces"][0]["tokens"] <= 128
     assert rows["pdr"]["B_total"] > rows["pdr"]["B_seq"]
+
+
+async def test_runs_on_two_backends_share_one_bus() -> None:
+    from agentkit.bus import Bus
+
+    a = ScriptedBackend(script(["1"]), model="a")
+    b = ScriptedBackend(script(["2"]), model="b")
+    async with Bus() as bus:
+        ra, rb = await asyncio.gather(
+            pdr(PROBLEM.with_(run_id="on-a"), a, PDRConfig(rounds=2, drafts=2, variant="topk"), bus=bus),
+            pdr(PROBLEM.with_(run_id="on-b"), b, PDRConfig(rounds=2, drafts=2, variant="topk"), bus=bus))
+    assert (ra.answer, rb.answer) == ("1", "2")
+    assert len(a.requests) == 3 and len(b.requests) == 3  # each run's drafts went to its own backend, once

@@ -362,23 +362,26 @@ async def pdr(problem: Problem, backend: BaseBackend, config: PDRConfig | None =
 
 
 class _Roles:
-    """The Refiner and Distiller attached to one bus for one backend, with their shared ledger registry."""
+    """The Refiner and Distiller attached to one bus for one backend, with their shared ledger registry (the
+    roles only take requests of runs registered there, so runs on other backends share the bus safely)."""
 
     def __init__(self, bus: Bus, backend: BaseBackend) -> None:
         from agentkit.roles.pdr_roles import Distiller, Refiner
 
+        self.backend = backend  # held, so the id() key below stays unique while these roles live
         self.ledgers: dict[str, Ledger] = {}
         Refiner(backend, self.ledgers).attach(bus, concurrency=64)
         Distiller(backend, self.ledgers).attach(bus, concurrency=8)
 
 
-_ROLES: weakref.WeakKeyDictionary[Bus, _Roles] = weakref.WeakKeyDictionary()
+_ROLES: weakref.WeakKeyDictionary[Bus, dict[int, _Roles]] = weakref.WeakKeyDictionary()
 
 
 def _ensure_roles(bus: Bus, backend: BaseBackend) -> _Roles:
-    roles = _ROLES.get(bus)
+    per_backend = _ROLES.setdefault(bus, {})
+    roles = per_backend.get(id(backend))
     if roles is None:
-        roles = _ROLES[bus] = _Roles(bus, backend)
+        roles = per_backend[id(backend)] = _Roles(bus, backend)
     return roles
 
 

@@ -41,7 +41,9 @@ class Refiner:
         self.ledgers = ledgers
 
     def attach(self, bus: Bus, *, concurrency: int = 8) -> Subscription:
-        return bus.subscribe(RefineRequest, self.handle, name=self.name, concurrency=concurrency)
+        """Handle the requests of the runs registered in ``ledgers`` (other Refiners on the bus take theirs)."""
+        return bus.subscribe(RefineRequest, self.handle, name=self.name, concurrency=concurrency,
+                             predicate=lambda request: request.run_id in self.ledgers)
 
     async def handle(self, request: RefineRequest) -> Draft:
         from agentkit.methods.pdr import write_draft
@@ -60,7 +62,9 @@ class Distiller:
         self.ledgers = ledgers
 
     def attach(self, bus: Bus, *, concurrency: int = 2) -> Subscription:
-        return bus.subscribe(DistillRequest, self.handle, name=self.name, concurrency=concurrency)
+        """Handle the requests of the runs registered in ``ledgers`` (other Distillers take theirs)."""
+        return bus.subscribe(DistillRequest, self.handle, name=self.name, concurrency=concurrency,
+                             predicate=lambda request: request.run_id in self.ledgers)
 
     async def handle(self, request: DistillRequest) -> DistillResult:
         from agentkit.methods.pdr import distill
