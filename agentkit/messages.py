@@ -197,6 +197,8 @@ class Draft(Message):
     answer: str | None = None
     finish_reason: str = ""
     usage: TokenUsage = TokenUsage()
+    cited: tuple[str, ...] = ()
+    """Behavior names the draft mentions (when behaviors were in its context)."""
 
 
 class Workspace(Message):
@@ -226,6 +228,8 @@ class RefineRequest(Message):
     seed: int | None = None
     final: bool = False
     """This draft is the run's answer (the last round)."""
+    behaviors: str = ""
+    """Rendered behaviors to put in context (behavior-conditioned inference inside PDR); empty for none."""
 
 
 class DistillRequest(Message):

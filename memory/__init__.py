@@ -7,7 +7,7 @@ the event loop; the offline default needs no download. ``render_behaviors`` writ
 behavior-conditioned inference prepends.
 """
 
-from .behavior import Behavior, BehaviorStats, Provenance, Status, render_behaviors
+from .behavior import Behavior, BehaviorStats, Provenance, Status, find_citations, render_behaviors
 from .client import HandbookClient
 from .embedders import BGEM3Embedder, Embedder, MiniLMEmbedder, default_embedder
 from .store import (
@@ -35,5 +35,6 @@ __all__ = [
     "SearchHit",
     "Status",
     "default_embedder",
+    "find_citations",
     "render_behaviors",
 ]

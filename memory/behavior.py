@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
@@ -31,6 +32,7 @@ __all__ = [
     "Provenance",
     "Status",
     "UsageEvent",
+    "find_citations",
     "render_behaviors",
 ]
 
@@ -138,6 +140,16 @@ class Behavior(BaseModel):
     def text(self) -> str:
         """What gets embedded: the name in words, then the instruction."""
         return f"{self.name.removeprefix('behavior_').replace('_', ' ')}: {self.instruction}"
+
+
+def find_citations(text: str, names: Iterable[str]) -> tuple[str, ...]:
+    """The behavior names (from ``names``) that ``text`` mentions, as whole words, in first-mention order."""
+    found: list[tuple[int, str]] = []
+    for name in dict.fromkeys(names):
+        match = re.search(rf"(?<![a-z0-9_]){re.escape(name)}(?![a-z0-9_])", text)
+        if match:
+            found.append((match.start(), name))
+    return tuple(name for _, name in sorted(found))
 
 
 def render_behaviors(behaviors: list[Behavior], *, header: str | None = None) -> str:

@@ -232,3 +232,43 @@ async def test_runs_on_two_backends_share_one_bus() -> None:
             pdr(PROBLEM.with_(run_id="on-b"), b, PDRConfig(rounds=2, drafts=2, variant="topk"), bus=bus))
     assert (ra.answer, rb.answer) == ("1", "2")
     assert len(a.requests) == 3 and len(b.requests) == 3  # each run's drafts went to its own backend, once
+
+
+async def test_behaviors_inside_pdr_are_in_every_prompt_and_citations_are_counted() -> None:
+    from agentkit.memory import Behavior
+
+    class Handbook:
+        def __init__(self) -> None:
+            self.events: list[tuple[str, str]] = []
+
+        async def record_usage(self, name: str, event: str, count: int = 1) -> None:
+            self.events.append((name, event))
+
+    behaviors = [Behavior(name="behavior_count_leftovers", instruction="subtract everything used from the start"),
+                 Behavior(name="behavior_check_units", instruction="use one unit")]
+
+    def reply(body: dict[str, Any]) -> Reply:
+        text = " ".join(m["content"] for m in body["messages"])
+        if "compress several attempts" in text:
+            return Reply(SUMMARY)
+        return Reply("Using behavior_count_leftovers: 16 - 3 - 4 = 9, so \\boxed{9}")
+
+    backend = ScriptedBackend(reply)
+    handbook = Handbook()
+    result = await pdr(PROBLEM, backend, PDRConfig(rounds=2, drafts=2, kappa=64), behaviors=behaviors,
+                       handbook=handbook)
+    drafts_prompts = [b["messages"][0]["content"] for b in backend.requests if b["context"]["role"] != "distiller"]
+    assert len(drafts_prompts) == 3 and all("- behavior_check_units: use one unit" in p for p in drafts_prompts)
+    assert all(d.cited == ("behavior_count_leftovers",) for d in result.drafts)
+    assert result.diagnostics["rounds"][0]["citations"] == {"behavior_count_leftovers": 2}
+    assert handbook.events.count(("behavior_count_leftovers", "cited")) == 3
+    assert handbook.events.count(("behavior_count_leftovers", "cited_correct")) == 1
+    assert not any(name == "behavior_check_units" for name, _ in handbook.events)
+
+
+def test_find_citations() -> None:
+    from agentkit.memory import find_citations
+
+    names = ["behavior_a", "behavior_ab", "behavior_b"]
+    assert find_citations("use behavior_ab then behavior_b; xbehavior_a no", names) == ("behavior_ab", "behavior_b")
+    assert find_citations("nothing", names) == ()

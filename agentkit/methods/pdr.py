@@ -40,6 +40,7 @@ import random
 import re
 import weakref
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -50,6 +51,7 @@ from agentkit.errors import BackendError, BudgetExceeded, ConfigError, HandlerFa
 from agentkit.grading import answers_match, extract_answer
 from agentkit.ledger import Ledger
 from agentkit.log import get_logger
+from agentkit.memory.behavior import Behavior, find_citations, render_behaviors
 from agentkit.messages import DistillRequest, DistillResult, Draft, Problem, RefineRequest, TokenUsage, Workspace
 from agentkit.prompts import load_prompt
 
@@ -59,6 +61,7 @@ _log = get_logger(__name__)
 Variant = Literal["summary", "topk", "topk-per-sample", "random-k", "error-analysis"]
 _EXTRACTIVE = {"topk", "topk-per-sample", "random-k"}
 _JUDGE_OUTPUT_TOKENS = 16
+_BEHAVIOR_LINE = re.compile(r"^- (behavior_[a-z0-9_]+):", re.MULTILINE)
 
 
 class PDRConfig(BaseModel):
@@ -196,6 +199,8 @@ async def write_draft(request: RefineRequest, backend: BaseBackend, ledger: Ledg
         messages = load_prompt("long_cot").render(problem=problem.text)
     else:
         messages = load_prompt("pdr_refine").render(problem=problem.text, workspace=request.workspace.text)
+    if request.behaviors:  # behavior-conditioned inference inside PDR: the block goes first in the system part
+        messages[0] = {**messages[0], "content": request.behaviors + "\n\n" + messages[0]["content"]}
     record, completion = await _call(
         ledger, backend, messages, role="student" if r == 1 else "refiner", round=r, branch=b, final=request.final,
         accepted=request.final, max_tokens=request.max_tokens, temperature=request.temperature, seed=request.seed)
@@ -203,7 +208,8 @@ async def write_draft(request: RefineRequest, backend: BaseBackend, ledger: Ledg
         Draft, sender="refiner", problem_id=problem.problem_id, round=r, branch=b, text=completion.text,
         answer=extract_answer(completion.text), finish_reason=completion.finish_reason,
         usage=TokenUsage(input_tokens=record.input_tokens, output_tokens=record.output_tokens, calls=1,
-                         cached=completion.cached))
+                         cached=completion.cached),
+        cited=find_citations(completion.text, _BEHAVIOR_LINE.findall(request.behaviors)))
 
 
 async def _judge_order(request: DistillRequest, order: list[int], backend: BaseBackend, ledger: Ledger,
@@ -287,8 +293,15 @@ def _weighted_sample(rng: random.Random, weights: list[float], k: int) -> list[i
 
 
 async def pdr(problem: Problem, backend: BaseBackend, config: PDRConfig | None = None, *,
-              ledger: Ledger | None = None, bus: Bus | None = None) -> PDRResult:
+              ledger: Ledger | None = None, bus: Bus | None = None, behaviors: Sequence[Behavior] = (),
+              handbook: Any = None) -> PDRResult:
     """Run PDR (or SR, when every round has one draft) on one problem.
+
+    ``behaviors`` (retrieved by the caller, e.g. ``handbook.search(problem.text, k)``) go into every draft's
+    prompt (behavior-conditioned inference inside PDR); each draft's ``cited`` lists the behavior names it
+    mentions, the diagnostics count them per round, and with ``handbook`` (a ``BehaviorStore``) every
+    citation is recorded as ``cited``, plus ``cited_correct`` / ``cited_wrong`` for the final draft when the
+    reference is known.
 
     With ``bus``, every draft is a ``RefineRequest`` and every distill step a ``DistillRequest`` on the bus,
     answered by ``Refiner`` and ``Distiller`` roles that share this run's ledger (they are attached here if
@@ -312,6 +325,7 @@ async def pdr(problem: Problem, backend: BaseBackend, config: PDRConfig | None =
             return await distill(request, backend, ledger)
         return list((await bus.request(request, DistillResult, timeout=3600)).workspaces)
 
+    block = render_behaviors(list(behaviors))
     schedule = config.schedule
     all_drafts: list[Draft] = []
     all_workspaces: list[Workspace] = []
@@ -325,7 +339,8 @@ async def pdr(problem: Problem, backend: BaseBackend, config: PDRConfig | None =
                 [workspaces[b] if len(workspaces) > 1 else workspaces[0] for b in range(m)]
             requests = [problem.derive(RefineRequest, sender="pdr", problem=problem, workspace=inputs[b], round=r,
                                        branch=b, max_tokens=config.max_tokens, temperature=config.temperature,
-                                       seed=config.seed + 1000 * r + b, final=final) for b in range(m)]
+                                       seed=config.seed + 1000 * r + b, final=final, behaviors=block)
+                        for b in range(m)]
             outcomes = await asyncio.gather(*(draft(q) for q in requests), return_exceptions=True)
             drafts = [o for o in outcomes if isinstance(o, Draft)]
             failed = [o for o in outcomes if not isinstance(o, Draft)]
@@ -339,6 +354,8 @@ async def pdr(problem: Problem, backend: BaseBackend, config: PDRConfig | None =
             drafts.sort(key=lambda d: d.branch)
             all_drafts.extend(drafts)
             diag = _round_diagnostics(drafts, failed, problem.reference)
+            if behaviors:
+                diag["citations"] = dict(Counter(name for d in drafts for name in d.cited))
             if not final:
                 workspaces = await workspaces_for(problem.derive(
                     DistillRequest, sender="pdr", problem=problem, round=r, drafts=tuple(drafts),
@@ -356,6 +373,14 @@ async def pdr(problem: Problem, backend: BaseBackend, config: PDRConfig | None =
         if bus is not None:
             _ensure_roles(bus, backend).ledgers.pop(run_id, None)
     answer_draft = all_drafts[-1]
+    if handbook is not None and behaviors:
+        for d in all_drafts:
+            for name in d.cited:
+                await handbook.record_usage(name, "cited")
+        if problem.reference is not None:
+            verdict = "cited_correct" if answers_match(answer_draft.answer, problem.reference) else "cited_wrong"
+            for name in answer_draft.cited:
+                await handbook.record_usage(name, verdict)
     return PDRResult(answer=answer_draft.answer, text=answer_draft.text, drafts=all_drafts,
                      workspaces=all_workspaces, budget=ledger.summary(),
                      diagnostics={"rounds": rounds_diag, "schedule": list(schedule), "variant": config.variant})
