@@ -156,8 +156,7 @@ async def _solve(args: argparse.Namespace) -> int:
     from agentkit.grading import answers_match
     from agentkit.ledger import Budget, Ledger
     from agentkit.messages import Solution, SolveRequest
-    from agentkit.methods.pdr import PDRConfig, pdr, plan_draft_tokens
-    from agentkit.prompts import load_prompt
+    from agentkit.methods.pdr import PDRConfig, pdr, plan_draft_tokens, planning_prompt_tokens
     from agentkit.roles import Student
 
     if args.concurrency < 1:
@@ -177,10 +176,8 @@ async def _solve(args: argparse.Namespace) -> int:
         """--max-tokens, or what --budget leaves per draft (planned from this problem's longest prompt)."""
         if args.budget is None:
             return int(args.max_tokens)
-        template = "long_cot" if config is None else "pdr_refine"
-        prompt = sum(len(m["content"]) // 4 + 5 for m in load_prompt(template).render(
-            problem=problem.text, workspace=""))
-        return plan_draft_tokens(args.budget, prompt_tokens=prompt, config=config)
+        return plan_draft_tokens(args.budget, prompt_tokens=planning_prompt_tokens(problem.text, config),
+                                 config=config)
     backend = backend_from_spec(args.backend)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()

@@ -18,12 +18,7 @@ import time
 from agentkit import Bus, Ledger, answers_match, load_dataset
 from agentkit.backends import backend_from_spec
 from agentkit.ledger import Budget
-from agentkit.methods import PDRConfig, pdr, plan_draft_tokens
-from agentkit.prompts import load_prompt
-
-
-def prompt_tokens(problem_text: str, template: str) -> int:
-    return sum(len(m["content"]) // 4 + 5 for m in load_prompt(template).render(problem=problem_text, workspace=""))
+from agentkit.methods.pdr import PDRConfig, pdr, plan_draft_tokens, planning_prompt_tokens
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -40,9 +35,9 @@ async def main(args: argparse.Namespace) -> None:
             for name, config in methods.items():
                 started, rows = time.perf_counter(), []
                 for problem in problems:
-                    template = "long_cot" if config.rounds == 1 else "pdr_refine"
-                    m = plan_draft_tokens(args.budget, prompt_tokens=prompt_tokens(problem.text, template),
-                                          config=None if config.rounds == 1 else config)
+                    single = None if config.rounds == 1 else config
+                    m = plan_draft_tokens(args.budget, prompt_tokens=planning_prompt_tokens(problem.text, single),
+                                          config=single)
                     result = await pdr(problem.with_(run_id=f"{name}:{problem.problem_id}"), backend,
                                        config.model_copy(update={"max_tokens": m}),
                                        ledger=Ledger(Budget(sequential=args.budget)), bus=bus)

@@ -49,13 +49,14 @@ from agentkit.backends.base import BaseBackend
 from agentkit.bus import Bus
 from agentkit.errors import BackendError, BudgetExceeded, ConfigError, HandlerFailed
 from agentkit.grading import answers_match, extract_answer
-from agentkit.ledger import Ledger
+from agentkit.ledger import Ledger, estimate_tokens
 from agentkit.log import get_logger
 from agentkit.memory.behavior import Behavior, find_citations, render_behaviors
 from agentkit.messages import DistillRequest, DistillResult, Draft, Problem, RefineRequest, TokenUsage, Workspace
 from agentkit.prompts import load_prompt
 
-__all__ = ["PDRConfig", "PDRResult", "Variant", "distill", "pdr", "plan_draft_tokens", "sr", "write_draft"]
+__all__ = ["PDRConfig", "PDRResult", "Variant", "distill", "pdr", "plan_draft_tokens", "planning_prompt_tokens", "sr",
+           "write_draft"]
 
 _log = get_logger(__name__)
 Variant = Literal["summary", "topk", "topk-per-sample", "random-k", "error-analysis"]
@@ -157,6 +158,15 @@ def _extractive(drafts: list[Draft], chosen: list[int], kappa: int, count: Any) 
 async def _call(ledger: Ledger, backend: BaseBackend, messages: list[dict[str, str]], **kw: Any) -> Any:
     [(record, completion)] = await ledger.chat(backend, messages, **kw)
     return record, completion
+
+
+def planning_prompt_tokens(problem_text: str, config: PDRConfig | None = None) -> int:
+    """The prompt size to plan a method's drafts with: its longest draft prompt (the refine template with an
+    empty workspace for PDR/SR, the solve template for one long chain of thought), counted as ``Ledger.chat``
+    counts prompts when it caps a call (``estimate_tokens`` + 4 per message)."""
+    template = "long_cot" if config is None or config.rounds == 1 else "pdr_refine"
+    messages = load_prompt(template).render(problem=problem_text, workspace="")
+    return sum(estimate_tokens(m["content"]) + 4 for m in messages)
 
 
 def plan_draft_tokens(target_bseq: int, *, prompt_tokens: int, config: PDRConfig | None = None) -> int:
