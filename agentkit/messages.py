@@ -24,6 +24,7 @@ from agentkit.errors import ConfigError
 
 __all__ = [
     "BehaviorProposal",
+    "CurateRequest",
     "DistillRequest",
     "DistillResult",
     "Draft",
@@ -34,6 +35,8 @@ __all__ = [
     "Reflection",
     "Solution",
     "SolveRequest",
+    "TeachRequest",
+    "TeachResult",
     "TokenUsage",
     "Workspace",
     "from_json",
@@ -140,8 +143,11 @@ class SolveRequest(Message):
     """Output token cap for the answer; None lets the role decide."""
     temperature: float = 0.0
     seed: int | None = None
-    behaviors: tuple[str, ...] = ()
-    """Rendered behaviors to put in context (behavior-conditioned inference); empty for none."""
+    behaviors: dict[str, str] = Field(default_factory=dict)
+    """``behavior_name -> instruction`` to put in context (behavior-conditioned inference); empty: with
+    ``method="bci"`` a Student that has a handbook retrieves them itself."""
+    k: int | None = None
+    """How many behaviors to retrieve for ``bci`` when none are given (None: the Student's default)."""
 
 
 class Solution(Message):
@@ -162,6 +168,54 @@ class Solution(Message):
     """Total budget spent on this solution."""
     prompt_hash: str = ""
     """Hash of the prompt template used (reproducibility)."""
+    method: str = ""
+    """The method that produced it (``long-cot``, ``bci``, ``self-improve``, ``critique-revise``, ...)."""
+    behaviors: tuple[str, ...] = ()
+    """Names of the behaviors that were in context (BCI), in prompt order."""
+    cited: tuple[str, ...] = ()
+    """Names of those behaviors that the answer mentions."""
+    behavior_tokens: int = 0
+    """Input tokens the behavior block took in the answering call (measured by the server when the plain
+    prompt's count is known, else estimated at four characters per token)."""
+
+
+class CurateRequest(Message):
+    """Ask the Strategist to solve (unless ``solution`` is given), reflect and extract behaviors."""
+
+    kind: Literal["curate_request"] = "curate_request"
+    problem: Problem
+    solution: Solution | None = None
+    """A trace to reflect on (self-improvement reflects on the model's own earlier attempt); None: solve first."""
+    max_tokens: int = 1024
+    """Output cap for each of the three calls."""
+    max_behaviors: int = 5
+    temperature: float = 0.0
+    seed: int | None = 0
+    reveal_reference: bool = True
+    """Tell the Strategist the reference answer when reflecting (curation sets); never for test problems."""
+
+
+class TeachRequest(Message):
+    """Ask the Teacher for a behavior-conditioned answer (and, with ``plain``, an ordinary one) for BC-SFT."""
+
+    kind: Literal["teach_request"] = "teach_request"
+    problem: Problem
+    behaviors: dict[str, str]
+    plain: bool = True
+    max_tokens: int = 1024
+    temperature: float = 0.0
+    seed: int | None = 0
+
+
+class TeachResult(Message):
+    """The Teacher's answers to one problem."""
+
+    kind: Literal["teach_result"] = "teach_result"
+    problem_id: str
+    conditioned: Solution
+    """The answer written with the behaviors in context (the BC-SFT target)."""
+    plain: Solution | None = None
+    """The answer written without behaviors (the plain-SFT twin's target)."""
 
 
 class Reflection(Message):
@@ -181,9 +235,17 @@ class BehaviorProposal(Message):
     kind: Literal["behavior_proposal"] = "behavior_proposal"
     problem_id: str
     behaviors: dict[str, str]
-    """``behavior_name -> instruction``."""
+    """``behavior_name -> instruction`` (only entries that passed ``parse_behaviors``)."""
     source_trace_id: str | None = None
     trace_correct: bool | None = None
+    dropped: tuple[tuple[str, str], ...] = ()
+    """``(entry, reason)`` for each extracted entry that was rejected."""
+    topics: tuple[str, ...] = ()
+    """Topics the behaviors get in the handbook (the problem's subject, else its dataset)."""
+    model: str = ""
+    """The Strategist's model."""
+    usage: TokenUsage = TokenUsage()
+    """Tokens of the whole curation (solve, reflect, extract): its cost."""
 
 
 class Draft(Message):

@@ -5,7 +5,8 @@
 Every method gets the same sequential budget: `plan_draft_tokens` turns it into each method's per-draft
 `max_tokens`, and a `Ledger(Budget(sequential=...))` enforces it call by call. PDR's drafts go over the bus
 as one `RefineRequest` each (the Refiner and Distiller roles answer them). Prints accuracy, mean B_seq,
-B_total and wall time per method; `--json` prints every result. Copy it to try other schedules or variants.
+B_total and wall time per method, with 95% Wilson intervals on accuracy; `--json` prints every result.
+`--concurrency` problems run at once (a method's problems overlap; methods run one after another). Copy it to try other schedules or variants.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import argparse
 import asyncio
 import json
 import time
+from typing import Any
 
-from agentkit import Bus, Ledger, answers_match, load_dataset
+from agentkit import Bus, Ledger, Problem, answers_match, load_dataset
 from agentkit.backends import backend_from_spec
 from agentkit.ledger import Budget
 from agentkit.methods.pdr import PDRConfig, pdr, plan_draft_tokens, planning_prompt_tokens
+from agentkit.stats import accuracy_summary
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -32,18 +35,23 @@ async def main(args: argparse.Namespace) -> None:
     table = {}
     try:
         async with Bus(name="pdr-math") as bus:
+            gate = asyncio.Semaphore(args.concurrency)
             for name, config in methods.items():
-                started, rows = time.perf_counter(), []
-                for problem in problems:
+                started = time.perf_counter()
+
+                async def solve(problem: Problem, name: str = name, config: PDRConfig = config) -> dict[str, Any]:
                     single = None if config.rounds == 1 else config
                     m = plan_draft_tokens(args.budget, prompt_tokens=planning_prompt_tokens(problem.text, single),
                                           config=single)
-                    result = await pdr(problem.with_(run_id=f"{name}:{problem.problem_id}"), backend,
-                                       config.model_copy(update={"max_tokens": m}),
-                                       ledger=Ledger(Budget(sequential=args.budget)), bus=bus)
-                    rows.append({"id": problem.problem_id, "answer": result.answer, "reference": problem.reference,
-                                 "correct": answers_match(result.answer, problem.reference), **result.budget})
-                table[name] = {"accuracy": sum(r["correct"] for r in rows) / len(rows),
+                    async with gate:
+                        result = await pdr(problem.with_(run_id=f"{name}:{problem.problem_id}"), backend,
+                                           config.model_copy(update={"max_tokens": m}),
+                                           ledger=Ledger(Budget(sequential=args.budget)), bus=bus)
+                    return {"id": problem.problem_id, "answer": result.answer, "reference": problem.reference,
+                            "correct": answers_match(result.answer, problem.reference), **result.budget}
+
+                rows = list(await asyncio.gather(*(solve(p) for p in problems)))
+                table[name] = {**accuracy_summary(r["correct"] for r in rows),
                                "B_seq": sum(r["B_seq"] for r in rows) / len(rows),
                                "B_total": sum(r["B_total"] for r in rows) / len(rows),
                                "wall_s": time.perf_counter() - started, "rows": rows}
@@ -53,9 +61,10 @@ async def main(args: argparse.Namespace) -> None:
         print(json.dumps(table, indent=2))
         return
     print(f"{len(problems)} {args.dataset} problems, matched B_seq budget {args.budget}, backend {args.backend}")
-    print(f"{'method':<10}{'accuracy':>10}{'B_seq':>10}{'B_total':>10}{'wall s':>9}")
+    print(f"{'method':<10}{'accuracy':>10}{'95% CI':>14}{'B_seq':>10}{'B_total':>10}{'wall s':>9}")
     for name, t in table.items():
-        print(f"{name:<10}{t['accuracy']:>10.2f}{t['B_seq']:>10.0f}{t['B_total']:>10.0f}{t['wall_s']:>9.1f}")
+        ci = f"{t['ci_low']:.2f}-{t['ci_high']:.2f}"
+        print(f"{name:<10}{t['accuracy']:>10.2f}{ci:>14}{t['B_seq']:>10.0f}{t['B_total']:>10.0f}{t['wall_s']:>9.1f}")
 
 
 if __name__ == "__main__":
@@ -69,5 +78,7 @@ if __name__ == "__main__":
     parser.add_argument("--drafts", type=int, default=4)
     parser.add_argument("--kappa", type=int, default=256)
     parser.add_argument("--variant", default="summary", choices=["summary", "topk", "topk-per-sample", "random-k"])
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="problems solved at once (the local backend decodes up to 4 sequences together)")
     parser.add_argument("--json", action="store_true")
     asyncio.run(main(parser.parse_args()))

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from agentkit.errors import ConfigError
 from agentkit.messages import (
     BehaviorProposal,
+    CurateRequest,
     DistillRequest,
     DistillResult,
     Draft,
@@ -18,6 +19,8 @@ from agentkit.messages import (
     Reflection,
     Solution,
     SolveRequest,
+    TeachRequest,
+    TeachResult,
     TokenUsage,
     Workspace,
     from_json,
@@ -29,14 +32,23 @@ PROBLEM = Problem(problem_id="p1", text="What is 1/2 + 1/3? Use $\\frac{a}{b}$ â
                   topics=("Algebra",), dataset="unit", run_id="r1", sender="dataset")
 WORKSPACE = Workspace(problem_id="p1", round=1, text="agreements: 5/6", variant="summary",
                       source_draft_ids=("a", "b"), drafts_seen=2, tokens=4)
+SOLUTION = Solution(problem_id="p1", text="\\boxed{5/6} by behavior_lcm", answer="5/6", finish_reason="stop",
+                    usage=TokenUsage(input_tokens=10, output_tokens=5, calls=1), model="m", b_seq=15, b_total=15,
+                    method="bci", behaviors=("behavior_lcm",), cited=("behavior_lcm",), behavior_tokens=8)
 SAMPLES: dict[str, Message] = {
     "problem": PROBLEM,
-    "solve_request": SolveRequest(problem=PROBLEM, max_tokens=64, temperature=0.7, seed=3, behaviors=("b1",)),
-    "solution": Solution(problem_id="p1", text="\\boxed{5/6}", answer="5/6", finish_reason="stop",
-                         usage=TokenUsage(input_tokens=10, output_tokens=5, calls=1), model="m", b_seq=15, b_total=15),
+    "solve_request": SolveRequest(problem=PROBLEM, method="bci", max_tokens=64, temperature=0.7, seed=3,
+                                  behaviors={"behavior_lcm": "add fractions over the lcm"}, k=3),
+    "solution": SOLUTION,
+    "curate_request": CurateRequest(problem=PROBLEM, solution=SOLUTION, max_tokens=256, max_behaviors=3),
+    "teach_request": TeachRequest(problem=PROBLEM, behaviors={"behavior_lcm": "add fractions over the lcm"},
+                                  plain=False, seed=None),
+    "teach_result": TeachResult(problem_id="p1", conditioned=SOLUTION, plain=SOLUTION.with_(behaviors=())),
     "reflection": Reflection(problem_id="p1", solution_id="s1", text="fine", correct=True),
     "behavior_proposal": BehaviorProposal(problem_id="p1", behaviors={"behavior_common_denominator": "use the lcm"},
-                                          source_trace_id="t1", trace_correct=False),
+                                          source_trace_id="t1", trace_correct=False,
+                                          dropped=(("area: x", "name does not start with behavior_"),),
+                                          topics=("Algebra",), model="m", usage=TokenUsage(input_tokens=9, calls=3)),
     "draft": Draft(problem_id="p1", round=2, branch=3, text="draft", answer=None, cited=("behavior_x",),
                    usage=TokenUsage(input_tokens=1, output_tokens=2, calls=1, cached=True)),
     "workspace": WORKSPACE,

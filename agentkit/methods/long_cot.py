@@ -38,5 +38,5 @@ async def long_cot(
         answer=extract_answer(completion.text), finish_reason=completion.finish_reason, model=completion.model,
         usage=TokenUsage(input_tokens=record.input_tokens, output_tokens=record.output_tokens, calls=1,
                          cached=completion.cached),
-        b_seq=ledger.b_seq, b_total=ledger.b_total, prompt_hash=template.hash,
+        b_seq=ledger.b_seq, b_total=ledger.b_total, prompt_hash=template.hash, method="long-cot",
     )

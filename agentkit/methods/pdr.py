@@ -53,6 +53,7 @@ from agentkit.ledger import Ledger, estimate_tokens
 from agentkit.log import get_logger
 from agentkit.memory.behavior import Behavior, find_citations, render_behaviors
 from agentkit.messages import DistillRequest, DistillResult, Draft, Problem, RefineRequest, TokenUsage, Workspace
+from agentkit.methods.bci import record_citations
 from agentkit.prompts import load_prompt
 
 __all__ = ["PDRConfig", "PDRResult", "Variant", "distill", "pdr", "plan_draft_tokens", "planning_prompt_tokens", "sr",
@@ -384,13 +385,10 @@ async def pdr(problem: Problem, backend: BaseBackend, config: PDRConfig | None =
             _ensure_roles(bus, backend).ledgers.pop(run_id, None)
     answer_draft = all_drafts[-1]
     if handbook is not None and behaviors:
-        for d in all_drafts:
-            for name in d.cited:
-                await handbook.record_usage(name, "cited")
-        if problem.reference is not None:
-            verdict = "cited_correct" if answers_match(answer_draft.answer, problem.reference) else "cited_wrong"
-            for name in answer_draft.cited:
-                await handbook.record_usage(name, verdict)
+        for d in all_drafts[:-1]:
+            await record_citations(handbook, d.cited, correct=None)
+        correct = answers_match(answer_draft.answer, problem.reference) if problem.reference is not None else None
+        await record_citations(handbook, answer_draft.cited, correct=correct)
     return PDRResult(answer=answer_draft.answer, text=answer_draft.text, drafts=all_drafts,
                      workspaces=all_workspaces, budget=ledger.summary(),
                      diagnostics={"rounds": rounds_diag, "schedule": list(schedule), "variant": config.variant})

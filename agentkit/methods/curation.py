@@ -1,0 +1,261 @@
+"""Behavior curation ("Metacognitive Reuse" arXiv 2509.13237, section 3): solve, reflect, extract.
+
+``curate`` runs the Strategist's three calls on one problem (or reflects on a given trace, as behavior-guided
+self-improvement does) and parses the extraction with ``parse_behaviors``. ``build_handbook`` runs it over a
+problem set through the bus (one ``CurateRequest`` per problem, answered by a ``Strategist`` role), stores the
+behaviors with topics and provenance (deduplicated on insert by the store), and keeps a progress log so that
+a second run skips finished problems:
+
+- ``progress`` (JSON Lines, default ``<store path>/curation.jsonl`` for an embedded store): one line per
+  finished problem, written after its behaviors are stored. A problem interrupted between storing and logging
+  is redone on resume; its behaviors then merge into themselves by name (a new version with the same text),
+  so nothing is duplicated.
+- Problems are taken from an iterator by ``concurrency`` workers, so the problem set is never materialised as
+  one ``gather``; a failed problem is reported and retried on the next run, and never stops the others.
+
+Whether the Strategist sees the reference answer is ``reveal_reference`` (default True for curation sets,
+whose answers are known and are not test problems; self-improvement never reveals it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkit.backends.base import BaseBackend
+from agentkit.bus import Bus
+from agentkit.errors import BackendError, ConfigError, HandlerFailed
+from agentkit.grading import answers_match, extract_answer
+from agentkit.ledger import Ledger
+from agentkit.log import get_logger
+from agentkit.memory.behavior import Behavior, Provenance
+from agentkit.memory.extract import parse_behaviors
+from agentkit.messages import BehaviorProposal, CurateRequest, Problem, Reflection, Solution, TokenUsage
+from agentkit.methods.bci import topics_of
+from agentkit.prompts import load_prompt
+
+__all__ = ["BuildReport", "Curation", "build_handbook", "curate"]
+
+_log = get_logger(__name__)
+
+
+class Curation(BaseModel):
+    """Everything one curation produced (the proposal also travels the bus alone)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    solution: Solution
+    reflection: Reflection
+    proposal: BehaviorProposal
+
+
+def _verdict(solution: Solution, reference: str | None, reveal: bool) -> tuple[str, bool | None]:
+    if reference is None:
+        return "", None
+    correct = answers_match(solution.answer, reference)
+    if not reveal:
+        return "", correct
+    state = "correct" if correct else "incorrect"
+    return (f"Note: the reference answer is {reference}, so this solution's final answer "
+            f"({solution.answer if solution.answer is not None else 'none given'}) is {state}."), correct
+
+
+async def curate(
+    problem: Problem,
+    backend: BaseBackend,
+    *,
+    solution: Solution | None = None,
+    ledger: Ledger | None = None,
+    max_tokens: int = 1024,
+    max_behaviors: int = 5,
+    temperature: float = 0.0,
+    seed: int | None = 0,
+    reveal_reference: bool = True,
+    first_round: int = 1,
+    branch: int = 0,
+    sender: str = "strategist",
+) -> Curation:
+    """Solve (unless ``solution`` is given), reflect, extract; three calls, or two, on ``ledger``."""
+    ledger = ledger if ledger is not None else Ledger(run_id=problem.run_id)
+    before_in, before_out, before_calls = ledger.input_tokens, ledger.output_tokens, ledger.calls
+    r = first_round
+    if solution is None:
+        template = load_prompt("strategist_solve")
+        [(rec, completion)] = await ledger.chat(
+            backend, template.render(problem=problem.text), role="strategist", round=r, branch=branch, stage=f"{r}:solve",
+            max_tokens=max_tokens, temperature=temperature, seed=seed)
+        solution = problem.derive(
+            Solution, sender=sender, problem_id=problem.problem_id, text=completion.text,
+            answer=extract_answer(completion.text), finish_reason=completion.finish_reason, model=completion.model,
+            usage=TokenUsage(input_tokens=rec.input_tokens, output_tokens=rec.output_tokens, calls=1,
+                             cached=completion.cached),
+            prompt_hash=template.hash, method="strategist-solve")
+        r += 1
+    verdict, correct = _verdict(solution, problem.reference, reveal_reference)
+    [(_, reflected)] = await ledger.chat(
+        backend, load_prompt("strategist_reflect").render(problem=problem.text, solution=solution.text,
+                                                          verdict=verdict),
+        role="strategist", round=r, branch=branch, stage=f"{r}:reflect", max_tokens=max_tokens, temperature=temperature, seed=seed)
+    reflection = solution.derive(Reflection, sender=sender, problem_id=problem.problem_id, solution_id=solution.id,
+                                 text=reflected.text, correct=correct)
+    [(_, extracted)] = await ledger.chat(
+        backend, load_prompt("strategist_extract").render(problem=problem.text, reflection=reflected.text,
+                                                          max_behaviors=str(max_behaviors)),
+        role="strategist", round=r + 1, branch=branch, stage=f"{r + 1}:extract", max_tokens=max_tokens, temperature=temperature,
+        seed=seed)
+    parsed = parse_behaviors(extracted.text, max_behaviors=max_behaviors)
+    proposal = reflection.derive(
+        BehaviorProposal, sender=sender, problem_id=problem.problem_id, behaviors=parsed.behaviors,
+        source_trace_id=solution.id, trace_correct=correct, dropped=parsed.dropped, topics=topics_of(problem),
+        model=extracted.model,
+        usage=TokenUsage(input_tokens=ledger.input_tokens - before_in, output_tokens=ledger.output_tokens - before_out,
+                         calls=ledger.calls - before_calls))
+    return Curation(solution=solution, reflection=reflection, proposal=proposal)
+
+
+class BuildReport(BaseModel):
+    """What one ``build_handbook`` run did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problems: int = 0
+    """Problems curated in this run."""
+    skipped: int = 0
+    """Problems already finished in an earlier run (found in the progress log)."""
+    failed: dict[str, str] = Field(default_factory=dict)
+    """problem id -> error, for problems whose curation failed (retried by the next run)."""
+    stored: int = 0
+    """Behaviors that became new handbook entries."""
+    merged: int = 0
+    """Behaviors that merged into an existing entry (same name or near-duplicate)."""
+    dropped: int = 0
+    """Extracted entries rejected by the parser."""
+    traces_correct: int = 0
+    usage: TokenUsage = TokenUsage()
+    """Tokens spent on curation in this run (its cost)."""
+    wall_s: float = 0.0
+    progress: str | None = None
+
+
+def _default_progress(store: Any) -> Path | None:
+    path = getattr(store, "path", None)
+    return Path(path) / "curation.jsonl" if path is not None else None
+
+
+def _finished(progress: Path | None) -> set[str]:
+    if progress is None or not progress.exists():
+        return set()
+    done: set[str] = set()
+    with progress.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                done.add(json.loads(line)["problem_id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut by a crash: that problem is redone
+    return done
+
+
+async def store_proposal(store: Any, proposal: BehaviorProposal) -> tuple[list[str], int]:
+    """Add a proposal's behaviors with its topics and provenance; returns (stored names, how many merged)."""
+    provenance = Provenance(problem_id=proposal.problem_id, trace_id=proposal.source_trace_id,
+                            model=proposal.model or None, trace_correct=proposal.trace_correct)
+    names, merged = [], 0
+    for name, instruction in proposal.behaviors.items():
+        stored = await store.add(Behavior(name=name, instruction=instruction, topics=proposal.topics,
+                                          provenance=(provenance,)))
+        names.append(stored.name)
+        merged += stored.version > 1 or stored.name != name
+    return names, merged
+
+
+async def build_handbook(
+    problems: Iterable[Problem],
+    backend: BaseBackend,
+    store: Any,
+    *,
+    bus: Bus | None = None,
+    concurrency: int = 4,
+    progress: str | Path | None = None,
+    max_tokens: int = 1024,
+    max_behaviors: int = 5,
+    temperature: float = 0.0,
+    seed: int | None = 0,
+    reveal_reference: bool = True,
+    on_problem: Callable[[str, BehaviorProposal | None], None] | None = None,
+) -> BuildReport:
+    """Curate behaviors from ``problems`` into ``store`` through a Strategist on the bus; resumable.
+
+    ``on_problem(problem_id, proposal or None on failure)`` is called as each problem finishes (progress bars).
+    """
+    from agentkit.roles.strategist import Strategist
+
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+    log_path = Path(progress) if progress is not None else _default_progress(store)
+    done = _finished(log_path)
+    report = BuildReport(progress=str(log_path) if log_path else None)
+    started = time.perf_counter()
+    own_bus = bus is None
+    active_bus = bus if bus is not None else Bus(name="build-handbook")
+    # A Strategist already on the caller's bus answers; otherwise one is attached for this build.
+    subscription = None
+    if not any(s.name == Strategist.name for s in active_bus.subscriptions):
+        subscription = Strategist(backend).attach(active_bus, concurrency=concurrency)
+    source = iter(problems)
+    tokens = [0, 0, 0]
+
+    async def worker() -> None:
+        for problem in source:  # each worker pulls the next problem: bounded work in flight
+            if problem.problem_id in done:
+                report.skipped += 1
+                continue
+            request = problem.derive(CurateRequest, sender="build_handbook", problem=problem, max_tokens=max_tokens,
+                                     max_behaviors=max_behaviors, temperature=temperature, seed=seed,
+                                     reveal_reference=reveal_reference)
+            try:
+                proposal = await active_bus.request(request, BehaviorProposal, timeout=3600)
+                names, merged = await store_proposal(store, proposal)
+            except (BackendError, HandlerFailed) as exc:
+                report.failed[problem.problem_id] = str(exc)
+                _log.warning("curation failed", problem=problem.problem_id, error=str(exc))
+                if on_problem:
+                    on_problem(problem.problem_id, None)
+                continue
+            report.problems += 1
+            report.stored += len(names) - merged
+            report.merged += merged
+            report.dropped += len(proposal.dropped)
+            report.traces_correct += bool(proposal.trace_correct)
+            tokens[0] += proposal.usage.input_tokens
+            tokens[1] += proposal.usage.output_tokens
+            tokens[2] += proposal.usage.calls
+            if log_path is not None:
+                line = {"problem_id": problem.problem_id, "behaviors": names, "merged": merged,
+                        "dropped": len(proposal.dropped), "trace_correct": proposal.trace_correct,
+                        **proposal.usage.model_dump(exclude={"cached"}), "finished_at": time.time()}
+                with log_path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(line) + "\n")
+            if on_problem:
+                on_problem(problem.problem_id, proposal)
+
+    try:
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        if own_bus:
+            await active_bus.close()
+        elif subscription is not None:
+            await active_bus.unsubscribe(subscription)
+        if hasattr(store, "flush_usage"):
+            await store.flush_usage()
+    report.usage = TokenUsage(input_tokens=tokens[0], output_tokens=tokens[1], calls=tokens[2])
+    report.wall_s = time.perf_counter() - started
+    _log.info("handbook built", **report.model_dump(exclude={"failed"}), failed=len(report.failed))
+    return report

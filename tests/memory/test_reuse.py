@@ -1,0 +1,218 @@
+"""Metacognitive reuse with the scripted backend: exact call sequences of curation, BCI, self-improvement,
+critique-and-revise and BC-SFT data generation, against a real embedded handbook."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentkit.bus import Bus, Recorder, read_recording
+from agentkit.memory import MiniLMEmbedder, QdrantBehaviorStore
+from agentkit.messages import Problem, Solution, SolveRequest
+from agentkit.methods import (
+    bci,
+    build_handbook,
+    critique_revise,
+    curate,
+    generate_bc_sft,
+    retrieve_behaviors,
+    self_improve,
+)
+from agentkit.roles import Student
+from agentkit.testing import Fault, Reply, ScriptedBackend, count_words
+
+PROBLEMS = [Problem(problem_id=f"p{i}", text=f"Janet has {16 + i} eggs, eats 3 and bakes with 4. How many are left?",
+                    reference=str(9 + i), topics=("Prealgebra",) if i % 2 == 0 else (), dataset="unit")
+            for i in range(3)]
+BEHAVIORS = {"behavior_count_leftovers": "Subtract everything used from the starting amount, one use at a time.",
+             "behavior_check_units": "Check that every quantity is in the same unit before adding."}
+EXTRACTION = "Here you go:\n```json\n" + json.dumps(BEHAVIORS) + "\n```"
+
+
+def kind_of(body: dict[str, Any]) -> str:
+    text = " ".join(m["content"] for m in body["messages"])
+    if "reflect and critique" in text:
+        return "reflect"
+    if "generate a list of behaviors" in text:
+        return "extract"
+    if "Here is a list of behaviors" in text:
+        return "bci"
+    if "critique the earlier solution" in text:
+        return "revise"
+    return "solve"
+
+
+def reply(body: dict[str, Any], *, extraction: str = EXTRACTION) -> Reply:
+    kind = kind_of(body)
+    if kind == "reflect":
+        return Reply("The answer is right; behavior_count_leftovers would have shortened it.")
+    if kind == "extract":
+        return Reply(extraction)
+    if kind == "bci":
+        return Reply("Using behavior_count_leftovers: 16 - 3 - 4 = 9, so \\boxed{9}")
+    if kind == "revise":
+        return Reply("The earlier steps hold. \\boxed{9}")
+    return Reply("16 - 3 - 4 = 9 \\boxed{9}")
+
+
+@pytest.fixture
+async def handbook(tmp_path: Path, embedder: MiniLMEmbedder) -> Any:
+    store = QdrantBehaviorStore(path=tmp_path / "hb", embedder=embedder)
+    await store.open()
+    yield store
+    await store.close()
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def calls(backend: ScriptedBackend) -> list[str]:
+    return [kind_of(b) for b in backend.requests]
+
+
+async def test_curate_solves_reflects_extracts_with_exact_usage() -> None:
+    backend = ScriptedBackend(reply)
+    c = await curate(PROBLEMS[0], backend)
+    assert calls(backend) == ["solve", "reflect", "extract"]
+    reflect_prompt = " ".join(m["content"] for m in backend.requests[1]["messages"])
+    assert c.solution.text in reflect_prompt and "reference answer is 9" in reflect_prompt
+    assert "is correct" in reflect_prompt
+    assert "The answer is right" in " ".join(m["content"] for m in backend.requests[2]["messages"])
+    assert c.proposal.behaviors == BEHAVIORS and c.proposal.trace_correct is True
+    assert c.proposal.topics == ("Prealgebra",) and c.proposal.source_trace_id == c.solution.id
+    expected_in = sum(count_words(" ".join(m["content"] for m in b["messages"])) for b in backend.requests)
+    assert c.proposal.usage.input_tokens == expected_in and c.proposal.usage.calls == 3
+    # without revealing the reference, the Strategist is not told
+    hidden = ScriptedBackend(reply)
+    await curate(PROBLEMS[0], hidden, reveal_reference=False)
+    assert "reference" not in " ".join(m["content"] for m in hidden.requests[1]["messages"])
+
+
+async def test_build_handbook_stores_with_provenance_and_topics_and_resumes(handbook: QdrantBehaviorStore,
+                                                                            tmp_path: Path) -> None:
+    failing = {"p2"}
+
+    def script(body: dict[str, Any]) -> Reply | Fault:
+        if any(f"{16 + int(p[1:])} eggs" in body["messages"][-1]["content"] for p in failing):
+            return Fault.http(400, "scripted refusal")
+        return reply(body)
+
+    backend = ScriptedBackend(script)
+    seen: list[tuple[str, bool]] = []
+    async with Bus() as bus:
+        recorder = Recorder(tmp_path / "run.jsonl").attach(bus)
+        report = await build_handbook(PROBLEMS, backend, handbook, bus=bus, concurrency=2,
+                                      on_problem=lambda pid, prop: seen.append((pid, prop is not None)))
+        await bus.drain()
+        await recorder.close()
+    assert report.problems == 2 and set(report.failed) == {"p2"} and report.skipped == 0
+    assert report.stored == 2 and report.merged == 2  # the second problem's behaviors merge by name
+    assert report.usage.calls == 6 and report.traces_correct == 1  # the script answers 9; only p0's reference is 9
+    assert sorted(seen) == [("p0", True), ("p1", True), ("p2", False)]
+    stored = await handbook.get("behavior_count_leftovers")
+    assert {(p.problem_id, p.trace_correct) for p in stored.provenance} == {("p0", True), ("p1", False)}
+    assert all(p.model == "scripted" for p in stored.provenance)
+    assert set(stored.topics) == {"Prealgebra", "unit"}  # the subject where there is one, else the dataset
+    kinds = [m.kind for m in read_recording(tmp_path / "run.jsonl")]
+    assert kinds.count("curate_request") == 3 and kinds.count("behavior_proposal") == 2
+    assert kinds.count("solution") == 2 and kinds.count("reflection") == 2 and kinds.count("failure") == 1
+    # resume: finished problems are skipped, the failed one is retried
+    failing.clear()
+    before = len(backend.requests)
+    again = await build_handbook(PROBLEMS, backend, handbook)
+    assert again.skipped == 2 and again.problems == 1 and not again.failed
+    assert len(backend.requests) - before == 3
+    log = read_jsonl(tmp_path / "hb" / "curation.jsonl")
+    assert sorted(e["problem_id"] for e in log) == ["p0", "p1", "p2"]
+    assert await handbook.count() == 2
+
+
+async def test_malformed_extraction_stores_nothing(handbook: QdrantBehaviorStore) -> None:
+    backend = ScriptedBackend(lambda body: reply(body, extraction='{"area": "not a behavior name", '
+                                                                  '"behavior_x": "short"}'))
+    report = await build_handbook(PROBLEMS[:1], backend, handbook)
+    assert report.problems == 1 and report.stored == 0 and report.dropped == 2
+    assert await handbook.count() == 0
+
+
+async def test_bci_retrieves_k_counts_citations_and_usage(handbook: QdrantBehaviorStore) -> None:
+    await build_handbook(PROBLEMS[:1], ScriptedBackend(reply), handbook)
+    backend = ScriptedBackend(reply)
+    solution = await bci(PROBLEMS[0], backend, handbook=handbook, k=2)
+    assert calls(backend) == ["bci"]
+    prompt = backend.requests[0]["messages"][-1]["content"]
+    assert all(f"{name}: {text}" in prompt for name, text in BEHAVIORS.items())
+    assert set(solution.behaviors) == set(BEHAVIORS) and solution.cited == ("behavior_count_leftovers",)
+    assert solution.answer == "9" and solution.method == "bci" and solution.behavior_tokens > 0
+    assert solution.b_total == solution.usage.input_tokens + solution.usage.output_tokens
+    cited = await handbook.get("behavior_count_leftovers")
+    assert (cited.stats.retrieved, cited.stats.cited, cited.stats.cited_correct) == (1, 1, 1)
+    other = await handbook.get("behavior_check_units")
+    assert (other.stats.retrieved, other.stats.cited) == (1, 0)
+    # topic retrieval finds them under the subject; a problem of another topic gets none
+    assert len(await retrieve_behaviors(handbook, PROBLEMS[0], retrieval="topic", record=False)) == 2
+    stranger = PROBLEMS[0].with_(topics=("Geometry",), dataset="other")
+    assert await retrieve_behaviors(handbook, stranger, retrieval="topic", record=False) == []
+
+
+async def test_self_improve_and_critique_revise_call_sequences() -> None:
+    backend = ScriptedBackend(reply)
+    improved = await self_improve(PROBLEMS[0], backend, max_tokens=64)
+    assert calls(backend) == ["solve", "reflect", "extract", "bci"]
+    assert "reference" not in " ".join(m["content"] for m in backend.requests[1]["messages"])
+    final_prompt = " ".join(m["content"] for m in backend.requests[3]["messages"])
+    assert improved.attempts[0].text not in final_prompt  # behaviors and question only
+    assert improved.behaviors == BEHAVIORS and improved.solution.method == "self-improve"
+    assert {b["max_tokens"] for b in (backend.requests[0], backend.requests[3])} == {64}
+    total = sum(count_words(" ".join(m["content"] for m in b["messages"])) for b in backend.requests)
+    assert improved.solution.b_total > total  # inputs plus outputs of all four calls
+
+    baseline = ScriptedBackend(reply)
+    revised = await critique_revise(PROBLEMS[0], baseline, max_tokens=64)
+    assert calls(baseline) == ["solve", "revise"]
+    assert revised.attempts[0].text in baseline.requests[1]["messages"][-1]["content"]
+    assert revised.solution.answer == "9" and revised.solution.method == "critique-revise"
+    assert revised.solution.b_seq == revised.solution.b_total  # strictly sequential
+
+
+async def test_student_methods_on_the_bus(handbook: QdrantBehaviorStore) -> None:
+    await build_handbook(PROBLEMS[:1], ScriptedBackend(reply), handbook)
+    backend = ScriptedBackend(reply)
+    async with Bus() as bus:
+        Student(backend, handbook=handbook, k=1).attach(bus, concurrency=2)
+        out: dict[str, Solution] = {}
+        for method in ("long-cot", "bci", "self-improve", "critique-revise"):
+            out[method] = await bus.request(SolveRequest(problem=PROBLEMS[1], method=method), Solution, timeout=30)
+        given = await bus.request(SolveRequest(problem=PROBLEMS[1], method="bci",
+                                               behaviors={"behavior_own": "An instruction given by the caller."}),
+                                  Solution, timeout=30)
+    assert {m: s.usage.calls for m, s in out.items()}["bci"] == 1
+    assert len(out["bci"].behaviors) == 1 and out["long-cot"].behaviors == ()
+    assert given.behaviors == ("behavior_own",)
+    assert [s.method for s in out.values()] == list(out)
+
+
+async def test_bc_sft_files_keep_behaviors_out_of_the_student_prompt(tmp_path: Path,
+                                                                     handbook: QdrantBehaviorStore) -> None:
+    teacher = ScriptedBackend(reply)
+    report = await generate_bc_sft(PROBLEMS, teacher, tmp_path / "sft", strategist=ScriptedBackend(reply))
+    assert report.problems == 3 and report.conditioned_rows == 3 and report.plain_rows == 3
+    assert report.conditioned_correct == 1 and report.plain_correct == 1  # only p0's reference is 9
+    bc, plain = read_jsonl(report.conditioned_path), read_jsonl(report.plain_path)
+    for row in bc + plain:
+        assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+        assert "behavior_" not in row["messages"][0]["content"] + row["messages"][1]["content"]
+    assert all("behavior_count_leftovers" in row["messages"][2]["content"] for row in bc)
+    assert calls(teacher).count("bci") == 3 and calls(teacher).count("solve") == 3
+    filtered = await generate_bc_sft(PROBLEMS, ScriptedBackend(reply), tmp_path / "f", handbook=await _filled(
+        handbook), only_correct=True)
+    assert filtered.conditioned_rows == 1 and filtered.plain_rows == 1
+
+
+async def _filled(store: QdrantBehaviorStore) -> QdrantBehaviorStore:
+    await build_handbook(PROBLEMS[:1], ScriptedBackend(reply), store)
+    return store
