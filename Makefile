@@ -15,17 +15,17 @@ $(VENV)/.core: $(PY) pyproject.toml
 	$(PIP) install --quiet -e .
 	touch $@
 
-# Everything the test suite needs: dev tools and llama-cpp-python (built from source: ~6 min on 2 cores
+# Everything the test suite needs: dev tools, the train extra (trl/peft) and llama-cpp-python (built from source: ~6 min on 2 cores
 # the first time; pip's wheel cache makes later installs on the same machine take seconds).
 # llama.cpp is built for portable AVX2, not -march=native: its native build on CPUs with AMX (this
 # workplace's) segfaults in decode, and a native wheel in pip's cache would break on another CPU.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 $(VENV)/.dev: $(VENV)/.core
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet -e '.[dev,llama-cpp]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet -e '.[dev,llama-cpp,train]'
 	touch $@
 
 $(VENV)/.bench: $(VENV)/.dev
-	$(PIP) install --quiet -e '.[dev,llama-cpp,bench]'
+	$(PIP) install --quiet -e '.[dev,llama-cpp,train,bench]'
 	touch $@
 
 demo: $(VENV)/.core
