@@ -1,13 +1,16 @@
 """The ``agentkit`` command.
 
 - ``agentkit chat "PROMPT" [--backend SPEC]``: one reply and its token usage.
-- ``agentkit solve --dataset gsm8k --limit 3 [--backend SPEC] [--json]``: solve problems (long chain of
-  thought for now) and grade them. With ``--json`` it prints one JSON object per problem, the output
-  shape every method shares: ``id``, ``answer``, ``reference``, ``correct``, ``B_seq``, ``B_total``,
-  ``output_tokens``, ``calls``.
+- ``agentkit solve --dataset gsm8k --limit 3 [--method M] [--backend SPEC] [--json]``: solve problems and
+  grade them. Methods: ``long-cot``, ``pdr``, ``sr``, ``bci`` (behaviors from ``--store``), ``self-improve``,
+  ``critique-revise``. With ``--json`` it prints one JSON object per problem, the output shape every method
+  shares: ``id``, ``answer``, ``reference``, ``correct``, ``B_seq``, ``B_total``, ``output_tokens``,
+  ``calls``; PDR/SR add ``rounds``, BCI adds ``behaviors`` (given), ``cited`` and ``behavior_tokens``.
 
 - ``agentkit serve --store PATH [--port P] [--token T]``: the behavior handbook over HTTP (prints its URL and,
   when none was given, a generated bearer token).
+- ``agentkit handbook build --dataset gsm8k-train --limit N --store PATH [--backend SPEC]``: curate behaviors
+  (solve, reflect, extract) into a handbook; resumable (finished problems are skipped).
 - ``agentkit handbook list|search|show|history|add|prune|export|import|stats [--store PATH|URL]``: the
   handbook from the shell (default store: ``.agentkit/handbook``; a URL goes through the service with
   ``--token`` or ``$AGENTKIT_TOKEN``).
@@ -62,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--limit", type=int, default=3, help="how many problems (default: %(default)s)")
     solve.add_argument("--sample-seed", type=int, default=None,
                        help="take a seeded random sample of --limit problems instead of the first ones")
-    solve.add_argument("--method", default="long-cot", choices=["long-cot", "pdr", "sr"])
+    solve.add_argument("--method", default="long-cot",
+                       choices=["long-cot", "pdr", "sr", "bci", "self-improve", "critique-revise"])
     solve.add_argument("--max-tokens", type=int, default=768, help="output cap per answer (per draft for pdr/sr)")
     solve.add_argument("--budget", type=int, default=None,
                        help="target sequential budget B_seq: derives --max-tokens so methods compare at the same "
@@ -76,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--select", default="agreement", choices=["agreement", "judge"],
                        help="how top-k drafts are chosen")
     solve.add_argument("--error-analysis", action="store_true", help="sr: an error-analysis workspace")
+    solve.add_argument("--store", default=None,
+                       help="bci: the handbook to retrieve behaviors from (a store directory or a service URL)")
+    solve.add_argument("--token", default=None, help="bearer token for a handbook URL (default: $AGENTKIT_TOKEN)")
+    solve.add_argument("--behaviors", type=int, default=8, help="bci: how many behaviors to retrieve (top-K)")
+    solve.add_argument("--retrieval", default="embedding", choices=["embedding", "topic", "both"],
+                       help="bci: retrieve by embedding similarity, by the problem's topic, or both")
     solve.add_argument("--temperature", type=float, default=0.0)
     solve.add_argument("--seed", type=int, default=0)
     solve.add_argument("--concurrency", type=int, default=4, help="problems solved at once")
@@ -95,6 +105,19 @@ def _parser() -> argparse.ArgumentParser:
     hb.add_argument("--token", default=None, help="bearer token for a service URL (default: $AGENTKIT_TOKEN)")
     hb.add_argument("--json", action="store_true", help="JSON output")
     hsub = hb.add_subparsers(dest="action", required=True)
+    p = hsub.add_parser("build", help="curate behaviors from a dataset (solve, reflect, extract); resumable")
+    p.add_argument("--dataset", default="gsm8k-train", help="gsm8k-train, math-curation, ... or a .jsonl path")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--sample-seed", type=int, default=None)
+    p.add_argument("--max-tokens", type=int, default=768, help="output cap of each Strategist call")
+    p.add_argument("--max-behaviors", type=int, default=5, help="most behaviors kept per problem")
+    p.add_argument("--concurrency", type=int, default=4, help="problems curated at once")
+    p.add_argument("--progress", default=None,
+                   help="progress log for resuming (default: curation.jsonl in the store directory; a service "
+                        "URL resumes only with this)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="do not tell the Strategist the reference answer when it reflects")
+    backend_arg(p)
     p = hsub.add_parser("list", help="latest versions")
     p.add_argument("--status", default="active", choices=["active", "deprecated", "pruned", "all"])
     p = hsub.add_parser("search", help="behaviors closest to a query")
@@ -124,7 +147,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--topic", action="append", default=[])
     hsub.add_parser("stats", help="counts by status")
+    for action_parser in hsub.choices.values():  # `--store` / `--token` / `--json` also after the action
+        action_parser.add_argument("--store", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        action_parser.add_argument("--token", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        action_parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+async def _open_handbook(store: str, token: str | None) -> Any:
+    """A store directory (embedded Qdrant Edge) or a handbook service URL."""
+    import os
+
+    from agentkit.errors import ConfigError
+    from agentkit.memory import HandbookClient, QdrantBehaviorStore
+
+    if store.startswith(("http://", "https://")):
+        token = token or os.environ.get("AGENTKIT_TOKEN")
+        if not token:
+            raise ConfigError("a handbook URL needs --token or $AGENTKIT_TOKEN (printed by `agentkit serve`)")
+        return HandbookClient(store, token=token)
+    return await QdrantBehaviorStore(path=store).open()
 
 
 async def _chat(args: argparse.Namespace) -> int:
@@ -178,6 +220,9 @@ async def _solve(args: argparse.Namespace) -> int:
             return int(args.max_tokens)
         return plan_draft_tokens(args.budget, prompt_tokens=planning_prompt_tokens(problem.text, config),
                                  config=config)
+    if args.method == "bci" and not args.store:
+        raise ConfigError("--method bci needs --store (a handbook built with `agentkit handbook build`)")
+    handbook = await _open_handbook(args.store, args.token) if args.method == "bci" else None
     backend = backend_from_spec(args.backend)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -186,7 +231,8 @@ async def _solve(args: argparse.Namespace) -> int:
         async with Bus(name="solve") as bus:
             if recorder is not None:
                 recorder.attach(bus)
-            Student(backend, max_tokens=args.max_tokens).attach(bus, concurrency=args.concurrency)
+            Student(backend, max_tokens=args.max_tokens, handbook=handbook, k=args.behaviors,
+                    retrieval=args.retrieval).attach(bus, concurrency=args.concurrency)
 
             async def one(problem: Any) -> dict[str, Any]:
                 try:
@@ -212,11 +258,15 @@ async def _solve(args: argparse.Namespace) -> int:
                             "correct": None, "B_seq": 0, "B_total": 0, "output_tokens": 0, "calls": 0,
                             "error": str(exc)}
                 correct = answers_match(solution.answer, problem.reference) if problem.reference else None
-                return {
+                row = {
                     "id": problem.problem_id, "answer": solution.answer, "reference": problem.reference,
                     "correct": correct, "B_seq": solution.b_seq, "B_total": solution.b_total,
                     "output_tokens": solution.usage.output_tokens, "calls": solution.usage.calls,
                 }
+                if args.method == "bci":
+                    row.update(behaviors=list(solution.behaviors), cited=list(solution.cited),
+                               behavior_tokens=solution.behavior_tokens)
+                return row
 
             # Bounded fan-out: at most `concurrency` problems in flight, results printed as they finish.
             pending: set[asyncio.Task[dict[str, Any]]] = set()
@@ -236,6 +286,8 @@ async def _solve(args: argparse.Namespace) -> int:
         await backend.aclose()
         if recorder is not None:
             await recorder.close()
+        if handbook is not None:
+            await handbook.close()
     if not args.json:
         graded = [r for r in rows if r["correct"] is not None]
         right = sum(1 for r in graded if r["correct"])
@@ -306,24 +358,55 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _build(args: argparse.Namespace, handbook: Any) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from agentkit.backends import backend_from_spec
+    from agentkit.datasets import load_dataset
+    from agentkit.messages import BehaviorProposal
+    from agentkit.methods.curation import build_handbook
+
+    problems = load_dataset(args.dataset, limit=args.limit, seed=args.sample_seed)
+    backend = backend_from_spec(args.backend)
+    columns = (TextColumn("curating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+               TimeRemainingColumn())
+    counts = {"behaviors": 0, "failed": 0}
+    with Progress(*columns, console=_stderr_console(), transient=False, disable=args.json) as bar:
+        task = bar.add_task("build", total=len(problems), status="")
+
+        def advance(problem_id: str, proposal: BehaviorProposal | None) -> None:
+            if proposal is None:
+                counts["failed"] += 1
+            else:
+                counts["behaviors"] += len(proposal.behaviors)
+            bar.update(task, advance=1, status=f"{counts['behaviors']} behaviors, {counts['failed']} failed")
+
+        try:
+            report = await build_handbook(problems, backend, handbook, concurrency=args.concurrency,
+                                          max_tokens=args.max_tokens, max_behaviors=args.max_behaviors,
+                                          reveal_reference=not args.no_reference, on_problem=advance,
+                                          progress=args.progress)
+        finally:
+            await backend.aclose()
+    return {**report.model_dump(), "active": await handbook.count(), "store": args.store}
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 async def _handbook(args: argparse.Namespace) -> int:
-    import os
+    from agentkit.memory import Behavior, PrunePolicy
 
-    from agentkit.errors import ConfigError
-    from agentkit.memory import Behavior, HandbookClient, PrunePolicy, QdrantBehaviorStore
-
-    handbook: Any
-    if args.store.startswith(("http://", "https://")):
-        token = args.token or os.environ.get("AGENTKIT_TOKEN")
-        if not token:
-            raise ConfigError("a handbook URL needs --token or $AGENTKIT_TOKEN (printed by `agentkit serve`)")
-        handbook = HandbookClient(args.store, token=token)
-    else:
-        handbook = await QdrantBehaviorStore(path=args.store).open()
+    handbook = await _open_handbook(args.store, args.token)
     out: Any
     try:
         action = args.action
-        if action == "list":
+        if action == "build":
+            out = await _build(args, handbook)
+        elif action == "list":
             out = await handbook.list_behaviors(status=None if args.status == "all" else args.status)
         elif action == "search":
             out = await handbook.search(args.query, args.k, topics=args.topic)

@@ -36,7 +36,8 @@ class Improvement(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     solution: Solution
-    """The final (second) answer; its ``b_seq`` / ``b_total`` cover the whole method."""
+    """The final (second) answer; its ``usage``, ``b_seq`` and ``b_total`` cover the whole method (the final
+    call alone is in the ledger as the ``final`` call: ``ledger.answer_output_tokens``)."""
     attempts: tuple[Solution, ...]
     """The first answers."""
     behaviors: dict[str, str] = {}
@@ -56,7 +57,10 @@ async def _attempts(problem: Problem, backend: BaseBackend, ledger: Ledger, n: i
 
 
 def _finish(solution: Solution, ledger: Ledger, method: str) -> Solution:
-    return solution.with_(method=method, b_seq=ledger.b_seq, b_total=ledger.b_total)
+    """The final answer, with usage and budgets of the whole method (attempts and curation included)."""
+    usage = TokenUsage(input_tokens=ledger.input_tokens, output_tokens=ledger.output_tokens, calls=ledger.calls,
+                       cached=solution.usage.cached)
+    return solution.with_(method=method, b_seq=ledger.b_seq, b_total=ledger.b_total, usage=usage)
 
 
 async def self_improve(

@@ -190,7 +190,8 @@ async def test_student_methods_on_the_bus(handbook: QdrantBehaviorStore) -> None
         given = await bus.request(SolveRequest(problem=PROBLEMS[1], method="bci",
                                                behaviors={"behavior_own": "An instruction given by the caller."}),
                                   Solution, timeout=30)
-    assert {m: s.usage.calls for m, s in out.items()}["bci"] == 1
+    assert {m: s.usage.calls for m, s in out.items()} == {"long-cot": 1, "bci": 1, "self-improve": 4,
+                                                          "critique-revise": 2}
     assert len(out["bci"].behaviors) == 1 and out["long-cot"].behaviors == ()
     assert given.behaviors == ("behavior_own",)
     assert [s.method for s in out.values()] == list(out)
@@ -216,3 +217,42 @@ async def test_bc_sft_files_keep_behaviors_out_of_the_student_prompt(tmp_path: P
 async def _filled(store: QdrantBehaviorStore) -> QdrantBehaviorStore:
     await build_handbook(PROBLEMS[:1], ScriptedBackend(reply), store)
     return store
+
+
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    import asyncio
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "agentkit.cli", *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_builds_a_handbook_then_solves_with_bci(tmp_path: Path) -> None:
+    from agentkit.testing import ScriptedServer
+
+    store = str(tmp_path / "hb")
+    async with ScriptedServer(reply) as server:
+        spec = f"openai-compatible:{server.base_url}?model=scripted"
+        code, out, err = await run_cli("handbook", "build", "--dataset", "gsm8k-train", "--limit", "2",
+                                       "--store", store, "--backend", spec, "--json")
+        assert code == 0, err
+        built = json.loads(out)
+        assert built["problems"] == 2 and built["active"] == 2 and built["usage"]["calls"] == 6
+        code, out, err = await run_cli("handbook", "build", "--dataset", "gsm8k-train", "--limit", "2",
+                                       "--store", store, "--backend", spec, "--json")
+        assert code == 0 and json.loads(out)["skipped"] == 2, err  # resumed: nothing redone
+        code, out, err = await run_cli("solve", "--method", "bci", "--store", store, "--behaviors", "2",
+                                       "--limit", "2", "--backend", spec, "--json")
+        assert code == 0, err
+        rows = [json.loads(line) for line in out.splitlines()]
+        assert len(rows) == 2 and all(len(r["behaviors"]) == 2 for r in rows)
+        assert all(r["cited"] == ["behavior_count_leftovers"] and r["behavior_tokens"] > 0 for r in rows)
+        code, out, err = await run_cli("solve", "--method", "bci", "--limit", "1", "--backend", spec)
+        assert code == 2 and "needs --store" in err and "Traceback" not in err
+        for method, calls in (("self-improve", 4), ("critique-revise", 2)):
+            code, out, err = await run_cli("solve", "--method", method, "--limit", "1", "--backend", spec, "--json")
+            assert code == 0, err
+            assert json.loads(out)["calls"] == calls  # the whole method, not only the final call
