@@ -23,7 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.errors import ConfigError
 
-__all__ = ["TrainConfig", "TrainReport", "fine_tune", "read_chat_jsonl"]
+__all__ = ["TrainConfig", "TrainReport", "fine_tune", "read_chat_jsonl", "tiny_llama"]
+
+_TINY_CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+                       "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 
 class TrainConfig(BaseModel):
@@ -128,6 +131,30 @@ def fine_tune(data: str | Path, *, model: Any, output_dir: str | Path, tokenizer
     return TrainReport(steps=int(result.global_step), losses=losses, trainable_parameters=trainable,
                        total_parameters=total, adapter_dir=str(adapter_dir), examples=len(rows),
                        wall_s=time.perf_counter() - started)
+
+
+def tiny_llama(*, hidden_size: int = 32, layers: int = 2, seed: int = 0) -> tuple[Any, Any]:
+    """A tiny randomly initialised Llama and a character-level tokenizer with a chat template, both built in
+    code (no download): for tests and for trying the BC-SFT pipeline end to end on a CPU in seconds. It
+    learns nothing useful; use a real checkpoint directory for real training."""
+    import string
+
+    import torch
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    vocab = {t: i for i, t in enumerate(specials + sorted(set(string.printable)))}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"<\|[a-z]+\|>|</s>|."), behavior="isolated")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",  # type: ignore[no-untyped-call]
+                                        pad_token="<pad>", unk_token="<unk>")
+    tokenizer.chat_template = _TINY_CHAT_TEMPLATE
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=2048, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config), tokenizer
 
 
 def _has_accelerator() -> bool:

@@ -46,3 +46,56 @@ async def test_pdr_math_recipe() -> None:
         assert row["accuracy"] == 0.5  # answer 18: right for gsm8k-test-0, wrong for gsm8k-test-1
         assert all(0 < r["B_seq"] <= 3000 for r in row["rows"])
     assert table["pdr"]["B_total"] > table["sr"]["B_total"]
+
+
+BEHAVIORS = {"behavior_track_remaining": "Subtract every amount used from the start, one step at a time.",
+             "behavior_unit_rate_first": "Compute the amount per single unit first, then scale it up."}
+
+
+async def run_recipe(name: str, *args: str, timeout: float = 300) -> tuple[str, str]:
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "recipes" / name), *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    return out.decode(), err.decode()
+
+
+async def test_metacognitive_reuse_recipes(tmp_path: Path) -> None:
+    import json
+
+    from agentkit.testing import reuse_script
+
+    async with ScriptedServer(reuse_script(BEHAVIORS, answer="18")) as server:
+        spec = f"openai-compatible:{server.base_url}?model=scripted"
+        store = str(tmp_path / "hb")
+        out, _ = await run_recipe("build_handbook.py", "--backend", spec, "--limit", "2", "--store", store)
+        assert "curated 2 problems" in out and "2 new behaviors, 2 merged" in out
+        [line] = [x for x in out.splitlines() if x.startswith("- behavior_track_remaining [gsm8k-train] (from")]
+        assert "gsm8k-train-0" in line and "gsm8k-train-1" in line  # provenance of both problems
+
+        out, _ = await run_recipe("bci_math.py", "--backend", spec, "--store", store, "--build-limit", "2",
+                                  "--limit", "2", "--k", "2", "--json")
+        table = json.loads(out)
+        assert table["build"]["skipped"] == 2  # the handbook above is reused, not rebuilt
+        assert table["bci"]["answers_citing"] == 2 and table["long-cot"]["answers_citing"] == 0
+        assert table["bci"]["mean_behavior_tokens"] > 0 and table["long-cot"]["mean_behavior_tokens"] == 0
+        assert table["bci"]["accuracy"] == table["long-cot"]["accuracy"] == 0.5  # 18 is gsm8k-test-0's answer
+        assert table["curation_cost"]["calls"] == 6
+
+        out, _ = await run_recipe("self_improve.py", "--backend", spec, "--limit", "1", "--json")
+        table = json.loads(out)
+        assert {m: t["rows"][0]["answer"] for m, t in table.items()} == dict.fromkeys(
+            ("single", "critique-revise", "self-improve"), "18")
+        assert table["self-improve"]["rows"][0]["behaviors"] == list(BEHAVIORS)
+
+        out, _ = await run_recipe("bc_sft.py", "--backend", spec, "--limit", "2", "--out", str(tmp_path / "sft"),
+                                  "--steps", "2", "--json")
+        assert len((tmp_path / "sft" / "bc_sft.jsonl").read_text().splitlines()) == 2
+        assert out.count('"steps": 2') == 2 and (tmp_path / "sft" / "bc_sft" / "adapter" / "adapter_config.json").exists()
+
+        out, _ = await run_recipe("memory_in_another_agent.py", "--store", str(tmp_path / "other"), "--llm-url",
+                                  server.base_url, "--llm-model", "scripted", "--limit", "2")
+        lines = out.splitlines()
+        assert lines[0].startswith("gsm8k-test-0: answer 18 (reference 18)")
+        stats = lines[2:]
+        assert len(stats) == 3 and all("retrieved 2, cited 0" in line for line in stats)  # k=3 of 3 seeded

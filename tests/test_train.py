@@ -4,33 +4,12 @@
 from __future__ import annotations
 
 import json
-import string
 from pathlib import Path
 
 import pytest
 
 from agentkit.errors import ConfigError
-from agentkit.train import TrainConfig, fine_tune, read_chat_jsonl
-
-CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
-                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
-
-
-def tiny_model_and_tokenizer() -> tuple[object, object]:
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<s>", "</s>", "<unk>"]
-    vocab = {t: i for i, t in enumerate(specials + sorted(set(string.printable)))}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"<\|[a-z]+\|>|</s>|."), behavior="isolated")
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",
-                                        pad_token="<pad>", unk_token="<unk>")
-    tokenizer.chat_template = CHAT_TEMPLATE
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                         pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    return LlamaForCausalLM(config), tokenizer
+from agentkit.train import TrainConfig, fine_tune, read_chat_jsonl, tiny_llama
 
 
 def write_rows(path: Path, n: int = 4) -> Path:
@@ -45,7 +24,7 @@ def write_rows(path: Path, n: int = 4) -> Path:
 # trl 1.16 / peft 0.21 still call transformers 5's deprecated gradient-checkpointing names
 @pytest.mark.filterwarnings("ignore:.*deprecated and will be removed in v6:FutureWarning")
 def test_two_lora_steps_on_a_tiny_random_llama(tmp_path: Path) -> None:
-    model, tokenizer = tiny_model_and_tokenizer()
+    model, tokenizer = tiny_llama()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}  # type: ignore[attr-defined]
     report = fine_tune(write_rows(tmp_path / "bc.jsonl"), model=model, tokenizer=tokenizer,
                        output_dir=tmp_path / "out", config=TrainConfig(max_steps=2, max_length=128, lora_r=4))

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from agentkit.backends.base import BaseBackend, ChatRequest, Completion
 
-__all__ = ["Fault", "Reply", "ScriptedBackend", "ScriptedServer", "count_words", "echo"]
+__all__ = ["Fault", "Reply", "ScriptedBackend", "ScriptedServer", "count_words", "echo", "prompt_kind", "reuse_script"]
 
 
 def count_words(text: str) -> int:
@@ -93,6 +93,38 @@ def echo(body: dict[str, Any]) -> Reply:
     """Default script: a deterministic reply that quotes the last user message."""
     last = next((m.get("content", "") for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
     return Reply(f"echo: {last}")
+
+
+def prompt_kind(body: dict[str, Any]) -> str:
+    """Which of agentkit's metacognitive-reuse prompts a request carries: ``reflect``, ``extract``, ``bci``,
+    ``revise`` (critique-and-revise) or ``solve`` (anything else)."""
+    text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+    if "reflect and critique" in text:
+        return "reflect"
+    if "generate a list of behaviors" in text:
+        return "extract"
+    if "Here is a list of behaviors" in text:
+        return "bci"
+    if "critique the earlier solution" in text:
+        return "revise"
+    return "solve"
+
+
+def reuse_script(behaviors: dict[str, str], *, answer: str = "9", extraction: str | None = None
+                 ) -> Callable[[dict[str, Any]], Reply]:
+    """A script that plays every role of metacognitive reuse: solves with ``\\boxed{answer}``, reflects,
+    extracts ``behaviors`` as fenced JSON (or ``extraction`` verbatim), answers BCI prompts citing the first
+    behavior, and revises. For testing recipes and pipelines built on curation, BCI and self-improvement."""
+    first = next(iter(behaviors), "behavior_none")
+    fenced = extraction if extraction is not None else "Here you go:\n```json\n" + json.dumps(behaviors) + "\n```"
+    replies = {
+        "reflect": f"The answer is right; {first} would have shortened it.",
+        "extract": fenced,
+        "bci": f"Using {first}: the steps give \\boxed{{{answer}}}",
+        "revise": f"The earlier steps hold. \\boxed{{{answer}}}",
+        "solve": f"Step by step, the result is \\boxed{{{answer}}}",
+    }
+    return lambda body: Reply(replies[prompt_kind(body)])
 
 
 def _usage_prompt(messages: Sequence[dict[str, Any]]) -> int:

@@ -22,7 +22,7 @@ from agentkit.methods import (
     self_improve,
 )
 from agentkit.roles import Student
-from agentkit.testing import Fault, Reply, ScriptedBackend, count_words
+from agentkit.testing import Fault, Reply, ScriptedBackend, count_words, prompt_kind
 
 PROBLEMS = [Problem(problem_id=f"p{i}", text=f"Janet has {16 + i} eggs, eats 3 and bakes with 4. How many are left?",
                     reference=str(9 + i), topics=("Prealgebra",) if i % 2 == 0 else (), dataset="unit")
@@ -33,16 +33,7 @@ EXTRACTION = "Here you go:\n```json\n" + json.dumps(BEHAVIORS) + "\n```"
 
 
 def kind_of(body: dict[str, Any]) -> str:
-    text = " ".join(m["content"] for m in body["messages"])
-    if "reflect and critique" in text:
-        return "reflect"
-    if "generate a list of behaviors" in text:
-        return "extract"
-    if "Here is a list of behaviors" in text:
-        return "bci"
-    if "critique the earlier solution" in text:
-        return "revise"
-    return "solve"
+    return prompt_kind(body)
 
 
 def reply(body: dict[str, Any], *, extraction: str = EXTRACTION) -> Reply:
