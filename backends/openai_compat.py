@@ -177,7 +177,9 @@ class OpenAICompatible(BaseBackend):
             texts.append((text or "", str(getattr(choice, "finish_reason", "") or "")))
         if usage is None:
             _log.warning("server reported no usage; token counts are zero", backend=self.name)
-        model = str(getattr(response, "model", "") or self.model)
+        # llama.cpp's server answers "-" when no alias is set: fall back to the model we asked for.
+        reported = str(getattr(response, "model", "") or "")
+        model = reported if reported.strip("- ") else self.model
         if len(texts) == 1:
             text, finish = texts[0]
             return [Completion(text=text, finish_reason=finish, input_tokens=input_tokens,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -35,7 +36,7 @@ from agentkit.grading import answers_match, extract_answer
 from agentkit.ledger import Ledger
 from agentkit.log import get_logger
 from agentkit.memory.behavior import Behavior, Provenance
-from agentkit.memory.extract import parse_behaviors
+from agentkit.memory.extract import Extraction, parse_behaviors
 from agentkit.messages import BehaviorProposal, CurateRequest, Problem, Reflection, Solution, TokenUsage
 from agentkit.methods.bci import topics_of
 from agentkit.prompts import load_prompt
@@ -43,6 +44,7 @@ from agentkit.prompts import load_prompt
 __all__ = ["BuildReport", "Curation", "build_handbook", "curate"]
 
 _log = get_logger(__name__)
+_EXAMPLE_NAME = re.compile(r"behavior_[a-z0-9_]+")
 
 
 class Curation(BaseModel):
@@ -109,7 +111,7 @@ async def curate(
                                                           max_behaviors=str(max_behaviors)),
         role="strategist", round=r + 1, branch=branch, stage=f"{r + 1}:extract", max_tokens=max_tokens, temperature=temperature,
         seed=seed)
-    parsed = parse_behaviors(extracted.text, max_behaviors=max_behaviors)
+    parsed = _without_copies(parse_behaviors(extracted.text, max_behaviors=max_behaviors))
     proposal = reflection.derive(
         BehaviorProposal, sender=sender, problem_id=problem.problem_id, behaviors=parsed.behaviors,
         source_trace_id=solution.id, trace_correct=correct, dropped=parsed.dropped, topics=topics_of(problem),
@@ -117,6 +119,20 @@ async def curate(
         usage=TokenUsage(input_tokens=ledger.input_tokens - before_in, output_tokens=ledger.output_tokens - before_out,
                          calls=ledger.calls - before_calls))
     return Curation(solution=solution, reflection=reflection, proposal=proposal)
+
+
+def _without_copies(parsed: Extraction) -> Extraction:
+    """Drop behaviors that merely copy an example name from the Strategist's own prompts (small models do)."""
+    examples = set(_EXAMPLE_NAME.findall(load_prompt("strategist_reflect").user + load_prompt("strategist_extract").user))
+    copies = [name for name in parsed.behaviors if name in examples]
+    if not copies:
+        return parsed
+    for name in copies:
+        _log.info("behavior entry dropped", entry=name, reason="copies the prompt's example")
+    return parsed.model_copy(update={
+        "behaviors": {n: i for n, i in parsed.behaviors.items() if n not in copies},
+        "dropped": parsed.dropped + tuple((f"{n}: {parsed.behaviors[n]!r}", "copies the prompt's example")
+                                          for n in copies)})
 
 
 class BuildReport(BaseModel):

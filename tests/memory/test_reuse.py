@@ -130,6 +130,14 @@ async def test_malformed_extraction_stores_nothing(handbook: QdrantBehaviorStore
     assert await handbook.count() == 0
 
 
+async def test_copies_of_the_prompts_own_example_are_dropped() -> None:
+    copied = json.dumps({"behavior_area_of_circle": "area of a circle is pi*r^2",
+                         "behavior_<short_name>": "<one general instruction>", **BEHAVIORS})
+    c = await curate(PROBLEMS[0], ScriptedBackend(lambda body: reply(body, extraction=copied)))
+    assert c.proposal.behaviors == BEHAVIORS
+    assert sorted(reason.split(":")[0] for _, reason in c.proposal.dropped) == ["copies the prompt's example", "name"]
+
+
 async def test_bci_retrieves_k_counts_citations_and_usage(handbook: QdrantBehaviorStore) -> None:
     await build_handbook(PROBLEMS[:1], ScriptedBackend(reply), handbook)
     backend = ScriptedBackend(reply)
