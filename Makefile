@@ -28,8 +28,10 @@ $(VENV)/.bench: $(VENV)/.dev
 	$(PIP) install --quiet -e '.[dev,llama-cpp,train,bench]'
 	touch $@
 
+# The main job: curate a small handbook from 3 GSM8K training problems, then solve 5 test problems plainly
+# and with behaviors (BCI), same budget and seed; prints the comparison. Rerunning reuses the handbook.
 demo: $(VENV)/.core
-	$(VENV)/bin/agentkit solve --dataset gsm8k --limit 3
+	$(PY) recipes/bci_math.py --store .agentkit/demo-handbook --build-limit 3 --limit 5 --k 4 --max-tokens 384
 
 test: lint
 	$(PY) -m pytest -q
