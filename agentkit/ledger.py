@@ -28,6 +28,7 @@ to what the remaining ``B_total`` and ``B_seq`` allow (raising ``BudgetExceeded`
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -87,6 +88,10 @@ class Ledger:
     Args:
         budget: budgets to enforce in ``cap`` / ``chat``.
         count_tokens: counts a prompt's tokens before a call (default: characters / 4, plus 4 per message).
+
+    Pre-call prompt counts are estimates; ``chat`` calibrates them on the run's own calls: once the server has
+    reported more prompt tokens than estimated, later estimates are scaled up by the largest ratio seen (never
+    down), so an enforced budget can be overrun only by the first call's estimation error.
     """
 
     def __init__(self, budget: Budget | None = None, *, run_id: str = "",
@@ -96,6 +101,8 @@ class Ledger:
         self._count = count_tokens or estimate_tokens
         self._records: list[CallRecord] = []
         self._ids = itertools.count(1)
+        self.prompt_scale = 1.0
+        """Largest (reported / estimated) prompt-token ratio seen so far, at least 1 (see the class doc)."""
 
     # -- recording ---------------------------------------------------------------------------------
     def record(
@@ -249,7 +256,8 @@ class Ledger:
 
         stage = stage if stage is not None else f"{round}:{role}"
         request = make_request(messages, max_tokens=max_tokens, n=n, **sampling)
-        prompt = sum(self._count(m.content) + 4 for m in request.messages)
+        estimate = sum(self._count(m.content) + 4 for m in request.messages)
+        prompt = math.ceil(estimate * self.prompt_scale)
         capped = self.cap(max_tokens, prompt_tokens=prompt, stage=stage, branch=branch, n=n)
         context = CallContext(run_id=self.run_id, role=role, round=round, branch=branch, sample=sample)
         completions = await backend.complete(
@@ -264,6 +272,9 @@ class Ledger:
                 finish_reason=completion.finish_reason,
             )
             out.append((record, completion))
+        reported = max((c.input_tokens for c in completions if not c.cached), default=0)
+        if reported > estimate > 0:
+            self.prompt_scale = max(self.prompt_scale, reported / estimate)
         return out
 
     def count_tokens(self, text: str) -> int:

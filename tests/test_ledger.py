@@ -87,3 +87,16 @@ async def test_chat_records_exact_usage_caps_max_tokens_and_passes_context() -> 
     assert backend.requests[-1]["max_tokens"] == 4
     assert completion.finish_reason == "length" and record.output_tokens == 4 and record.final
     assert ledger.b_seq == 26 and ledger.answer_output_tokens == 4
+
+
+async def test_prompt_estimates_are_calibrated_on_reported_usage() -> None:
+    from agentkit.testing import count_words
+
+    # The pre-call counter sees a quarter of the words: the first call's cap is too generous, later ones are not.
+    backend = ScriptedBackend(lambda body: Reply("word " * 500))
+    ledger = Ledger(Budget(sequential=400), count_tokens=lambda text: count_words(text) // 4)
+    prompt = "a " * 80
+    await ledger.chat(backend, prompt, role="student", round=1, max_tokens=100)
+    assert ledger.prompt_scale > 3  # 80 reported prompt tokens for an estimate of 24
+    [(record, _)] = await ledger.chat(backend, prompt, role="refiner", round=2, max_tokens=1000)
+    assert ledger.b_seq <= 400 and record.output_tokens == backend.requests[1]["max_tokens"] > 0
