@@ -23,6 +23,8 @@ from typing import Any
 import aiohttp
 from openai import AsyncOpenAI
 
+from agentkit.grading import answers_match, extract_answer
+
 SEED_BEHAVIORS = {
     "behavior_translate_verbal_to_equation": "Write each sentence of a word problem as an equation before solving.",
     "behavior_track_remaining_quantity": "Subtract every amount used or given away from the starting amount, "
@@ -48,16 +50,15 @@ class PlainAgent:
         behaviors = {h["behavior"]["name"]: h["behavior"]["instruction"] for h in found["hits"]}
         notes = "\n".join(f"{name}: {text}" for name, text in behaviors.items())
         reply = await self.llm.chat.completions.create(
-            model=self.model, max_tokens=400, temperature=0, seed=0,
+            model=self.model, max_tokens=512, temperature=0, seed=0,
             messages=[{"role": "system", "content": "Useful behaviors (name them when you use one):\n" + notes},
                       {"role": "user", "content": question + "\nEnd with the final number in \\boxed{}."}])
         text = reply.choices[0].message.content or ""
         cited = [name for name in behaviors if re.search(rf"\b{re.escape(name)}\b", text)]
-        boxed = re.findall(r"\\boxed\{([^}]*)\}", text)
-        answer = boxed[-1].strip() if boxed else None
+        answer = extract_answer(text)  # agentkit's grading helpers work on any text
         events = [{"name": n, "event": "retrieved"} for n in behaviors] + [{"name": n, "event": "cited"} for n in cited]
         if reference is not None:
-            verdict = "cited_correct" if answer == reference else "cited_wrong"
+            verdict = "cited_correct" if answers_match(answer, reference) else "cited_wrong"
             events += [{"name": n, "event": verdict} for n in cited]
         await self._post("/v1/usage", {"events": events})
         return {"answer": answer, "behaviors": list(behaviors), "cited": cited}
