@@ -37,10 +37,17 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def extract_answer(text: str) -> str | None:
-    """The final answer a model wrote, or None."""
+def extract_answer(text: str, *, pattern: str | None = None) -> str | None:
+    """The final answer a model wrote, or None. ``pattern``: a regular expression whose first group (or whole
+    match) is the answer; its last match wins, and no other rule applies."""
     if not text:
         return None
+    if pattern is not None:
+        matches = list(re.finditer(pattern, text))
+        if not matches:
+            return None
+        last = matches[-1]
+        return (last.group(1) if last.groups() else last.group(0)).strip() or None
     boxed = last_boxed(text)
     if boxed:
         return boxed
