@@ -7,6 +7,8 @@
   shares: ``id``, ``answer``, ``reference``, ``correct``, ``B_seq``, ``B_total``, ``output_tokens``,
   ``calls``; PDR/SR add ``rounds``, BCI adds ``behaviors`` (given), ``cited`` and ``behavior_tokens``.
 
+- ``agentkit sweep run|resume SPEC --db PATH [--shard i/n]``, ``agentkit sweep merge OUT IN...``,
+  ``agentkit sweep report DB --out DIR``: concurrent, resumable benchmark sweeps (``agentkit.sweep``).
 - ``agentkit serve --store PATH [--port P] [--token T]``: the behavior handbook over HTTP (prints its URL and,
   when none was given, a generated bearer token).
 - ``agentkit handbook build --dataset gsm8k-train --limit N --store PATH [--backend SPEC]``: curate behaviors
@@ -92,6 +94,23 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--json", action="store_true", help="one JSON object per problem on stdout")
     solve.add_argument("--record", default=None, help="write every bus message to this JSON Lines file")
     backend_arg(solve)
+
+    sweep = sub.add_parser("sweep", help="concurrent, resumable benchmark sweeps and their reports")
+    ssub = sweep.add_subparsers(dest="action", required=True)
+    for action, text in (("run", "run a sweep spec (TOML) into a results database"),
+                         ("resume", "continue a sweep: finished cells are skipped (the same as run)")):
+        p = ssub.add_parser(action, help=text)
+        p.add_argument("spec", help="a sweep spec (TOML); see benchmarks/sweeps/")
+        p.add_argument("--db", required=True, help="the SQLite results database")
+        p.add_argument("--shard", default="0/1", help="i/n: run only the cells of shard i of n (default: all)")
+    p = ssub.add_parser("merge", help="combine shard databases into one")
+    p.add_argument("out", help="the database to merge into (created if missing)")
+    p.add_argument("inputs", nargs="+", help="shard databases")
+    p = ssub.add_parser("report", help="Markdown + HTML report and accuracy-vs-tokens plots")
+    p.add_argument("db")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--spec", default=None, help="the sweep spec, for its per-backend price table")
+    p.add_argument("--x", default="B_seq", choices=["B_seq", "B_total", "output_tokens"], help="the plots' x axis")
 
     serve = sub.add_parser("serve", help="serve a behavior handbook over HTTP")
     serve.add_argument("--store", default=DEFAULT_STORE, help="embedded store directory (default: %(default)s)")
@@ -324,6 +343,48 @@ def _print_row(row: dict[str, Any], as_json: bool) -> None:
           f"tokens: {row['B_total']} ({row['output_tokens']} output)", flush=True)
 
 
+async def _sweep(args: argparse.Namespace) -> int:
+    from agentkit.errors import ConfigError
+    from agentkit.sweep import ResultsDB, load_spec, run_sweep, write_report
+
+    if args.action == "merge":
+        db = ResultsDB(args.out)
+        try:
+            added = await asyncio.to_thread(db.merge, args.inputs)
+            total = db.count()
+        finally:
+            db.close()
+        print(json.dumps({"added": added, "rows": total, "db": args.out}))
+        return 0
+    if args.action == "report":
+        prices = {b.spec: b.price_per_million for b in load_spec(args.spec).backends} if args.spec else None
+        out = await asyncio.to_thread(write_report, args.db, args.out, x_field=args.x, prices=prices)
+        print(f"report: {out['markdown']}\nhtml:   {out['html']}")
+        for dataset, path in out["plots"].items():
+            print(f"plot:   {path} ({dataset})")
+        return 0
+    spec = load_spec(args.spec)
+    try:
+        index, count = (int(x) for x in args.shard.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must look like i/n, got {args.shard!r}") from None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    stats = {"failed": 0, "tokens": 0}
+    with Progress(TextColumn(spec.name), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+                  TimeRemainingColumn(), console=_stderr_console()) as bar:
+        task = bar.add_task("sweep", total=None, status="")
+
+        def advance(row: dict[str, Any]) -> None:
+            stats["failed"] += row["status"] != "ok"
+            stats["tokens"] += row["b_total"] or 0
+            bar.update(task, advance=1, status=f"{stats['failed']} failed, {stats['tokens']:,} tokens")
+
+        summary = await run_sweep(spec, args.db, shard=(index, count), on_cell=advance)
+    print(json.dumps(summary.model_dump()))
+    return 0
+
+
 async def _serve(args: argparse.Namespace) -> int:
     import os
 
@@ -471,7 +532,7 @@ def _print_handbook(out: Any, as_json: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging({0: "warning", 1: "info"}.get(args.verbose, "debug") if args.verbose else None)
-    command = {"chat": _chat, "solve": _solve, "serve": _serve, "handbook": _handbook}[args.command]
+    command = {"chat": _chat, "solve": _solve, "serve": _serve, "handbook": _handbook, "sweep": _sweep}[args.command]
     try:
         return asyncio.run(command(args))
     except BackendError as exc:

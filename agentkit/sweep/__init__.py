@@ -1,0 +1,11 @@
+"""Concurrent benchmark sweeps: TOML specs (``spec``), a resumable SQLite runner (``runner``, ``db``) and
+reports with confidence intervals and Pareto plots (``report``). The CLI is ``agentkit sweep
+run|resume|merge|report``."""
+
+from .db import ResultsDB
+from .report import write_report
+from .runner import SweepSummary, run_cell, run_sweep
+from .spec import Cell, SweepSpec, iter_cells, load_spec
+
+__all__ = ["Cell", "ResultsDB", "SweepSpec", "SweepSummary", "iter_cells", "load_spec", "run_cell", "run_sweep",
+           "write_report"]

@@ -1,0 +1,104 @@
+"""The sweep's results database: SQLite in WAL mode, one row per finished cell, keyed by the cell.
+
+A row is written once, when its cell finishes (``INSERT OR IGNORE`` on the cell key), in its own
+transaction, so a sweep killed at any point (``kill -9`` included) leaves only whole rows; ``resume`` reads
+the keys and skips them. ``merge`` copies the rows of shard databases into one (duplicates are ignored).
+Each row carries what reproduces it: method parameters, backend description, sampling parameters, prompt
+template hash and grader version.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from agentkit.errors import ConfigError
+
+__all__ = ["COLUMNS", "ResultsDB"]
+
+COLUMNS: dict[str, str] = {
+    "key": "TEXT PRIMARY KEY",
+    "sweep": "TEXT",
+    "dataset": "TEXT",
+    "item_id": "TEXT",
+    "method": "TEXT",
+    "method_params": "TEXT",
+    "backend": "TEXT",
+    "backend_info": "TEXT",
+    "budget": "INTEGER",
+    "seed": "INTEGER",
+    "status": "TEXT",
+    "error": "TEXT",
+    "answer": "TEXT",
+    "reference": "TEXT",
+    "correct": "INTEGER",
+    "grade_status": "TEXT",
+    "grader": "TEXT",
+    "b_seq": "INTEGER",
+    "b_total": "INTEGER",
+    "input_tokens": "INTEGER",
+    "output_tokens": "INTEGER",
+    "answer_output_tokens": "INTEGER",
+    "calls": "INTEGER",
+    "latency_s": "REAL",
+    "prompt_hash": "TEXT",
+    "sampling": "TEXT",
+    "finished_at": "REAL",
+}
+
+
+class ResultsDB:
+    """``ResultsDB(path)``; ``write(row)``, ``finished_keys()``, ``rows()``, ``merge(paths)``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
+        self._conn.execute(f"CREATE TABLE IF NOT EXISTS results ({columns})")
+        have = {r[1] for r in self._conn.execute("PRAGMA table_info(results)")}
+        if missing := set(COLUMNS) - have:
+            raise ConfigError(f"{self.path} is not a sweep results database (missing {', '.join(sorted(missing))})")
+
+    def write(self, row: dict[str, Any]) -> bool:
+        """Insert one finished cell; False if its key was already there (nothing is duplicated)."""
+        values = {name: row.get(name) for name in COLUMNS}
+        for name in ("method_params", "backend_info", "sampling"):
+            if not isinstance(values[name], (str, type(None))):
+                values[name] = json.dumps(values[name], sort_keys=True)
+        values["finished_at"] = values["finished_at"] or time.time()
+        placeholders = ", ".join(f":{name}" for name in COLUMNS)
+        cursor = self._conn.execute(f"INSERT OR IGNORE INTO results VALUES ({placeholders})", values)
+        return cursor.rowcount == 1
+
+    def finished_keys(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT key FROM results")}
+
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        cursor = self._conn.execute(f"SELECT {', '.join(COLUMNS)} FROM results ORDER BY key")
+        for values in cursor:
+            yield dict(zip(COLUMNS, values, strict=True))
+
+    def merge(self, others: Iterable[str | Path]) -> int:
+        """Copy every row of the other databases in; returns how many were new."""
+        added = 0
+        for other in others:
+            source = ResultsDB(other)
+            try:
+                for row in source.rows():
+                    added += self.write(row)
+            finally:
+                source.close()
+        return added
+
+    def close(self) -> None:
+        self._conn.close()

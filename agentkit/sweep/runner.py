@@ -1,0 +1,232 @@
+"""Running a sweep: every cell concurrently under a global limit and per-backend limits, each result written
+to SQLite as it finishes, resumable after any stop.
+
+- Cells come from a lazy iterator (``iter_cells``) pulled by ``spec.concurrency`` workers; a worker holds a
+  cell only while it runs, so 100,000 cells cost no more memory than 100 (measured in
+  ``benchmarks/perf/bench_sweep.py``).
+- Before a cell runs, its key is checked against the database: finished cells (ok or failed) are never run
+  again, and ``--shard i/n`` keeps only the cells whose key hashes to shard i.
+- A failing cell (a backend error, a budget too small, a grader timeout) is written with ``status="failed"``
+  and its error, and the sweep goes on.
+- Answers are graded by ``MathVerifyGrader`` (a process pool with its own timeout); the grader version is in
+  every row.
+
+``budget`` is the cell's sequential budget: long-CoT, PDR, SR and BCI plan their per-call ``max_tokens`` from
+it and run under ``Ledger(Budget(sequential=budget))``; self-improvement and critique-and-revise give each
+answering call the same cap as long-CoT (their curation/critique calls come on top, as in the paper).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from agentkit.backends.base import BaseBackend
+from agentkit.errors import AgentkitError, ConfigError
+from agentkit.grader import MathVerifyGrader
+from agentkit.ledger import Budget, Ledger
+from agentkit.log import get_logger
+from agentkit.messages import Problem
+from agentkit.prompts import load_prompt
+
+from .db import ResultsDB
+from .spec import Cell, MethodEntry, SweepSpec, iter_cells
+
+__all__ = ["SweepSummary", "run_cell", "run_sweep"]
+
+_log = get_logger(__name__)
+
+_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "long-cot": ("long_cot",),
+    "pdr": ("long_cot", "pdr_refine", "pdr_summary", "pdr_judge"),
+    "sr": ("long_cot", "pdr_refine", "sr_error_analysis"),
+    "bci": ("bci", "long_cot"),
+    "self-improve": ("long_cot", "strategist_reflect", "strategist_extract", "bci"),
+    "critique-revise": ("long_cot", "critique_revise"),
+}
+
+
+def prompt_hash(method: str) -> str:
+    """One hash over every template a method uses (a changed prompt changes it)."""
+    joined = "".join(load_prompt(name).hash for name in _TEMPLATES[method])
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+class SweepSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cells: int = 0
+    """Cells of this shard in the spec."""
+    skipped: int = 0
+    """Already in the database."""
+    ran: int = 0
+    failed: int = 0
+    tokens: int = 0
+    wall_s: float = 0.0
+    db: str = ""
+    grader_timeouts: int = 0
+
+
+async def run_cell(problem: Problem, backend: BaseBackend, method: MethodEntry, budget: int, seed: int, *,
+                   temperature: float = 0.0, handbooks: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one method on one problem at one sequential budget; the answer, text and the ledger's figures."""
+    from agentkit.methods import bci, critique_revise, long_cot, self_improve
+    from agentkit.methods.pdr import PDRConfig, pdr, plan_draft_tokens, planning_prompt_tokens
+
+    params = dict(method.params)
+    ledger = Ledger(Budget(sequential=budget), run_id=f"{method.key}:{problem.problem_id}:{seed}")
+    single = plan_draft_tokens(budget, prompt_tokens=planning_prompt_tokens(problem.text, None))
+    if method.name in ("pdr", "sr"):
+        rounds = int(params.pop("rounds", 2))
+        if method.name == "sr":
+            error_analysis = bool(params.pop("error_analysis", False))
+            config = PDRConfig(rounds=rounds, drafts=(1,) * rounds, k=1, seed=seed, temperature=temperature,
+                               variant="error-analysis" if error_analysis else "topk", **params)
+        else:
+            params.setdefault("temperature", max(temperature, 0.7))
+            config = PDRConfig(rounds=rounds, seed=seed, **params)
+        m = plan_draft_tokens(budget, prompt_tokens=planning_prompt_tokens(problem.text, config), config=config)
+        result = await pdr(problem, backend, config.model_copy(update={"max_tokens": m}), ledger=ledger)
+        return {"answer": result.answer, "text": result.text, "ledger": ledger}
+    common: dict[str, Any] = {"ledger": ledger, "max_tokens": single, "temperature": temperature, "seed": seed}
+    if method.name == "long-cot":
+        solution = await long_cot(problem, backend, **common)
+    elif method.name == "bci":
+        store = params.get("store")
+        if not store or handbooks is None or store not in handbooks:
+            raise ConfigError("a bci method needs params.store (a handbook directory)")
+        solution = await bci(problem, backend, handbook=handbooks[store], k=int(params.get("k", 8)),
+                             retrieval=str(params.get("retrieval", "embedding")), **common)
+    else:
+        unbounded = Ledger(run_id=ledger.run_id)  # curation/critique calls come on top of the answer's cap
+        common["ledger"] = unbounded
+        ledger = unbounded
+        run = self_improve if method.name == "self-improve" else critique_revise
+        solution = (await run(problem, backend, **common)).solution
+    return {"answer": solution.answer, "text": solution.text, "ledger": ledger}
+
+
+async def run_sweep(
+    spec: SweepSpec,
+    db_path: str | Path,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    backends: dict[str, BaseBackend] | None = None,
+    on_cell: Callable[[dict[str, Any]], None] | None = None,
+) -> SweepSummary:
+    """Run (or resume) ``spec`` into the database at ``db_path``.
+
+    ``backends`` maps a backend spec string to a ready backend (tests and embedding programs); the others are
+    built from their specs and closed at the end. ``on_cell(row)`` is called after every written row.
+    """
+    from agentkit.backends import backend_from_spec
+    from agentkit.datasets import load_dataset
+
+    index, count = shard
+    if not 0 <= index < count:
+        raise ConfigError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
+    problems: dict[str, dict[str, Problem]] = {}
+    for d in spec.datasets:
+        loaded = load_dataset(d.name, limit=d.limit, seed=d.sample_seed, problem_field=d.problem_field,
+                              answer_field=d.answer_field, id_field=d.id_field, subject_field=d.subject_field)
+        problems[d.name] = {p.problem_id: p for p in loaded}
+    methods = {m.key: m for m in spec.methods}
+    given = dict(backends or {})
+    built = {b.spec: backend_from_spec(b.spec) for b in spec.backends if b.spec not in given}
+    live = {**built, **given}
+    gates = {b.spec: asyncio.Semaphore(b.concurrency) for b in spec.backends}
+    handbooks = await _open_handbooks(spec)
+    db = ResultsDB(db_path)
+    done = await asyncio.to_thread(db.finished_keys)
+    summary = SweepSummary(db=str(db_path))
+    grader = MathVerifyGrader(workers=2, timeout=spec.grader_timeout)
+    started = time.perf_counter()
+    cells: Iterator[Cell] = (c for c in iter_cells(spec, {k: list(v) for k, v in problems.items()})
+                             if c.in_shard(index, count))
+    lock = asyncio.Lock()
+
+    async def next_cell() -> Cell | None:
+        async with lock:  # one shared iterator; skipping finished cells costs no work slot
+            for cell in cells:
+                summary.cells += 1
+                if cell.key in done:
+                    summary.skipped += 1
+                    continue
+                return cell
+            return None
+
+    async def worker() -> None:
+        while (cell := await next_cell()) is not None:
+            row = await _run_one(cell, problems[cell.dataset][cell.item_id], methods[cell.method],
+                                 live[cell.backend], gates[cell.backend], spec, grader, handbooks)
+            await asyncio.to_thread(db.write, row)
+            summary.ran += 1
+            summary.failed += row["status"] != "ok"
+            summary.tokens += row["b_total"] or 0
+            if on_cell is not None:
+                on_cell(row)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
+    finally:
+        summary.grader_timeouts = grader.timeouts
+        await grader.aclose()
+        for backend in built.values():
+            await backend.aclose()
+        for store in handbooks.values():
+            await store.close()
+        db.close()
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+async def _open_handbooks(spec: SweepSpec) -> dict[str, Any]:
+    from agentkit.memory import QdrantBehaviorStore
+
+    stores: dict[str, Any] = {}
+    for m in spec.methods:
+        path = m.params.get("store") if m.name == "bci" else None
+        if path and path not in stores:
+            stores[path] = await QdrantBehaviorStore(path=path).open()
+    return stores
+
+
+async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: BaseBackend,
+                   gate: asyncio.Semaphore, spec: SweepSpec, grader: MathVerifyGrader,
+                   handbooks: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "key": cell.key, "sweep": spec.name, "dataset": cell.dataset, "item_id": cell.item_id,
+        "method": cell.method, "method_params": {"name": method.name, **method.params}, "backend": cell.backend,
+        "backend_info": backend.describe(), "budget": cell.budget, "seed": cell.seed,
+        "reference": problem.reference, "prompt_hash": prompt_hash(method.name), "grader": grader.version,
+        "sampling": {"temperature": spec.temperature, "seed": cell.seed},
+    }
+    started = time.perf_counter()
+    problem = problem.with_(run_id=f"{cell.key}")
+    try:
+        async with gate:
+            out = await run_cell(problem, backend, method, cell.budget, cell.seed, temperature=spec.temperature,
+                                 handbooks=handbooks)
+    except AgentkitError as exc:
+        _log.warning("cell failed", dataset=cell.dataset, item=cell.item_id, method=cell.method, error=str(exc))
+        return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "b_seq": 0, "b_total": 0,
+                "latency_s": time.perf_counter() - started}
+    ledger: Ledger | None = out.get("ledger")
+    figures = ledger.summary() if ledger is not None else {}
+    grade = await grader.grade(out["answer"], problem.reference or "", extracted=True) \
+        if problem.reference is not None else None
+    return {
+        **row, "status": "ok", "error": None, "answer": out["answer"],
+        "correct": None if grade is None else int(grade.correct),
+        "grade_status": None if grade is None else grade.status,
+        "b_seq": figures.get("B_seq"), "b_total": figures.get("B_total"),
+        "input_tokens": figures.get("input_tokens"), "output_tokens": figures.get("output_tokens"),
+        "answer_output_tokens": figures.get("answer_output_tokens"), "calls": figures.get("calls"),
+        "latency_s": time.perf_counter() - started,
+    }

@@ -1,0 +1,157 @@
+"""Sweep specs (TOML): datasets x methods x backends x budgets x seeds.
+
+```toml
+name = "smoke"
+concurrency = 8                      # cells in flight at once, over all backends
+budgets = [2048]                     # the matched sequential budget B_seq of each cell
+seeds = [0]                          # (top-level keys come before the first [[table]] in TOML)
+
+[[datasets]]
+name = "gsm8k"                       # a built-in name or a .jsonl path
+limit = 5
+sample_seed = 0                      # optional: a seeded sample instead of the first `limit`
+
+[[methods]]
+name = "long-cot"                    # long-cot | pdr | sr | bci | self-improve | critique-revise
+[[methods]]
+name = "pdr"
+label = "pdr-2x4"                    # optional, defaults to the name
+params = { rounds = 2, drafts = 4, kappa = 512, variant = "summary" }
+[[methods]]
+name = "bci"
+params = { store = ".agentkit/handbook", k = 4, retrieval = "embedding" }
+
+[[backends]]
+spec = "local"                       # any backend spec (see agentkit.backends.backend_from_spec)
+concurrency = 4                      # cells in flight on this backend
+price_per_million = { input = 0.1, output = 0.4 }    # optional, for reports
+```
+
+``budget`` means ``B_seq``: each method's per-call ``max_tokens`` is planned from it (``plan_draft_tokens``)
+and a ``Ledger(Budget(sequential=...))`` enforces it. Validation errors name the field at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agentkit.errors import ConfigError, validation_problems
+
+__all__ = ["BackendEntry", "Cell", "DatasetEntry", "MethodEntry", "SweepSpec", "load_spec"]
+
+MethodName = Literal["long-cot", "pdr", "sr", "bci", "self-improve", "critique-revise"]
+
+
+class DatasetEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    limit: int | None = Field(default=None, ge=1)
+    sample_seed: int | None = None
+    problem_field: str = "problem"
+    answer_field: str = "answer"
+    id_field: str = "id"
+    subject_field: str = "subject"
+
+
+class MethodEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: MethodName
+    label: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The method's identity in result keys: its label, or its name and parameters."""
+        if self.label or not self.params:
+            return self.label or self.name
+        return f"{self.name}(" + ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(self.params.items())) + ")"
+
+
+class BackendEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: str
+    concurrency: int = Field(default=8, ge=1)
+    price_per_million: dict[str, float] = Field(default_factory=dict)
+    """USD per million ``input`` and ``output`` tokens, for the report's cost column."""
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "sweep"
+    concurrency: int = Field(default=16, ge=1)
+    datasets: list[DatasetEntry] = Field(min_length=1)
+    methods: list[MethodEntry] = Field(min_length=1)
+    backends: list[BackendEntry] = Field(min_length=1)
+    budgets: list[int] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    temperature: float = 0.0
+    grader_timeout: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SweepSpec:
+        keys = [m.key for m in self.methods]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two methods have the same label/parameters; give each a distinct label")
+        if any(b < 64 for b in self.budgets):
+            raise ValueError("every budget must be at least 64 tokens")
+        return self
+
+
+class Cell(BaseModel):
+    """One unit of work: a problem under one method, backend, budget and seed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dataset: str
+    item_id: str
+    method: str
+    """The method's key (label, or name and parameters)."""
+    backend: str
+    budget: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        raw = json.dumps([self.dataset, self.item_id, self.method, self.backend, self.budget, self.seed])
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    def in_shard(self, index: int, count: int) -> bool:
+        return int(self.key[:8], 16) % count == index
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a TOML spec; errors name the file and the fields."""
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no sweep spec at {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{field}: {reason}" for field, reason in validation_problems(exc, root="spec"))
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+def iter_cells(spec: SweepSpec, items: dict[str, list[str]]) -> Iterator[Cell]:
+    """Every cell, lazily (``items``: dataset name -> problem ids)."""
+    for dataset in spec.datasets:
+        for item_id in items[dataset.name]:
+            for method in spec.methods:
+                for backend in spec.backends:
+                    for budget in spec.budgets:
+                        for seed in spec.seeds:
+                            yield Cell(dataset=dataset.name, item_id=item_id, method=method.key,
+                                       backend=backend.spec, budget=budget, seed=seed)

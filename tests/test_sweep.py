@@ -1,0 +1,173 @@
+"""Sweeps: spec validation, a run against the scripted server, kill -9 and resume, shards merged, failing
+cells, reports with plots, and the pass@k estimator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentkit.errors import ConfigError
+from agentkit.stats import pass_at_k
+from agentkit.sweep import ResultsDB, load_spec, run_sweep, write_report
+from agentkit.sweep.report import pareto_front, summarise
+from agentkit.testing import Fault, Reply, ScriptedServer
+
+SPEC = """
+name = "unit"
+concurrency = {concurrency}
+budgets = [600, 1200]
+seeds = [0, 1]
+
+[[datasets]]
+name = "gsm8k"
+limit = 4
+
+[[methods]]
+name = "long-cot"
+
+[[methods]]
+name = "sr"
+params = {{ rounds = 2, kappa = 64 }}
+
+[[backends]]
+spec = "openai-compatible:{url}?model=scripted&retries=1"
+concurrency = {concurrency}
+price_per_million = {{ input = 1.0, output = 2.0 }}
+"""
+
+
+def reply(body: dict[str, Any]) -> Reply | Fault:
+    text = body["messages"][-1]["content"]
+    if "robe takes 2 bolts" in text and "Attempt" not in text:  # gsm8k-test-1 always fails
+        return Fault.http(400, "scripted refusal")
+    return Reply("adding it up gives \\boxed{18}")
+
+
+def write_spec(tmp_path: Path, url: str, concurrency: int = 4) -> Path:
+    path = tmp_path / "spec.toml"
+    path.write_text(SPEC.format(url=url, concurrency=concurrency))
+    return path
+
+
+def table(db: Path) -> dict[str, tuple[Any, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT key, status, answer, correct, b_seq, b_total FROM results").fetchall()
+    finally:
+        conn.close()
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_spec_errors_name_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[datasets]]\nname="gsm8k"\n[[methods]]\nname="magic"\n[[backends]]\nspec="local"\nbudgets=[100]\n')
+    with pytest.raises(ConfigError, match=r"methods\.0\.name"):
+        load_spec(bad)
+    bad.write_text("name = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_spec(bad)
+    with pytest.raises(ConfigError, match="no sweep spec"):
+        load_spec(tmp_path / "missing.toml")
+
+
+async def test_run_writes_every_cell_once_with_what_reproduces_it(tmp_path: Path) -> None:
+    async with ScriptedServer(reply) as server:
+        spec = load_spec(write_spec(tmp_path, server.base_url))
+        summary = await run_sweep(spec, tmp_path / "r.sqlite")
+        again = await run_sweep(spec, tmp_path / "r.sqlite")
+    assert summary.cells == 32 and summary.ran == 32 and summary.failed == 8  # 4 problems x 2 x 2 x 2
+    assert again.ran == 0 and again.skipped == 32
+    db = ResultsDB(tmp_path / "r.sqlite")
+    rows = list(db.rows())
+    db.close()
+    assert len(rows) == 32 and len({r["key"] for r in rows}) == 32
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert {r["item_id"] for r in failed} == {"gsm8k-test-1"} and all("scripted refusal" in r["error"] for r in failed)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {r["item_id"] for r in ok if r["correct"]} == {"gsm8k-test-0"}  # its reference is 18
+    for r in ok:
+        assert r["grader"].startswith("math-verify==") and len(r["prompt_hash"]) == 16
+        assert json.loads(r["sampling"])["seed"] == r["seed"] and json.loads(r["backend_info"])["model"]
+        assert 0 < r["b_seq"] <= r["budget"] and r["calls"] == (1 if r["method"] == "long-cot" else 2)
+
+
+async def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    async with ScriptedServer(reply, latency=0.2) as server:
+        spec_path = write_spec(tmp_path, server.base_url, concurrency=2)
+        await run_sweep(load_spec(spec_path), tmp_path / "whole.sqlite")
+        db = tmp_path / "killed.sqlite"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agentkit.cli", "sweep", "run", str(spec_path), "--db", str(db),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env)
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            if db.exists() and len(table(db)) >= 6:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        partial = len(table(db))
+        assert 6 <= partial < 32
+        resumed = await run_sweep(load_spec(spec_path), db)
+    assert resumed.skipped == partial and resumed.ran == 32 - partial
+    assert table(db) == table(tmp_path / "whole.sqlite")
+
+
+async def test_shards_merged_equal_one_run(tmp_path: Path) -> None:
+    async with ScriptedServer(reply) as server:
+        spec = load_spec(write_spec(tmp_path, server.base_url))
+        await run_sweep(spec, tmp_path / "one.sqlite")
+        a = await run_sweep(spec, tmp_path / "a.sqlite", shard=(0, 2))
+        b = await run_sweep(spec, tmp_path / "b.sqlite", shard=(1, 2))
+    assert a.ran + b.ran == 32 and a.ran and b.ran
+    merged = ResultsDB(tmp_path / "merged.sqlite")
+    assert merged.merge([tmp_path / "a.sqlite", tmp_path / "b.sqlite"]) == 32
+    assert merged.merge([tmp_path / "a.sqlite"]) == 0  # nothing duplicated
+    merged.close()
+    assert table(tmp_path / "merged.sqlite") == table(tmp_path / "one.sqlite")
+
+
+def check_files(out: dict[str, Any]) -> None:
+    png = Path(out["plots"]["gsm8k"]).read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+    md = Path(out["markdown"]).read_text()
+    assert md.count("| long-cot |") == 2 and md.count("| sr(kappa=64,rounds=2) |") == 2 and "cost_usd" in md
+    page = Path(out["html"]).read_text()
+    assert "data:image/png;base64," in page and page.count("<tr>") == 5
+
+
+async def test_report_renders_tables_and_a_valid_png(tmp_path: Path) -> None:
+    async with ScriptedServer(reply) as server:
+        spec_path = write_spec(tmp_path, server.base_url)
+        await run_sweep(load_spec(spec_path), tmp_path / "r.sqlite")
+    prices = {b.spec: b.price_per_million for b in load_spec(spec_path).backends}
+    out = write_report(tmp_path / "r.sqlite", tmp_path / "report", prices=prices)
+    check_files(out)
+    for g in out["groups"]:
+        # 3 graded problems (one always fails) x 2 seeds; only gsm8k-test-0 is right
+        assert g["graded"] == 6 and g["failed"] == 2 and g["accuracy"] == pytest.approx(1 / 3)
+        assert g["pass@1"] == pytest.approx(g["accuracy"]) and g["pass@2"] == pytest.approx(1 / 3)
+
+
+def test_pass_at_k_is_unbiased_and_pass_at_1_does_not_drift_with_n() -> None:
+    assert pass_at_k(4, 1, 1) == pytest.approx(0.25) and pass_at_k(4, 1, 4) == 1.0 and pass_at_k(4, 0, 2) == 0.0
+    assert pass_at_k(5, 2, 2) == pytest.approx(1 - (3 * 2) / (5 * 4))
+    for n in (1, 2, 4, 8):
+        rows = [{"dataset": "d", "method": "m", "backend": "b", "budget": 1, "item_id": f"p{i}", "status": "ok",
+                 "correct": int(s < n * (i + 1) // 4), "output_tokens": 1, "input_tokens": 1, "b_seq": 1,
+                 "b_total": 1, "latency_s": 0.1, "grader": "g"} for i in range(4) for s in range(n)]
+        [g] = summarise(rows)
+        assert g["pass@1"] == pytest.approx(g["accuracy"])
+
+
+def test_pareto_front() -> None:
+    points = [(100, 0.5), (200, 0.4), (300, 0.7), (300, 0.6), (50, 0.1)]
+    assert pareto_front(points) == [4, 0, 2]
