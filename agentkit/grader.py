@@ -2,10 +2,11 @@
 
 math-verify's own timeouts use ``signal.alarm``, which raises off the main thread (Math-Verify issues #50 and
 #55; measured on this project's machine), and sympy can spin on adversarial input. So ``MathVerifyGrader``
-runs every check in a worker *process* (where math-verify runs on the main thread and its own timeouts
-work) and bounds each check by a wall-clock timeout of its own; a check that overruns is counted in
-``timeouts``, graded ``status="timeout"`` (not correct), and the pool is replaced so a stuck worker cannot
-block the next check.
+runs every check in a pool of worker *processes* (``python -m agentkit._grade_worker``, JSON lines over
+pipes: no fork of the caller, no re-import of its ``__main__``, so scripts need no ``if __name__`` guard),
+where math-verify runs on the main thread and its own timeouts work, and bounds each check by a wall-clock
+timeout of its own; a check that overruns is counted in ``timeouts``, graded ``status="timeout"`` (not
+correct), and its worker is killed and replaced so it cannot block the next check.
 
 Extraction is ours (``agentkit.grading.extract_answer``: the last ``\\boxed{}``, else a final ``Answer:``,
 else the last number, or a configurable pattern); the extracted answer and the gold are wrapped in ``$...$``
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
-import multiprocessing
+import json
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -56,26 +57,50 @@ class Grade(BaseModel):
     error: str = ""
 
 
-def _math(text: str) -> str:
-    text = text.strip()
-    return text if text.startswith("$") or "\\boxed" in text else f"${text}$"
+class _Worker:
+    """One ``agentkit._grade_worker`` process."""
 
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
 
-def _warm() -> None:
-    import math_verify  # noqa: F401  (imports take about a second: do them before any timed check)
+    @classmethod
+    async def start(cls) -> _Worker:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agentkit._grade_worker", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        worker = cls(proc)
+        ready = await asyncio.wait_for(worker._readline(), 120)
+        if not ready.get("ready"):
+            raise ConfigError("the grading worker did not start")
+        return worker
 
+    async def _readline(self) -> dict[str, object]:
+        assert self.proc.stdout is not None
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise ConnectionError("the grading worker exited")
+        return dict(json.loads(line))
 
-def _verify(gold: str, prediction: str, timeout: int) -> tuple[bool, str]:
-    """Runs in a worker process (main thread, so math-verify's own signal timeouts work)."""
-    from math_verify import parse, verify
+    async def check(self, gold: str, prediction: str, timeout: int) -> tuple[bool, str]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps({"gold": gold, "prediction": prediction, "timeout": timeout}) + "\n")
+                              .encode())
+        await self.proc.stdin.drain()
+        reply = await self._readline()
+        return bool(reply["correct"]), str(reply["note"])
 
-    g = parse(_math(gold), parsing_timeout=timeout)
-    p = parse(_math(prediction), parsing_timeout=timeout)
-    if not g:
-        return False, "error: the gold answer did not parse"
-    if not p:
-        return False, "no_answer"
-    return bool(verify(g, p, timeout_seconds=timeout)), "ok"
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            await self.kill()
 
 
 class MathVerifyGrader:
@@ -96,54 +121,57 @@ class MathVerifyGrader:
         self.version = grader_version()
         self.timeouts = 0
         """Checks that ran past ``timeout``."""
-        self._pool: ProcessPoolExecutor | None = None
+        self._idle: asyncio.Queue[_Worker] | None = None
+        self._all: set[_Worker] = set()
+        self._start_lock = asyncio.Lock()
 
-    async def _executor(self) -> ProcessPoolExecutor:
-        """The pool, started and warmed (math-verify imported in every worker), so that the per-check timeout
-        measures checks, not process start-up."""
-        if self._pool is None:
-            # spawn: a forked child of an asyncio process with threads may deadlock
-            pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-            loop = asyncio.get_running_loop()
-            await asyncio.gather(*(loop.run_in_executor(pool, _warm) for _ in range(self.workers)))
-            self._pool = pool
-        return self._pool
+    async def _ready(self) -> asyncio.Queue[_Worker]:
+        """The idle workers, started (math-verify imported in each) before the first timed check."""
+        async with self._start_lock:
+            if self._idle is None:
+                idle: asyncio.Queue[_Worker] = asyncio.Queue()
+                for worker in await asyncio.gather(*(_Worker.start() for _ in range(self.workers))):
+                    self._all.add(worker)
+                    idle.put_nowait(worker)
+                self._idle = idle
+        return self._idle
 
-    def _replace_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            for process in list(getattr(pool, "_processes", {}).values()):  # a stuck worker never returns
-                process.kill()
-            pool.shutdown(wait=False, cancel_futures=True)
+    async def _replace(self, worker: _Worker) -> _Worker:
+        self._all.discard(worker)
+        await worker.kill()  # a stuck check never returns: its process goes
+        fresh = await _Worker.start()
+        self._all.add(fresh)
+        return fresh
 
     async def grade(self, response: str | None, gold: str, *, extracted: bool = False) -> Grade:
         """Grade a model's ``response`` (or, with ``extracted=True``, an already extracted answer)."""
         prediction = response if extracted else extract_answer(response or "", pattern=self.pattern)
         if not prediction:
             return Grade(correct=False, status="no_answer", prediction=None, grader=self.version)
-        pool = await self._executor()
+        idle = await self._ready()
+        worker = await idle.get()
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
         try:
-            correct, note = await asyncio.wait_for(
-                loop.run_in_executor(pool, _verify, gold, prediction, max(1, int(self.timeout))), self.timeout)
+            correct, note = await asyncio.wait_for(worker.check(gold, prediction, max(1, int(self.timeout))),
+                                                   self.timeout)
         except TimeoutError:
             self.timeouts += 1
-            self._replace_pool()
+            worker = await self._replace(worker)
             return Grade(correct=False, status="timeout", prediction=prediction, grader=self.version,
                          seconds=time.perf_counter() - started)
-        except Exception as exc:  # a crashed worker (BrokenProcessPool) or an error inside math-verify
-            self._replace_pool()
+        except (ConnectionError, OSError, ValueError) as exc:  # the worker died or wrote garbage
+            worker = await self._replace(worker)
             return Grade(correct=False, status="error", prediction=prediction, grader=self.version,
                          seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            idle.put_nowait(worker)
         status: Status = "ok" if note == "ok" else ("no_answer" if note == "no_answer" else "error")
         return Grade(correct=correct, status=status, prediction=prediction, grader=self.version,
                      seconds=time.perf_counter() - started, error="" if status != "error" else note)
 
     async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        workers, self._all, self._idle = list(self._all), set(), None
+        await asyncio.gather(*(w.stop() for w in workers))
 
     async def __aenter__(self) -> MathVerifyGrader:
         return self
