@@ -8,7 +8,8 @@ where math-verify runs on the main thread and its own timeouts work, and bounds 
 timeout of its own; a check that overruns is counted in ``timeouts``, graded ``status="timeout"`` (not
 correct), and its worker is killed and replaced so it cannot block the next check.
 
-Extraction is ours (``agentkit.grading.extract_answer``: the last ``\\boxed{}``, else a final ``Answer:``,
+Plain integers on both sides (most GSM8K and every AIME answer) are compared exactly in-process, with no
+round trip (``Grade.exact_integers``). Extraction is ours (``agentkit.grading.extract_answer``: the last ``\\boxed{}``, else a final ``Answer:``,
 else the last number, or a configurable pattern); the extracted answer and the gold are wrapped in ``$...$``
 (a bare LaTeX gold answer is not parsed otherwise) and compared with ``verify(gold, prediction)`` in
 math-verify's documented argument order. Every ``Grade`` carries the grader's name and version so a result
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import json
+import re
 import sys
 import time
 from typing import Literal
@@ -55,6 +57,16 @@ class Grade(BaseModel):
     grader: str
     seconds: float = 0.0
     error: str = ""
+    exact_integers: bool = False
+    """Both sides were plain integers, compared exactly in-process (what math-verify concludes for them too)."""
+
+
+_INTEGER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)")
+
+
+def _integer(text: str) -> int | None:
+    text = text.strip()
+    return int(text.replace(",", "")) if _INTEGER.fullmatch(text) else None
 
 
 class _Worker:
@@ -148,6 +160,10 @@ class MathVerifyGrader:
         prediction = response if extracted else extract_answer(response or "", pattern=self.pattern)
         if not prediction:
             return Grade(correct=False, status="no_answer", prediction=None, grader=self.version)
+        a, b = _integer(prediction), _integer(gold)
+        if a is not None and b is not None:  # the common GSM8K/AIME case: no process round trip
+            return Grade(correct=a == b, status="ok", prediction=prediction, grader=self.version,
+                         exact_integers=True)
         idle = await self._ready()
         worker = await idle.get()
         started = time.perf_counter()

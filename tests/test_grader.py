@@ -37,6 +37,21 @@ def table_results() -> list[tuple[bool, str]]:
     return asyncio.run(run())
 
 
+def test_integers_skip_the_worker() -> None:
+    import asyncio
+
+    async def run() -> None:
+        grader = MathVerifyGrader(workers=1)
+        for prediction, gold, expected in (("1,000", "1000", True), ("-7", "-7", True), ("18", "81", False)):
+            grade = await grader.grade(prediction, gold, extracted=True)
+            assert grade.correct is expected and grade.exact_integers
+        assert grader._idle is None  # no worker was ever started
+        assert not (await grader.grade("1,00", "100", extracted=True)).exact_integers  # not an integer literal
+        await grader.aclose()
+
+    asyncio.run(run())
+
+
 @pytest.mark.parametrize("i", range(len(TABLE)))
 def test_tricky_cases(i: int, table_results: list[tuple[bool, str]]) -> None:
     response, gold, expected = TABLE[i]
