@@ -171,3 +171,10 @@ def test_pass_at_k_is_unbiased_and_pass_at_1_does_not_drift_with_n() -> None:
 def test_pareto_front() -> None:
     points = [(100, 0.5), (200, 0.4), (300, 0.7), (300, 0.6), (50, 0.1)]
     assert pareto_front(points) == [4, 0, 2]
+
+
+@pytest.mark.parametrize("name", ["smoke", "math500_vllm", "aime_vllm"])
+def test_shipped_specs_validate(name: str) -> None:
+    root = Path(__file__).resolve().parent.parent
+    spec = load_spec(root / "benchmarks" / "sweeps" / f"{name}.toml")
+    assert spec.budgets and spec.methods
