@@ -21,7 +21,8 @@ from agentkit.errors import ConfigError
 from agentkit.grading import answers_match, extract_answer
 from agentkit.ledger import Ledger, estimate_tokens
 from agentkit.memory.behavior import Behavior, find_citations
-from agentkit.messages import Problem, Solution, TokenUsage
+from agentkit.messages import Problem, Solution
+from agentkit.methods.long_cot import solution_from_call
 from agentkit.prompts import load_prompt
 
 __all__ = ["Retrieval", "bci", "bci_messages", "record_citations", "retrieve_behaviors", "topics_of"]
@@ -125,12 +126,7 @@ async def bci(
     if handbook is not None and cited:
         correct = answers_match(answer, problem.reference) if problem.reference is not None else None
         await record_citations(handbook, cited, correct=correct)
-    return problem.derive(
-        Solution, sender=sender, problem_id=problem.problem_id, text=completion.text, answer=answer,
-        finish_reason=completion.finish_reason, model=completion.model,
-        usage=TokenUsage(input_tokens=record.input_tokens, output_tokens=record.output_tokens, calls=1,
-                         cached=completion.cached),
-        b_seq=ledger.b_seq, b_total=ledger.b_total, prompt_hash=template.hash, method=method,
-        behaviors=tuple(pairs), cited=cited,
-        behavior_tokens=estimate_tokens(behavior_lines(pairs)) if pairs else 0,
-    )
+    return solution_from_call(
+        problem, problem, record, completion, sender=sender, prompt_hash=template.hash, answer=answer,
+        b_seq=ledger.b_seq, b_total=ledger.b_total, method=method, behaviors=tuple(pairs), cited=cited,
+        behavior_tokens=estimate_tokens(behavior_lines(pairs)) if pairs else 0)

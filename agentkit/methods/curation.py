@@ -32,13 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentkit.backends.base import BaseBackend
 from agentkit.bus import Bus
 from agentkit.errors import BackendError, ConfigError, HandlerFailed
-from agentkit.grading import answers_match, extract_answer
+from agentkit.grading import answers_match
 from agentkit.ledger import Ledger
 from agentkit.log import get_logger
 from agentkit.memory.behavior import Behavior, Provenance
 from agentkit.memory.extract import Extraction, parse_behaviors
 from agentkit.messages import BehaviorProposal, CurateRequest, Problem, Reflection, Solution, TokenUsage
 from agentkit.methods.bci import topics_of
+from agentkit.methods.long_cot import solution_from_call
 from agentkit.prompts import load_prompt
 
 __all__ = ["BuildReport", "Curation", "build_handbook", "curate"]
@@ -92,12 +93,8 @@ async def curate(
         [(rec, completion)] = await ledger.chat(
             backend, template.render(problem=problem.text), role="strategist", round=r, branch=branch, stage=f"{r}:solve",
             max_tokens=max_tokens, temperature=temperature, seed=seed)
-        solution = problem.derive(
-            Solution, sender=sender, problem_id=problem.problem_id, text=completion.text,
-            answer=extract_answer(completion.text), finish_reason=completion.finish_reason, model=completion.model,
-            usage=TokenUsage(input_tokens=rec.input_tokens, output_tokens=rec.output_tokens, calls=1,
-                             cached=completion.cached),
-            prompt_hash=template.hash, method="strategist-solve")
+        solution = solution_from_call(problem, problem, rec, completion, sender=sender, prompt_hash=template.hash,
+                                      method="strategist-solve")
         r += 1
     verdict, correct = _verdict(solution, problem.reference, reveal_reference)
     [(_, reflected)] = await ledger.chat(

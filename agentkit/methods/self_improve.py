@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict
 
 from agentkit.backends.base import BaseBackend
 from agentkit.errors import ConfigError
-from agentkit.grading import extract_answer
 from agentkit.ledger import Ledger
 from agentkit.messages import Problem, Solution, TokenUsage
 from agentkit.methods.bci import bci
 from agentkit.methods.curation import curate
+from agentkit.methods.long_cot import solution_from_call
 from agentkit.prompts import load_prompt
 
 __all__ = ["Improvement", "critique_revise", "self_improve"]
@@ -110,10 +110,5 @@ async def critique_revise(
     [(record, completion)] = await ledger.chat(
         backend, template.render(problem=problem.text, solution=first.text), role="student", round=2, final=True,
         max_tokens=max_tokens, temperature=temperature, seed=seed)
-    revised = first.derive(
-        Solution, sender="student", problem_id=problem.problem_id, text=completion.text,
-        answer=extract_answer(completion.text), finish_reason=completion.finish_reason, model=completion.model,
-        usage=TokenUsage(input_tokens=record.input_tokens, output_tokens=record.output_tokens, calls=1,
-                         cached=completion.cached),
-        prompt_hash=template.hash)
+    revised = solution_from_call(first, problem, record, completion, sender="student", prompt_hash=template.hash)
     return Improvement(solution=_finish(revised, ledger, "critique-revise"), attempts=(first,))

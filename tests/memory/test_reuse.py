@@ -32,12 +32,8 @@ BEHAVIORS = {"behavior_count_leftovers": "Subtract everything used from the star
 EXTRACTION = "Here you go:\n```json\n" + json.dumps(BEHAVIORS) + "\n```"
 
 
-def kind_of(body: dict[str, Any]) -> str:
-    return prompt_kind(body)
-
-
 def reply(body: dict[str, Any], *, extraction: str = EXTRACTION) -> Reply:
-    kind = kind_of(body)
+    kind = prompt_kind(body)
     if kind == "reflect":
         return Reply("The answer is right; behavior_count_leftovers would have shortened it.")
     if kind == "extract":
@@ -62,7 +58,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def calls(backend: ScriptedBackend) -> list[str]:
-    return [kind_of(b) for b in backend.requests]
+    return [prompt_kind(b) for b in backend.requests]
 
 
 async def test_curate_solves_reflects_extracts_with_exact_usage() -> None:
