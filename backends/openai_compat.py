@@ -1,8 +1,10 @@
 """``OpenAICompatible``: any OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp's server, xllamacpp).
 
-Built on the official ``openai`` ``AsyncOpenAI`` client with the SDK's own retries **off**
-(``max_retries=0``): retrying is the ``Retrying`` middleware's job, and two retry layers multiply. Every
-failure is mapped onto agentkit's errors so that middleware can tell transient from permanent ones:
+Two transports (see the class): a lean ``aiohttp`` session for self-hosted endpoints (the default when a
+``base_url`` is given) and the official ``openai`` ``AsyncOpenAI`` client for OpenAI's API, with the SDK's
+own retries **off** (``max_retries=0``): retrying is the ``Retrying`` middleware's job, and two retry layers
+multiply. Every failure is mapped onto agentkit's errors, the same way for both transports, so that
+middleware can tell transient from permanent ones:
 
 - 429, 408, 409 and 5xx, timeouts and connection failures -> ``BackendUnavailable`` (with ``retry_after``
   parsed from ``Retry-After`` / ``retry-after-ms`` when the server sent one);
@@ -23,10 +25,10 @@ import json
 import time
 from typing import Any
 
+import aiohttp
 import openai
-from openai.types.chat import ChatCompletion
 
-from agentkit.errors import BackendError, BackendRequestError, BackendUnavailable, MalformedResponse
+from agentkit.errors import BackendError, BackendRequestError, BackendUnavailable, ConfigError, MalformedResponse
 from agentkit.log import get_logger
 
 from .base import BaseBackend, ChatRequest, Completion
@@ -58,39 +60,64 @@ def _retry_after(headers: Any) -> float | None:
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
+    return _message_of(exc.body, exc.message or f"HTTP {exc.status_code}")
+
+
+def _message_of(body: Any, fallback: str) -> str:
+    """The server's own words from an error body (``{"error": {"message": ...}}`` and the usual variants)."""
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
             return str(inner["message"])
         if isinstance(inner, str):
             return inner
-    return exc.message or f"HTTP {exc.status_code}"
+    return fallback
+
+
+def status_error(status: int, message: str, headers: Any, where: str) -> BackendError:
+    """An HTTP error status as agentkit's error: 408/409/429/5xx are transient (with the server's
+    ``Retry-After``), any other 4xx is the request's fault and carries the server's message."""
+    if status in _TRANSIENT_STATUS or status >= 500:
+        return BackendUnavailable(f"{where}: HTTP {status}: {message}", cause=f"HTTP {status}", status=status,
+                                  retry_after=_retry_after(headers))
+    return BackendRequestError(f"{where}: HTTP {status}: {message}", cause=f"HTTP {status}", status=status)
+
+
+def timeout_error(where: str) -> BackendUnavailable:
+    return BackendUnavailable(f"{where}: the request timed out", cause="timeout")
+
+
+def connection_error(where: str, cause: object) -> BackendUnavailable:
+    detail = f" ({cause})" if cause else ""
+    return BackendUnavailable(f"{where}: connection failed{detail}", cause="connection error")
 
 
 def map_openai_error(exc: Exception, where: str) -> BackendError:
     """Translate an ``openai`` SDK exception into agentkit's error tree."""
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        message = _server_message(exc)
-        if status in _TRANSIENT_STATUS or status >= 500:
-            return BackendUnavailable(
-                f"{where}: HTTP {status}: {message}", cause=f"HTTP {status}", status=status,
-                retry_after=_retry_after(exc.response.headers if exc.response is not None else None),
-            )
-        return BackendRequestError(f"{where}: HTTP {status}: {message}", cause=f"HTTP {status}", status=status)
+        return status_error(exc.status_code, _server_message(exc),
+                            exc.response.headers if exc.response is not None else None, where)
     if isinstance(exc, openai.APITimeoutError):
-        return BackendUnavailable(f"{where}: the request timed out", cause="timeout")
+        return timeout_error(where)
     if isinstance(exc, openai.APIConnectionError):
-        detail = f" ({exc.__cause__})" if exc.__cause__ else ""
-        return BackendUnavailable(f"{where}: connection failed{detail}", cause="connection error")
+        return connection_error(where, exc.__cause__)
     if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError, ValueError, TypeError)):
         return MalformedResponse(f"{where}: malformed response: {exc}", cause="malformed response")
     return BackendError(f"{where}: {type(exc).__name__}: {exc}", cause=type(exc).__name__)
 
 
 class OpenAICompatible(BaseBackend):
-    """Chat completions over HTTP with the ``openai`` SDK.
+    """Chat completions over HTTP, through aiohttp or the ``openai`` SDK.
+
+    Two transports send the same JSON body and map errors the same way:
+
+    - ``http="aiohttp"`` (the default when ``base_url`` is given: vLLM, llama.cpp, any self-hosted server):
+      one ``aiohttp`` session, one ``POST {base_url}/chat/completions`` per call. At 64 calls in flight it
+      spends about half the client CPU per call of the SDK (which builds an ``httpx`` request, URL and
+      headers object per call); against the scripted server that is the difference between the sweep runner
+      keeping up with the server or not (``benchmarks/perf/bench_sweep.py``).
+    - ``http="sdk"`` (the default for OpenAI's own API, ``base_url=None``): ``openai.AsyncOpenAI`` with its
+      retries off, so that OpenAI's client keeps track of its API.
 
     Args:
         model: the model name the server expects.
@@ -100,6 +127,7 @@ class OpenAICompatible(BaseBackend):
         supports_n: send ``n > 1`` in one request (vLLM, OpenAI) or fan out single requests.
         name: a label for logs and results.
         extra_body: extra JSON fields sent with every request (for example vLLM's ``top_k``).
+        http: ``"aiohttp"`` or ``"sdk"`` (None: aiohttp when ``base_url`` is given, else the SDK).
     """
 
     def __init__(
@@ -112,18 +140,30 @@ class OpenAICompatible(BaseBackend):
         supports_n: bool = True,
         name: str | None = None,
         extra_body: dict[str, Any] | None = None,
+        http: str | None = None,
     ) -> None:
+        http = http or ("aiohttp" if base_url else "sdk")
+        if http not in ("aiohttp", "sdk"):
+            raise ConfigError(f"http must be 'aiohttp' or 'sdk', got {http!r}")
+        if http == "aiohttp" and not base_url:
+            raise ConfigError("http='aiohttp' needs a base_url (OpenAI's own API goes through the SDK)")
         self.model = model
         self.base_url = base_url
         self.supports_n = supports_n
         self.name = name or f"openai-compatible:{model}"
         self.extra_body = dict(extra_body or {})
+        self.http = http
+        self.timeout = timeout
+        self._api_key = api_key or "not-needed"
         self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0
-        )
+            base_url=base_url, api_key=self._api_key, timeout=timeout, max_retries=0
+        ) if http == "sdk" else None
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "base_url": self.base_url, "openai_sdk": openai.__version__}
+        version = openai.__version__ if self.http == "sdk" else aiohttp.__version__
+        return {**super().describe(), "base_url": self.base_url, "http": f"{self.http} {version}"}
 
     async def complete(self, request: ChatRequest) -> list[Completion]:
         if request.n > 1 and not self.supports_n:
@@ -150,35 +190,84 @@ class OpenAICompatible(BaseBackend):
         if self.extra_body:
             params.update(self.extra_body)
         started = time.perf_counter()
-        try:
-            # The SDK's documented raw `post` (same transport, errors and response parsing as
-            # `chat.completions.create`) skips its recursive request-params transform, which costs about
-            # 0.8 ms of CPU per call: the body built above is already plain JSON.
-            response = await self._client.post("/chat/completions", body=params, cast_to=ChatCompletion)
-        except Exception as exc:  # mapped, never swallowed
-            raise map_openai_error(exc, self.name) from exc
+        response = await (self._post_sdk(params) if self._client is not None else self._post_aiohttp(params))
         latency = time.perf_counter() - started
         return self._parse(response, request, latency)
 
+    async def _post_sdk(self, params: dict[str, Any]) -> Any:
+        assert self._client is not None
+        try:
+            # The SDK's documented raw `post` (same transport, errors and status handling as
+            # `chat.completions.create`) skips its recursive request-params transform (about 0.8 ms of CPU
+            # per call: the body built above is already plain JSON), and `cast_to=bytes` skips building a
+            # `ChatCompletion` object tree field by field: `_parse` reads the few fields it needs.
+            body = await self._client.post("/chat/completions", body=params, cast_to=bytes)
+            return json.loads(body)
+        except Exception as exc:  # mapped, never swallowed
+            raise map_openai_error(exc, self.name) from exc
+
+    def _http_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            # A session belongs to one event loop; a backend reused under a new `asyncio.run` gets a new one.
+            # No connection limit here: how many calls are in flight is the middleware's and the caller's
+            # business (aiohttp's default of 100 would silently cap a sweep at 100).
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                connector=aiohttp.TCPConnector(limit=0),
+                headers={"Authorization": f"Bearer {self._api_key}"},
+            )
+            self._session_loop = loop
+        return self._session
+
+    async def _post_aiohttp(self, params: dict[str, Any]) -> Any:
+        url = f"{str(self.base_url).rstrip('/')}/chat/completions"
+        try:
+            async with self._http_session().post(url, json=params) as reply:
+                status, headers, raw = reply.status, reply.headers, await reply.read()
+        except TimeoutError:
+            raise timeout_error(self.name) from None
+        except aiohttp.ClientError as exc:  # refused, dropped, reset, a truncated body
+            raise connection_error(self.name, str(exc) or type(exc).__name__) from exc
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+            if status < 400:
+                raise self._malformed("the body is not JSON") from None
+        if status >= 400:
+            fallback = raw.decode("utf-8", "replace").strip()[:500] or f"HTTP {status}"
+            raise status_error(status, _message_of(body, fallback), headers, self.name)
+        return body
+
+    def _malformed(self, why: str) -> MalformedResponse:
+        return MalformedResponse(f"{self.name}: malformed response: {why}", cause="malformed response")
+
     def _parse(self, response: Any, request: ChatRequest, latency: float) -> list[Completion]:
-        choices = getattr(response, "choices", None)
-        if not isinstance(choices, list) or not choices:
-            raise MalformedResponse(f"{self.name}: malformed response: no choices", cause="malformed response")
-        usage = getattr(response, "usage", None)
-        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        output_total = int(getattr(usage, "completion_tokens", 0) or 0)
+        if not isinstance(response, dict):
+            raise self._malformed("not a JSON object")
+        choices = response.get("choices")
+        if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
+            raise self._malformed("no choices")
+        usage = response.get("usage")
+        if usage is not None and not isinstance(usage, dict):
+            raise self._malformed("usage is not an object")
+        try:
+            input_tokens = int((usage or {}).get("prompt_tokens") or 0)
+            output_total = int((usage or {}).get("completion_tokens") or 0)
+        except (TypeError, ValueError):
+            raise self._malformed("token counts are not numbers") from None
         texts: list[tuple[str, str]] = []
-        for choice in sorted(choices, key=lambda c: getattr(c, "index", 0) or 0):
-            message = getattr(choice, "message", None)
-            text = getattr(message, "content", None)
+        for choice in sorted(choices, key=lambda c: c.get("index") if isinstance(c.get("index"), int) else 0):
+            message = choice.get("message")
+            text = message.get("content") if isinstance(message, dict) else None
             if text is not None and not isinstance(text, str):
-                raise MalformedResponse(f"{self.name}: malformed response: content is not text",
-                                        cause="malformed response")
-            texts.append((text or "", str(getattr(choice, "finish_reason", "") or "")))
+                raise self._malformed("content is not text")
+            texts.append((text or "", str(choice.get("finish_reason") or "")))
         if usage is None:
             _log.warning("server reported no usage; token counts are zero", backend=self.name)
         # llama.cpp's server answers "-" when no alias is set: fall back to the model we asked for.
-        reported = str(getattr(response, "model", "") or "")
+        reported = str(response.get("model") or "")
         model = reported if reported.strip("- ") else self.model
         if len(texts) == 1:
             text, finish = texts[0]
@@ -195,4 +284,9 @@ class OpenAICompatible(BaseBackend):
         ]
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._client is not None:
+            await self._client.close()
+        if self._session is not None and not self._session.closed:
+            if self._session_loop is asyncio.get_running_loop():
+                await self._session.close()
+            self._session = None

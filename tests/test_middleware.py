@@ -31,8 +31,14 @@ async def server() -> AsyncIterator[ScriptedServer]:
         yield s
 
 
-def client(server: ScriptedServer, timeout: float = 5.0) -> OpenAICompatible:
-    return OpenAICompatible("scripted", base_url=server.base_url, timeout=timeout)
+@pytest.fixture(params=["aiohttp", "sdk"])
+def http(request: pytest.FixtureRequest) -> str:
+    """Both transports of OpenAICompatible must map every fault the same way."""
+    return str(request.param)
+
+
+def client(server: ScriptedServer, http: str = "aiohttp", timeout: float = 5.0) -> OpenAICompatible:
+    return OpenAICompatible("scripted", base_url=server.base_url, timeout=timeout, http=http)
 
 
 class SleepLog:
@@ -45,11 +51,11 @@ class SleepLog:
         self.waits.append(seconds)
 
 
-async def test_429_retry_after_is_honoured(server: ScriptedServer) -> None:
+async def test_429_retry_after_is_honoured(server: ScriptedServer, http: str) -> None:
     server.set_script([Fault.rate_limited(retry_after=1.5), Fault.rate_limited(retry_after=0.25),
                          Reply("forty two")])
     sleeps = SleepLog()
-    backend = Retrying(client(server), RetryPolicy(attempts=5), sleep=sleeps)
+    backend = Retrying(client(server, http), RetryPolicy(attempts=5), sleep=sleeps)
     [completion] = await backend.chat("hi there", max_tokens=10)
     assert completion.text == "forty two"
     assert sleeps.waits == [1.5, 0.25]
@@ -57,11 +63,11 @@ async def test_429_retry_after_is_honoured(server: ScriptedServer) -> None:
     await backend.aclose()
 
 
-async def test_5xx_timeouts_drops_and_malformed_replies_are_retried(server: ScriptedServer) -> None:
+async def test_5xx_timeouts_drops_and_malformed_replies_are_retried(server: ScriptedServer, http: str) -> None:
     server.set_script([Fault.http(500), Fault.http(503), Fault.drop(), Fault.malformed(), Fault.no_choices(),
                          Fault.hang(), Reply("ok")])
     sleeps = SleepLog()
-    backend = Retrying(client(server, timeout=0.5), RetryPolicy(attempts=10, initial_wait=0.1), sleep=sleeps)
+    backend = Retrying(client(server, http, timeout=0.5), RetryPolicy(attempts=10, initial_wait=0.1), sleep=sleeps)
     [completion] = await backend.chat("x")
     assert completion.text == "ok"
     assert len(server.requests) == 7 and len(sleeps.waits) == 6
@@ -75,10 +81,9 @@ async def test_5xx_timeouts_drops_and_malformed_replies_are_retried(server: Scri
      (Fault.hang(), "timeout"), (Fault.drop(), "connection error"), (Fault.malformed(), "malformed response")],
 )
 async def test_retries_stop_at_the_attempt_bound_and_name_the_cause(
-    server: ScriptedServer, fault: Fault, cause: str
-) -> None:
+    server: ScriptedServer, fault: Fault, cause: str, http: str) -> None:
     server.set_script(lambda body: fault)
-    backend = Retrying(client(server, timeout=0.3), RetryPolicy(attempts=3, initial_wait=0.01), sleep=SleepLog())
+    backend = Retrying(client(server, http, timeout=0.3), RetryPolicy(attempts=3, initial_wait=0.01), sleep=SleepLog())
     with pytest.raises(BackendUnavailable) as info:
         await backend.chat("x")
     assert info.value.attempts == 3 and info.value.cause == cause
@@ -87,19 +92,19 @@ async def test_retries_stop_at_the_attempt_bound_and_name_the_cause(
     await backend.aclose()
 
 
-async def test_retries_stop_at_the_time_bound(server: ScriptedServer) -> None:
+async def test_retries_stop_at_the_time_bound(server: ScriptedServer, http: str) -> None:
     server.set_script(lambda body: Fault.rate_limited(retry_after=0.2))
-    backend = Retrying(client(server), RetryPolicy(attempts=1000, max_time=0.5))
+    backend = Retrying(client(server, http), RetryPolicy(attempts=1000, max_time=0.5))
     with pytest.raises(BackendUnavailable) as info:
         await backend.chat("x")
     assert 2 <= info.value.attempts <= 4  # ~0.5 s of 0.2 s waits, not 1000 attempts
     await backend.aclose()
 
 
-async def test_a_400_is_not_retried_and_carries_the_server_message(server: ScriptedServer) -> None:
+async def test_a_400_is_not_retried_and_carries_the_server_message(server: ScriptedServer, http: str) -> None:
     server.set_script(lambda body: Fault.http(400, "max_tokens is too large"))
     sleeps = SleepLog()
-    backend = Retrying(client(server), sleep=sleeps)
+    backend = Retrying(client(server, http), sleep=sleeps)
     with pytest.raises(BackendRequestError, match="max_tokens is too large") as info:
         await backend.chat("x")
     assert info.value.status == 400 and len(server.requests) == 1 and sleeps.waits == []
@@ -243,3 +248,32 @@ async def test_invalid_requests_are_config_errors() -> None:
         await backend.chat([])
     with pytest.raises(ConfigError, match="role"):
         await backend.chat([{"role": "wizard", "content": "x"}])
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the session left open on the first, closed loop
+@pytest.mark.parametrize("close_between", [True, False])
+def test_an_aiohttp_backend_works_under_a_new_event_loop(close_between: bool) -> None:
+    """A session belongs to one loop: a backend used under two `asyncio.run` calls opens a new one, whether
+    or not it was closed in between (closing it is the clean way: nothing is left open)."""
+
+    async def serve_and_ask(backend: OpenAICompatible | None) -> tuple[OpenAICompatible, str]:
+        async with ScriptedServer([Reply("one"), Reply("two")]) as server:
+            backend = backend or OpenAICompatible("scripted", base_url=server.base_url)
+            backend.base_url = server.base_url
+            [completion] = await backend.chat("x")
+            if close_between:
+                await backend.aclose()
+            return backend, completion.text
+
+    backend, first = asyncio.run(serve_and_ask(None))
+    backend, second = asyncio.run(serve_and_ask(backend))
+    assert (first, second) == ("one", "one") and backend.describe()["http"].startswith("aiohttp")
+    asyncio.run(backend.aclose())
+
+
+def test_transport_choice_is_checked() -> None:
+    with pytest.raises(ConfigError, match="needs a base_url"):
+        OpenAICompatible("gpt-4o-mini", http="aiohttp")
+    with pytest.raises(ConfigError, match="'aiohttp' or 'sdk'"):
+        OpenAICompatible("m", base_url="http://127.0.0.1:1/v1", http="curl")
+    assert OpenAICompatible("gpt-4o-mini", api_key="k").http == "sdk"

@@ -99,6 +99,36 @@ async def test_run_writes_every_cell_once_with_what_reproduces_it(tmp_path: Path
         assert 0 < r["b_seq"] <= r["budget"] and r["calls"] == (1 if r["method"] == "long-cot" else 2)
 
 
+async def test_a_bug_in_a_cell_stops_the_sweep_and_keeps_every_finished_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Errors that are not a backend's (a bug) are not recorded as failed cells: the sweep stops, every cell
+    finished before is in the database, and a resume after the fix completes it."""
+    from agentkit.sweep import runner
+
+    original = runner.run_cell
+    started = 0
+
+    async def exploding(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        nonlocal started
+        started += 1
+        if started == 10:
+            raise RuntimeError("a bug in a method")
+        return await original(*args, **kwargs)
+
+    async with ScriptedServer(reply) as server:
+        spec = load_spec(write_spec(tmp_path, server.base_url, concurrency=3))
+        monkeypatch.setattr(runner, "run_cell", exploding)
+        with pytest.raises(RuntimeError, match="a bug in a method"):
+            await run_sweep(spec, tmp_path / "r.sqlite")
+        written = table(tmp_path / "r.sqlite")
+        assert 6 <= len(written) < 32  # the cells finished before the bug; the two in flight were cancelled
+        monkeypatch.setattr(runner, "run_cell", original)
+        resumed = await run_sweep(spec, tmp_path / "r.sqlite")
+    assert resumed.skipped == len(written) and resumed.ran == 32 - len(written)
+    assert len(table(tmp_path / "r.sqlite")) == 32
+
+
 async def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     async with ScriptedServer(reply, latency=0.2) as server:
         spec_path = write_spec(tmp_path, server.base_url, concurrency=2)

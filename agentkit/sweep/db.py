@@ -51,6 +51,9 @@ COLUMNS: dict[str, str] = {
 }
 
 
+_INSERT = f"INSERT OR IGNORE INTO results VALUES ({', '.join(f':{name}' for name in COLUMNS)})"
+
+
 class ResultsDB:
     """``ResultsDB(path)``; ``write(row)``, ``finished_keys()``, ``rows()``, ``merge(paths)``."""
 
@@ -68,14 +71,26 @@ class ResultsDB:
 
     def write(self, row: dict[str, Any]) -> bool:
         """Insert one finished cell; False if its key was already there (nothing is duplicated)."""
-        values = {name: row.get(name) for name in COLUMNS}
-        for name in ("method_params", "backend_info", "sampling"):
-            if not isinstance(values[name], (str, type(None))):
-                values[name] = json.dumps(values[name], sort_keys=True)
-        values["finished_at"] = values["finished_at"] or time.time()
-        placeholders = ", ".join(f":{name}" for name in COLUMNS)
-        cursor = self._conn.execute(f"INSERT OR IGNORE INTO results VALUES ({placeholders})", values)
-        return cursor.rowcount == 1
+        return self.write_many([row]) == 1
+
+    def write_many(self, rows: list[dict[str, Any]]) -> int:
+        """Insert finished cells in one transaction (all or none survive a crash); returns how many were new."""
+        if not rows:
+            return 0
+        now = time.time()
+        values = []
+        for row in rows:
+            v = {name: row.get(name) for name in COLUMNS}
+            for name in ("method_params", "backend_info", "sampling"):
+                if not isinstance(v[name], (str, type(None))):
+                    v[name] = json.dumps(v[name], sort_keys=True)
+            v["finished_at"] = v["finished_at"] or now
+            values.append(v)
+        before = self._conn.total_changes
+        with self._conn:  # BEGIN ... COMMIT (ROLLBACK on error)
+            self._conn.execute("BEGIN")
+            self._conn.executemany(_INSERT, values)
+        return self._conn.total_changes - before
 
     def finished_keys(self) -> set[str]:
         return {r[0] for r in self._conn.execute("SELECT key FROM results")}

@@ -2,9 +2,10 @@
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,15 @@ def write_result(name: str, report: dict[str, Any]) -> Path:
 
 
 @contextlib.contextmanager
-def scripted_server(latency: float) -> Iterator[str]:
+def scripted_server(latency: float, *, cpu: int | None = None) -> Iterator[str]:
     """The scripted OpenAI-compatible server (agentkit.testing) in its own process, so the client under test
-    has the event loop and a core to itself; yields its base URL."""
+    has the event loop and a core to itself; yields its base URL. ``cpu`` pins the server to that core (the
+    client goes on another with ``pin_to``): on a 2-core machine two busy processes that float between the
+    cores interfere as much as the code under test costs."""
     proc = subprocess.Popen([sys.executable, "-m", "agentkit.testing", "--latency", str(latency)],
                             stdout=subprocess.PIPE, text=True)
+    if cpu is not None:
+        os.sched_setaffinity(proc.pid, {cpu})
     try:
         assert proc.stdout is not None
         base_url = proc.stdout.readline().strip()
@@ -34,3 +39,10 @@ def scripted_server(latency: float) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def pin_to(cpu: int | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that pins a child process to one core (None: no pinning)."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
