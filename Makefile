@@ -28,10 +28,15 @@ $(VENV)/.bench: $(VENV)/.dev
 	$(PIP) install --quiet -e '.[dev,llama-cpp,train,bench]'
 	touch $@
 
-# The main job: curate a small handbook from 3 GSM8K training problems, then solve 5 test problems plainly
-# and with behaviors (BCI), same budget and seed; prints the comparison. Rerunning reuses the handbook.
+# The main job, on the embedded model: curate a small behavior handbook from 3 GSM8K training problems, run
+# the mini sweep benchmarks/sweeps/demo.toml (12 GSM8K test problems x long CoT, BCI, SR, PDR at one matched
+# budget, 4 cells at once), then write the report (Markdown, HTML, accuracy-vs-tokens plot) and print where
+# it is. Rerunning resumes: finished problems and cells are not redone.
+DEMO := .agentkit/demo
 demo: $(VENV)/.core
-	$(PY) recipes/bci_math.py --store .agentkit/demo-handbook --build-limit 3 --limit 5 --k 4 --max-tokens 384
+	$(VENV)/bin/agentkit handbook build --dataset gsm8k-train --limit 3 --max-tokens 320 --store .agentkit/demo-handbook
+	$(VENV)/bin/agentkit sweep run benchmarks/sweeps/demo.toml --db $(DEMO)/results.sqlite
+	$(VENV)/bin/agentkit sweep report $(DEMO)/results.sqlite --out $(DEMO)/report --spec benchmarks/sweeps/demo.toml
 
 test: lint
 	$(PY) -m pytest -q

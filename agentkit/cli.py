@@ -359,6 +359,11 @@ async def _sweep(args: argparse.Namespace) -> int:
     if args.action == "report":
         prices = {b.spec: b.price_per_million for b in load_spec(args.spec).backends} if args.spec else None
         out = await asyncio.to_thread(write_report, args.db, args.out, x_field=args.x, prices=prices)
+        for g in out["groups"]:
+            failed = f", {g['failed']} failed" if g["failed"] else ""
+            print(f"{g['dataset']:<10} {g['method']:<28} @{g['budget']:<6} accuracy {g['accuracy']:.2f} "
+                  f"[{g['ci_low']:.2f}-{g['ci_high']:.2f}] of {g['graded']}{failed}   B_seq {g['B_seq']:.0f}   "
+                  f"B_total {g['B_total']:.0f}")
         print(f"report: {out['markdown']}\nhtml:   {out['html']}")
         for dataset, path in out["plots"].items():
             print(f"plot:   {path} ({dataset})")
@@ -375,12 +380,16 @@ async def _sweep(args: argparse.Namespace) -> int:
                   TimeRemainingColumn(), console=_stderr_console()) as bar:
         task = bar.add_task("sweep", total=None, status="")
 
+        def start(cells: int, finished: int) -> None:
+            # cells already in the database start the bar; the ETA's rate comes from the cells run now
+            bar.reset(task, total=cells, completed=finished, status=f"{finished} already in {args.db}")
+
         def advance(row: dict[str, Any]) -> None:
             stats["failed"] += row["status"] != "ok"
             stats["tokens"] += row["b_total"] or 0
             bar.update(task, advance=1, status=f"{stats['failed']} failed, {stats['tokens']:,} tokens")
 
-        summary = await run_sweep(spec, args.db, shard=(index, count), on_cell=advance)
+        summary = await run_sweep(spec, args.db, shard=(index, count), on_cell=advance, on_start=start)
     print(json.dumps(summary.model_dump()))
     return 0
 

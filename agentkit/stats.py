@@ -31,7 +31,11 @@ def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> tupl
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # 0 and n successes have the exact endpoints 0 and 1 (the formula can miss them by a rounding error, which
+    # would put the estimate itself outside its interval)
+    low = 0.0 if successes == 0 else min(p, max(0.0, centre - half))
+    high = 1.0 if successes == n else max(p, min(1.0, centre + half))
+    return low, high
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agentkit.errors import ConfigError
-from agentkit.stats import pass_at_k
+from agentkit.stats import pass_at_k, wilson_interval
 from agentkit.sweep import ResultsDB, load_spec, run_sweep, write_report
 from agentkit.sweep.report import pareto_front, summarise
 from agentkit.testing import Fault, Reply, ScriptedServer
@@ -187,6 +187,33 @@ async def test_report_renders_tables_and_a_valid_png(tmp_path: Path) -> None:
         assert g["pass@1"] == pytest.approx(g["accuracy"]) and g["pass@2"] == pytest.approx(1 / 3)
 
 
+def test_report_plots_all_wrong_all_right_and_all_failed_configurations(tmp_path: Path) -> None:
+    """Accuracy 0 and 1 sit exactly on their interval's ends (no negative error bar), and a configuration whose
+    every cell failed is in the table but not on the plot."""
+    db = ResultsDB(tmp_path / "r.sqlite")
+    outcome = {"wrong": ("ok", 0), "right": ("ok", 1), "broken": ("failed", None)}
+    for method, (status, correct) in outcome.items():
+        db.write_many([{"key": f"{method}-{i}", "dataset": "gsm8k", "item_id": f"p{i}", "method": method,
+                        "backend": "b", "budget": 512, "seed": 0, "status": status, "correct": correct,
+                        "b_seq": 100, "b_total": 100, "output_tokens": 90, "input_tokens": 10, "latency_s": 1.0,
+                        "grader": "g", "error": None if status == "ok" else "BudgetExceeded: no room"}
+                       for i in range(3)])
+    db.close()
+    out = write_report(tmp_path / "r.sqlite", tmp_path / "report")
+    groups = {g["method"]: g for g in out["groups"]}
+    assert groups["wrong"]["ci_low"] == 0.0 and groups["right"]["ci_high"] == 1.0
+    assert groups["broken"]["graded"] == 0 and groups["broken"]["failed"] == 3
+    assert Path(out["plots"]["gsm8k"]).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("n", range(1, 61))
+def test_wilson_interval_holds_its_estimate(n: int) -> None:
+    for k in range(n + 1):
+        low, high = wilson_interval(k, n)
+        assert 0.0 <= low <= k / n <= high <= 1.0
+    assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
+
+
 def test_pass_at_k_is_unbiased_and_pass_at_1_does_not_drift_with_n() -> None:
     assert pass_at_k(4, 1, 1) == pytest.approx(0.25) and pass_at_k(4, 1, 4) == 1.0 and pass_at_k(4, 0, 2) == 0.0
     assert pass_at_k(5, 2, 2) == pytest.approx(1 - (3 * 2) / (5 * 4))
@@ -203,7 +230,7 @@ def test_pareto_front() -> None:
     assert pareto_front(points) == [4, 0, 2]
 
 
-@pytest.mark.parametrize("name", ["smoke", "math500_vllm", "aime_vllm"])
+@pytest.mark.parametrize("name", ["smoke", "demo", "math500_vllm", "aime_vllm"])
 def test_shipped_specs_validate(name: str) -> None:
     root = Path(__file__).resolve().parent.parent
     spec = load_spec(root / "benchmarks" / "sweeps" / f"{name}.toml")

@@ -88,6 +88,7 @@ def _plot(dataset: str, groups: list[dict[str, Any]], x_field: str) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    groups = [g for g in groups if g["graded"]]  # a configuration whose every cell failed has no accuracy to plot
     points = [(g[x_field], g["accuracy"]) for g in groups]
     for g in groups:
         label = f"{g['method']} @{g['budget']}" + (f" ({g['backend']})" if len({x['backend'] for x in groups}) > 1

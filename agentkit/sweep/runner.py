@@ -120,11 +120,14 @@ async def run_sweep(
     shard: tuple[int, int] = (0, 1),
     backends: dict[str, BaseBackend] | None = None,
     on_cell: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
 ) -> SweepSummary:
     """Run (or resume) ``spec`` into the database at ``db_path``.
 
     ``backends`` maps a backend spec string to a ready backend (tests and embedding programs); the others are
-    built from their specs and closed at the end. ``on_cell(row)`` is called after every written row.
+    built from their specs and closed at the end. ``on_start(cells, finished)`` is called once before any
+    cell runs (the shard's cell count and how many of them the database already has: a progress bar's total
+    and ETA); ``on_cell(row)`` after every written row.
     """
     from agentkit.backends import backend_from_spec
     from agentkit.datasets import load_dataset
@@ -148,8 +151,15 @@ async def run_sweep(
     summary = SweepSummary(db=str(db_path))
     grader = MathVerifyGrader(workers=2, timeout=spec.grader_timeout)
     started = time.perf_counter()
-    cells: Iterator[Cell] = (c for c in iter_cells(spec, {k: list(v) for k, v in problems.items()})
-                             if c.in_shard(index, count))
+    ids = {k: list(v) for k, v in problems.items()}
+    if on_start is not None:  # one cheap pass over the keys (no cell is kept)
+        total = finished = 0
+        for c in iter_cells(spec, ids):
+            if c.in_shard(index, count):
+                total += 1
+                finished += c.key in done
+        on_start(total, finished)
+    cells: Iterator[Cell] = (c for c in iter_cells(spec, ids) if c.in_shard(index, count))
     lock = asyncio.Lock()
 
     async def next_cell() -> Cell | None:

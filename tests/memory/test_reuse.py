@@ -251,3 +251,35 @@ async def test_cli_builds_a_handbook_then_solves_with_bci(tmp_path: Path) -> Non
             code, out, err = await run_cli("solve", "--method", method, "--limit", "1", "--backend", spec, "--json")
             assert code == 0, err
             assert json.loads(out)["calls"] == calls  # the whole method, not only the final call
+
+
+async def test_the_demo_pipeline_runs_every_method_of_its_spec(tmp_path: Path) -> None:
+    """`make demo`'s three commands on `benchmarks/sweeps/demo.toml` as shipped (budget, method parameters),
+    with the scripted server for the local model: every method fits the budget (no cell fails), and the report
+    and plot are written."""
+    from agentkit.testing import ScriptedServer
+
+    root = Path(__file__).resolve().parents[2]
+    store = tmp_path / "hb"
+    async with ScriptedServer(reply) as server:
+        backend = f"openai-compatible:{server.base_url}?model=scripted"
+        spec = (root / "benchmarks" / "sweeps" / "demo.toml").read_text()
+        assert 'spec = "local"' in spec and '".agentkit/demo-handbook"' in spec
+        spec = spec.replace('spec = "local"', f'spec = "{backend}"').replace(
+            '".agentkit/demo-handbook"', json.dumps(str(store))).replace("limit = 12", "limit = 2")
+        (tmp_path / "demo.toml").write_text(spec)
+        code, out, err = await run_cli("handbook", "build", "--dataset", "gsm8k-train", "--limit", "1",
+                                       "--max-tokens", "320", "--store", str(store), "--backend", backend, "--json")
+        assert code == 0, err
+        db = tmp_path / "demo" / "results.sqlite"
+        code, out, err = await run_cli("sweep", "run", str(tmp_path / "demo.toml"), "--db", str(db))
+        assert code == 0, err
+        summary = json.loads(out)
+        assert summary["cells"] == 8 and summary["ran"] == 8 and summary["failed"] == 0, err
+        code, out, err = await run_cli("sweep", "report", str(db), "--out", str(tmp_path / "report"),
+                                       "--spec", str(tmp_path / "demo.toml"))
+        assert code == 0, err
+    assert "report:" in out and "plot:" in out
+    report = (tmp_path / "report" / "report.md").read_text()
+    for method in ("long-cot", "bci-k2", "sr-2rounds", "pdr-2x2-topk"):
+        assert f"| {method} |" in report and method in out
