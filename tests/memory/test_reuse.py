@@ -29,6 +29,7 @@ PROBLEMS = [Problem(problem_id=f"p{i}", text=f"Janet has {16 + i} eggs, eats 3 a
             for i in range(3)]
 BEHAVIORS = {"behavior_count_leftovers": "Subtract everything used from the starting amount, one use at a time.",
              "behavior_check_units": "Check that every quantity is in the same unit before adding."}
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "benchmarks" / "sweeps" / "demo.toml"
 EXTRACTION = "Here you go:\n```json\n" + json.dumps(BEHAVIORS) + "\n```"
 
 
@@ -259,11 +260,10 @@ async def test_the_demo_pipeline_runs_every_method_of_its_spec(tmp_path: Path) -
     and plot are written."""
     from agentkit.testing import ScriptedServer
 
-    root = Path(__file__).resolve().parents[2]
     store = tmp_path / "hb"
     async with ScriptedServer(reply) as server:
         backend = f"openai-compatible:{server.base_url}?model=scripted"
-        spec = (root / "benchmarks" / "sweeps" / "demo.toml").read_text()
+        spec = DEMO_SPEC.read_text()
         assert 'spec = "local"' in spec and '".agentkit/demo-handbook"' in spec
         spec = spec.replace('spec = "local"', f'spec = "{backend}"').replace(
             '".agentkit/demo-handbook"', json.dumps(str(store))).replace("limit = 12", "limit = 2")
