@@ -153,12 +153,12 @@ async def run_sweep(
     started = time.perf_counter()
     ids = {k: list(v) for k, v in problems.items()}
     if on_start is not None:  # one cheap pass over the keys (no cell is kept)
-        total = finished = 0
+        total = already = 0
         for c in iter_cells(spec, ids):
             if c.in_shard(index, count):
                 total += 1
-                finished += c.key in done
-        on_start(total, finished)
+                already += c.key in done
+        on_start(total, already)
     cells: Iterator[Cell] = (c for c in iter_cells(spec, ids) if c.in_shard(index, count))
     lock = asyncio.Lock()
 
