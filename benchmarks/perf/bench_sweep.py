@@ -136,7 +136,7 @@ def main() -> None:
     report = {**results, "http": args.http, "memory": memory, "target": "throughput_vs_ideal >= 0.90 (pinned: the headline)"}
     for m in memory:
         print(f"{m['items']:>6} cells: peak RSS {m['peak_rss_mb']:.0f} MB, {m['wall_s']:.1f} s")
-    print(f"written {write_result('sweep', report)}")
+    print(f"written {write_result('sweep' if args.http == 'aiohttp' else f'sweep_{args.http}', report)}")
 
 
 if __name__ == "__main__":
