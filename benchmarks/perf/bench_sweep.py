@@ -109,8 +109,9 @@ def main() -> None:
         return
     # Headline: the server pinned to one core and the runner to the other (as when the server is another
     # machine). Also measured unpinned, where both processes float over the same two cores.
-    pinned = len(os.sched_getaffinity(0)) >= 2 and not args.no_pin
-    modes = [("pinned", 1, 0), ("unpinned", None, None)] if pinned else [("unpinned", None, None)]
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = len(cpus) >= 2 and not args.no_pin
+    modes = [("pinned", cpus[1], cpus[0]), ("unpinned", None, None)] if pinned else [("unpinned", None, None)]
     results: dict[str, dict[str, object]] = {}
     for mode, server_cpu, client_cpu in modes:
         with scripted_server(args.latency, cpu=server_cpu) as url:
