@@ -6,10 +6,10 @@
 | ``openai:gpt-4o-mini`` | ``OpenAICompatible`` against OpenAI, key from ``$OPENAI_API_KEY`` |
 | ``vllm:http://host:8000/v1?model=M`` | ``OpenAICompatible`` (``n > 1`` in one request), key ``$VLLM_API_KEY`` |
 | ``openai-compatible:http://host:8080/v1?model=M&supports_n=false`` | any other compatible server, key ``$OPENAI_API_KEY`` |
+| ``llamacpp:/path/m.gguf?n_gpu_layers=-1&contexts=4`` | ``LlamaCpp`` (llama-cpp-python in-process) |
 
 ``openai``, ``vllm`` and ``openai-compatible`` also take ``http=aiohttp|sdk``: the transport (default: the
 ``openai`` SDK for OpenAI's API, aiohttp for an endpoint URL; see ``OpenAICompatible``).
-| ``llamacpp:/path/m.gguf?n_gpu_layers=-1&contexts=4`` | ``LlamaCpp`` (llama-cpp-python in-process) |
 
 Query parameters every spec accepts (middleware): ``retries`` (attempts, 1 = no retry; default 6),
 ``concurrency`` (calls in flight), ``rpm`` / ``tpm`` (rate limit), ``cache`` (path of an on-disk response
@@ -123,11 +123,8 @@ def backend_from_spec(
             base_url = target
             key = _api_key("VLLM_API_KEY" if scheme == "vllm" else "OPENAI_API_KEY", False, spec)
             supports_n = _flag(params, "supports_n", scheme == "vllm", spec)
-        http = params.pop("http", None)
-        if http not in (None, "aiohttp", "sdk"):
-            raise ConfigError(f"backend spec {spec!r}: http must be aiohttp or sdk")
         base = OpenAICompatible(model, base_url=base_url, api_key=key, timeout=timeout or 600.0,
-                                supports_n=supports_n, name=f"{scheme}:{model}", http=http)
+                                supports_n=supports_n, name=f"{scheme}:{model}", http=params.pop("http", None))
     elif scheme == "llamacpp":
         from .llamacpp import LlamaCpp
 

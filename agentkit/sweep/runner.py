@@ -178,21 +178,16 @@ async def run_sweep(
     finished: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=4 * spec.concurrency)
 
     async def writer() -> None:
-        stop = False
-        while not stop:
-            batch: list[dict[str, Any]] = []
-            item = await finished.get()
-            while True:
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-                if finished.empty():
-                    break
-                item = finished.get_nowait()
-            if batch:
-                await asyncio.to_thread(db.write_many, batch)
-            for written in batch:
+        last = False
+        while not last:
+            batch = [await finished.get()]
+            while not finished.empty():
+                batch.append(finished.get_nowait())
+            last = batch[-1] is None  # the end mark comes after every row (put once the workers are done)
+            rows = [r for r in batch if r is not None]
+            if rows:
+                await asyncio.to_thread(db.write_many, rows)
+            for written in rows:
                 summary.ran += 1
                 summary.failed += written["status"] != "ok"
                 summary.tokens += written["b_total"] or 0
