@@ -48,6 +48,7 @@ lint: $(VENV)/.dev
 	ln -s $(CURDIR)/backends build/typecheck/agentkit/backends
 	ln -s $(CURDIR)/memory build/typecheck/agentkit/memory
 	cd build/typecheck && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -p agentkit
+	cd build/typecheck && PYTHONPATH=$(CURDIR)/build/typecheck $(CURDIR)/$(VENV)/bin/lint-imports --no-cache $(CURDIR)/pyproject.toml
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/perf/bench_bus.py

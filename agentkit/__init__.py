@@ -2,14 +2,29 @@
 
 Procedural memory (behavior handbooks, after "Metacognitive Reuse", arXiv 2509.13237) and iterative
 refinement (Parallel-Distill-Refine, arXiv 2510.01123), built from roles that exchange typed messages
-over an asyncio event bus, with honest token accounting. See README.md and DESIGN.md.
+over an asyncio event bus, with honest token accounting.
 
-The public surface is re-exported here; sub-packages ``agentkit.backends`` and ``agentkit.memory`` hold
-the pluggable parts.
+The layers, each importing only from the ones below it (enforced by import-linter contracts in
+``pyproject.toml``, run by ``make lint``)::
+
+    faces        agentkit.cli · agentkit.service · agentkit.sweep        (users, shells, HTTP, benchmark grids)
+    methods      agentkit.methods: long-cot, bci, pdr, sr, self-improve,   compose roles on the bus; fill the
+                 critique-revise, ...; curation, BC-SFT data               registry
+    roles        agentkit.roles: Student, Strategist, Teacher,            own their model steps; read the
+                 Refiner, Distiller                                       registry, never import methods
+    registry     agentkit.registry: METHODS, Method, MethodParams         names -> methods, parameters, prompts
+    calls        agentkit.calls: budgeted_chat                            the one budgeted model call
+    evaluation   agentkit.evaluation: datasets, answers, grader, stats    answers into numbers
+    memory       agentkit.memory: BehaviorStore, QdrantBehaviorStore,     know nothing of roles, methods,
+    backends     HandbookClient · agentkit.backends: Backend, middleware  sweeps or faces
+    floor        agentkit.messages · bus · ledger · errors · log ·        counts and carries; calls nothing
+                 prompts · _behavior (the Behavior value type)
+
+The public surface is re-exported here; ``agentkit.backends``, ``agentkit.memory``, ``agentkit.methods``,
+``agentkit.roles`` and ``agentkit.evaluation`` hold the parts. See README.md for the tour.
 """
 
 from agentkit.bus import Bus, Recorder, Subscription, read_recording, replay
-from agentkit.datasets import load_dataset
 from agentkit.errors import (
     AgentkitError,
     BackendError,
@@ -24,7 +39,8 @@ from agentkit.errors import (
     ModelNotAvailable,
     RequestTimeout,
 )
-from agentkit.grading import answers_match, extract_answer
+from agentkit.evaluation.answers import answers_match, extract_answer
+from agentkit.evaluation.datasets import load_dataset
 from agentkit.ledger import Budget, CallRecord, Ledger
 from agentkit.log import configure_logging, get_logger
 from agentkit.messages import (

@@ -12,7 +12,8 @@
   message that was being handled, logs it, and carries on. (A failure while handling a ``Failure`` is
   logged only, so failures never cascade.)
 - ``request(message, ReplyType, timeout=...)`` publishes and waits for the first ``ReplyType`` message whose
-  ``parent_id`` is the request's id; a ``Failure`` for it raises ``HandlerFailed``.
+  ``parent_id`` is the request's id; a ``Failure`` for it raises ``HandlerFailed`` (whose ``__cause__`` is
+  the handler's own exception when the handler ran on this bus).
 - ``close()`` refuses new outside publishes, lets handlers finish everything queued (including what they
   publish while finishing), then stops the workers.
 - ``Recorder`` writes every message (of one run, or all) to JSON Lines; ``replay`` publishes a recorded
@@ -233,6 +234,12 @@ class Bus:
                         Failure, sender=f"bus:{self.name}", error_type=type(exc).__name__, error=str(exc),
                         handler=sub.name, failed_kind=message.kind,
                     )
+                    waiter = self._waiters.get(message.id)
+                    if waiter is not None and not waiter.future.done():
+                        # In-process, the requester also gets the exception itself (``HandlerFailed.__cause__``).
+                        error = HandlerFailed(f"handler {sub.name!r} failed: {type(exc).__name__}: {exc}", failure)
+                        error.__cause__ = exc
+                        waiter.future.set_exception(error)
                     try:
                         await self.publish(failure)
                     except BusClosed:

@@ -2,8 +2,9 @@
 
 - ``agentkit chat "PROMPT" [--backend SPEC]``: one reply and its token usage.
 - ``agentkit solve --dataset gsm8k --limit 3 [--method M] [--backend SPEC] [--json]``: solve problems and
-  grade them. Methods: ``long-cot``, ``pdr``, ``sr``, ``bci`` (behaviors from ``--store``), ``self-improve``,
-  ``critique-revise``. With ``--json`` it prints one JSON object per problem, the output shape every method
+  grade them with any method of the registry (``agentkit.registry``; ``--help`` lists them with their
+  parameters; ``--plugin FILE.py`` loads a user's own). Every method runs through ``Method.run``, the path
+  sweeps take. With ``--json`` it prints one JSON object per problem, the output shape every method
   shares: ``id``, ``answer``, ``reference``, ``correct``, ``B_seq``, ``B_total``, ``output_tokens``,
   ``calls``; PDR/SR add ``rounds``, BCI adds ``behaviors`` (given), ``cited`` and ``behavior_tokens``.
 
@@ -30,12 +31,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from agentkit.errors import AgentkitError, BackendError, validation_problems
 from agentkit.log import configure_logging
+
+if TYPE_CHECKING:
+    from agentkit.memory import BehaviorStore
 
 __all__ = ["main"]
 
@@ -62,33 +66,45 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--json", action="store_true", help="print a JSON object instead of text")
     backend_arg(chat)
 
-    solve = sub.add_parser("solve", help="solve dataset problems and grade them")
+    from agentkit.registry import get_method, method_names
+
+    names = method_names()
+    solve = sub.add_parser(
+        "solve", help="solve dataset problems and grade them", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="methods (agentkit.registry; parameters with their defaults, set with the flags below or --param):\n"
+               + "\n".join(f"  {get_method(n).describe()}" for n in names))
     solve.add_argument("--dataset", default="gsm8k", help="gsm8k, math500, aime24, ... or a .jsonl path")
     solve.add_argument("--limit", type=int, default=3, help="how many problems (default: %(default)s)")
     solve.add_argument("--sample-seed", type=int, default=None,
                        help="take a seeded random sample of --limit problems instead of the first ones")
-    solve.add_argument("--method", default="long-cot",
-                       choices=["long-cot", "pdr", "sr", "bci", "self-improve", "critique-revise"])
-    solve.add_argument("--max-tokens", type=int, default=768, help="output cap per answer (per draft for pdr/sr)")
+    solve.add_argument("--method", default="long-cot", choices=names, help="a registered method (see below)")
+    solve.add_argument("--plugin", action="append", default=[],
+                       help="a module that registers methods (a .py path or a dotted name); repeatable")
+    solve.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="a method parameter (VALUE as JSON, else a string); repeatable")
+    solve.add_argument("--max-tokens", type=int, default=None,
+                       help="output cap per answering call (per draft for pdr/sr; default: the method's, 768)")
     solve.add_argument("--budget", type=int, default=None,
-                       help="target sequential budget B_seq: derives --max-tokens so methods compare at the same "
+                       help="target sequential budget B_seq: derives the output caps so methods compare at the same "
                             "B_seq, and enforces it")
-    solve.add_argument("--rounds", type=int, default=2, help="pdr/sr rounds")
-    solve.add_argument("--drafts", type=int, default=4, help="pdr drafts per round (the last round has one)")
-    solve.add_argument("--kappa", type=int, default=512, help="pdr/sr workspace bound in tokens")
-    solve.add_argument("--variant", default="summary", choices=["summary", "topk", "topk-per-sample", "random-k"],
+    solve.add_argument("--rounds", type=int, default=None, help="pdr/sr rounds")
+    solve.add_argument("--drafts", type=int, default=None, help="pdr drafts per round (the last round has one)")
+    solve.add_argument("--kappa", type=int, default=None, help="pdr/sr workspace bound in tokens")
+    solve.add_argument("--variant", default=None, choices=["summary", "topk", "topk-per-sample", "random-k"],
                        help="pdr workspace variant")
-    solve.add_argument("--k", type=int, default=2, help="drafts in an extractive workspace")
-    solve.add_argument("--select", default="agreement", choices=["agreement", "judge"],
+    solve.add_argument("--k", type=int, default=None, help="drafts in an extractive workspace")
+    solve.add_argument("--select", default=None, choices=["agreement", "judge"],
                        help="how top-k drafts are chosen")
-    solve.add_argument("--error-analysis", action="store_true", help="sr: an error-analysis workspace")
+    solve.add_argument("--error-analysis", action="store_true", default=None, help="sr: an error-analysis workspace")
+    solve.add_argument("--samples", type=int, default=None, help="self-consistency: chains of thought to vote over")
+    solve.add_argument("--attempts", type=int, default=None, help="self-improve: first answers to curate from")
     solve.add_argument("--store", default=None,
                        help="bci: the handbook to retrieve behaviors from (a store directory or a service URL)")
     solve.add_argument("--token", default=None, help="bearer token for a handbook URL (default: $AGENTKIT_TOKEN)")
-    solve.add_argument("--behaviors", type=int, default=8, help="bci: how many behaviors to retrieve (top-K)")
-    solve.add_argument("--retrieval", default="embedding", choices=["embedding", "topic", "both"],
+    solve.add_argument("--behaviors", type=int, default=None, help="bci: how many behaviors to retrieve (top-K)")
+    solve.add_argument("--retrieval", default=None, choices=["embedding", "topic", "both"],
                        help="bci: retrieve by embedding similarity, by the problem's topic, or both")
-    solve.add_argument("--temperature", type=float, default=0.0)
+    solve.add_argument("--temperature", type=float, default=None)
     solve.add_argument("--seed", type=int, default=0)
     solve.add_argument("--concurrency", type=int, default=4, help="problems solved at once")
     solve.add_argument("--json", action="store_true", help="one JSON object per problem on stdout")
@@ -103,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("spec", help="a sweep spec (TOML); see benchmarks/sweeps/")
         p.add_argument("--db", required=True, help="the SQLite results database")
         p.add_argument("--shard", default="0/1", help="i/n: run only the cells of shard i of n (default: all)")
+        p.add_argument("--plugin", action="append", default=[],
+                       help="a module that registers methods (a .py path or a dotted name); repeatable")
     p = ssub.add_parser("merge", help="combine shard databases into one")
     p.add_argument("out", help="the database to merge into (created if missing)")
     p.add_argument("inputs", nargs="+", help="shard databases")
@@ -173,7 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _open_handbook(store: str, token: str | None) -> Any:
+async def _open_handbook(store: str, token: str | None) -> BehaviorStore:
     """A store directory (embedded Qdrant Edge) or a handbook service URL."""
     import os
 
@@ -209,39 +227,54 @@ async def _chat(args: argparse.Namespace) -> int:
     return 0
 
 
+# CLI flag -> method parameter (set only when given and only for methods that have the parameter).
+_FLAG_PARAMS = {"max_tokens": "max_tokens", "temperature": "temperature", "rounds": "rounds", "drafts": "drafts",
+                "kappa": "kappa", "variant": "variant", "k": "k", "select": "select",
+                "error_analysis": "error_analysis", "samples": "samples", "attempts": "attempts",
+                "retrieval": "retrieval", "store": "store"}
+
+
+def _method_params(args: argparse.Namespace, method: Any) -> Any:
+    """The chosen method's parameters from the flags given and ``--param NAME=VALUE``."""
+    from agentkit.errors import ConfigError
+
+    values: dict[str, Any] = {}
+    fields = method.params_model.model_fields
+    flags = dict(_FLAG_PARAMS, behaviors="k" if method.name == "bci" else "behaviors")
+    for flag, name in flags.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if name in fields:  # a flag the chosen method has no parameter for is ignored (one command line serves
+            values[name] = value  # several methods); --param names are checked by the method's model
+    for item in args.param:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--param takes NAME=VALUE, got {item!r}")
+        try:
+            values[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[name] = raw
+    return method.params(**values)
+
+
 async def _solve(args: argparse.Namespace) -> int:
     from agentkit.backends import backend_from_spec
     from agentkit.bus import Bus, Recorder
-    from agentkit.datasets import load_dataset
     from agentkit.errors import ConfigError
-    from agentkit.grading import answers_match
-    from agentkit.ledger import Budget, Ledger
-    from agentkit.messages import Solution, SolveRequest
-    from agentkit.methods.pdr import PDRConfig, pdr, plan_draft_tokens, planning_prompt_tokens
-    from agentkit.roles import Student
+    from agentkit.evaluation.answers import answers_match
+    from agentkit.evaluation.datasets import load_dataset
+    from agentkit.registry import get_method
 
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
+    method = get_method(args.method)
+    params = _method_params(args, method)
     problems = load_dataset(args.dataset, limit=args.limit, seed=args.sample_seed)
-    config: PDRConfig | None = None
-    if args.method == "pdr":
-        config = PDRConfig(rounds=args.rounds, drafts=args.drafts, kappa=args.kappa, variant=args.variant, k=args.k,
-                           select=args.select, max_tokens=args.max_tokens, temperature=max(args.temperature, 0.7),
-                           seed=args.seed)
-    elif args.method == "sr":
-        config = PDRConfig(rounds=args.rounds, drafts=(1,) * args.rounds, kappa=args.kappa, k=1,
-                           variant="error-analysis" if args.error_analysis else "topk", max_tokens=args.max_tokens,
-                           temperature=args.temperature, seed=args.seed)
-
-    def planned_max_tokens(problem: Any) -> int:
-        """--max-tokens, or what --budget leaves per draft (planned from this problem's longest prompt)."""
-        if args.budget is None:
-            return int(args.max_tokens)
-        return plan_draft_tokens(args.budget, prompt_tokens=planning_prompt_tokens(problem.text, config),
-                                 config=config)
-    if args.method == "bci" and not args.store:
+    store = getattr(params, "store", None)
+    if method.name == "bci" and not store and getattr(params, "behaviors", None) is None:
         raise ConfigError("--method bci needs --store (a handbook built with `agentkit handbook build`)")
-    handbook = await _open_handbook(args.store, args.token) if args.method == "bci" else None
+    handbook = await _open_handbook(store, args.token) if store else None
     backend = backend_from_spec(args.backend)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -250,39 +283,25 @@ async def _solve(args: argparse.Namespace) -> int:
         async with Bus(name="solve") as bus:
             if recorder is not None:
                 recorder.attach(bus)
-            Student(backend, max_tokens=args.max_tokens, handbook=handbook, k=args.behaviors,
-                    retrieval=args.retrieval).attach(bus, concurrency=args.concurrency)
 
             async def one(problem: Any) -> dict[str, Any]:
                 try:
-                    max_tokens = planned_max_tokens(problem)
-                    if config is not None:
-                        ledger = Ledger(Budget(sequential=args.budget) if args.budget else None)
-                        result = await pdr(problem.with_(run_id=problem.problem_id), backend,
-                                           config.model_copy(update={"max_tokens": max_tokens}), ledger=ledger,
-                                           bus=bus)
-                        return {
-                            "id": problem.problem_id, "answer": result.answer, "reference": problem.reference,
-                            "correct": answers_match(result.answer, problem.reference) if problem.reference else None,
-                            "B_seq": result.budget["B_seq"], "B_total": result.budget["B_total"],
-                            "output_tokens": result.budget["output_tokens"], "calls": result.budget["calls"],
-                            "rounds": _rounds(result),
-                        }
-                    request = SolveRequest(problem=problem, run_id=problem.problem_id, sender="cli",
-                                           method=args.method, max_tokens=max_tokens,
-                                           temperature=args.temperature, seed=args.seed)
-                    solution = await bus.request(request, Solution, timeout=3600)
+                    result = await method.run(problem.with_(run_id=problem.problem_id), backend, params=params,
+                                              budget=args.budget, seed=args.seed, handbook=handbook, bus=bus)
                 except AgentkitError as exc:  # one failed problem is reported, the others go on
                     return {"id": problem.problem_id, "answer": None, "reference": problem.reference,
                             "correct": None, "B_seq": 0, "B_total": 0, "output_tokens": 0, "calls": 0,
                             "error": str(exc)}
-                correct = answers_match(solution.answer, problem.reference) if problem.reference else None
+                solution, figures = result.solution, result.ledger.summary()
                 row = {
                     "id": problem.problem_id, "answer": solution.answer, "reference": problem.reference,
-                    "correct": correct, "B_seq": solution.b_seq, "B_total": solution.b_total,
-                    "output_tokens": solution.usage.output_tokens, "calls": solution.usage.calls,
+                    "correct": answers_match(solution.answer, problem.reference) if problem.reference else None,
+                    "B_seq": figures["B_seq"], "B_total": figures["B_total"],
+                    "output_tokens": figures["output_tokens"], "calls": figures["calls"],
                 }
-                if args.method == "bci":
+                if "pdr" in result.details:
+                    row["rounds"] = _rounds(result.details["pdr"])
+                if method.name == "bci":
                     row.update(behaviors=list(solution.behaviors), cited=list(solution.cited),
                                behavior_tokens=solution.behavior_tokens)
                 return row
@@ -432,7 +451,7 @@ async def _build(args: argparse.Namespace, handbook: Any) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from agentkit.backends import backend_from_spec
-    from agentkit.datasets import load_dataset
+    from agentkit.evaluation.datasets import load_dataset
     from agentkit.messages import BehaviorProposal
     from agentkit.methods.curation import build_handbook
 
@@ -538,7 +557,23 @@ def _print_handbook(out: Any, as_json: bool) -> None:
             print(json.dumps(row))
 
 
+def _load_plugins(argv: Sequence[str]) -> None:
+    """Import the ``--plugin`` modules before the parser lists the registered methods."""
+    from agentkit.registry import load_plugin
+
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--plugin", action="append", default=[])
+    for plugin in early.parse_known_args(list(argv))[0].plugin:
+        load_plugin(plugin)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _load_plugins(argv)
+    except AgentkitError as exc:
+        print(f"agentkit: {exc}", file=sys.stderr)
+        return 2
     args = _parser().parse_args(argv)
     configure_logging({0: "warning", 1: "info"}.get(args.verbose, "debug") if args.verbose else None)
     command = {"chat": _chat, "solve": _solve, "serve": _serve, "handbook": _handbook, "sweep": _sweep}[args.command]

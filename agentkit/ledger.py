@@ -22,21 +22,23 @@ backend supports ``n``.
 
 Budgets can be **enforced**: ``cap(max_tokens, prompt_tokens, ...)`` lowers the next call's ``max_tokens``
 to what the remaining ``B_total`` and ``B_seq`` allow (raising ``BudgetExceeded`` when nothing is left);
-``Ledger.chat`` does this for every call it makes.
+``agentkit.calls.budgeted_chat`` does this for every model call a role makes.
+
+The ledger only counts: it never calls a model (the budgeted call lives above it, in ``agentkit.calls``).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.errors import BudgetExceeded, ConfigError
 
-__all__ = ["Budget", "CallRecord", "Ledger", "estimate_tokens"]
+__all__ = ["Budget", "CallRecord", "Ledger", "estimate_prompt_tokens", "estimate_tokens"]
 
 
 class CallRecord(BaseModel):
@@ -77,9 +79,16 @@ class Budget(BaseModel):
 
 
 def estimate_tokens(text: str) -> int:
-    """About four characters per token for English and math text. Used to plan and cap (``max_tokens``,
-    extractive workspaces) before a call, never to report usage, which always comes from the server."""
+    """About four characters per token for English and math text: agentkit's one pre-call token estimator.
+    Used to plan and cap (``max_tokens``, extractive workspaces, rate limits) before a call, never to report
+    usage, which always comes from the server."""
     return len(text) // 4 + 1
+
+
+def estimate_prompt_tokens(messages: Iterable[Any], count: Callable[[str], int] = estimate_tokens) -> int:
+    """A prompt's pre-call size: ``count`` of each message's content plus 4 per message (chat-template
+    overhead). ``messages`` are dicts with ``content`` or objects with a ``content`` attribute."""
+    return sum(count(m["content"] if isinstance(m, dict) else m.content) + 4 for m in messages)
 
 
 class Ledger:
@@ -89,9 +98,9 @@ class Ledger:
         budget: budgets to enforce in ``cap`` / ``chat``.
         count_tokens: counts a prompt's tokens before a call (default: characters / 4, plus 4 per message).
 
-    Pre-call prompt counts are estimates; ``chat`` calibrates them on the run's own calls: once the server has
-    reported more prompt tokens than estimated, later estimates are scaled up by the largest ratio seen (never
-    down), so an enforced budget can be overrun only by the first call's estimation error.
+    Pre-call prompt counts are estimates; ``calibrate`` (called by ``budgeted_chat`` after each call) scales
+    later estimates up by the largest reported/estimated ratio seen (never down), so an enforced budget can be
+    overrun only by the first call's estimation error.
     """
 
     def __init__(self, budget: Budget | None = None, *, run_id: str = "",
@@ -232,50 +241,15 @@ class Ledger:
             )
         return allowed
 
-    # -- calling -----------------------------------------------------------------------------------
-    async def chat(
-        self,
-        backend: Any,
-        messages: Sequence[Any] | str,
-        *,
-        role: str,
-        round: int = 0,
-        branch: int = 0,
-        sample: int = 0,
-        stage: str | None = None,
-        accepted: bool = True,
-        final: bool = False,
-        max_tokens: int | None = None,
-        n: int = 1,
-        **sampling: Any,
-    ) -> list[tuple[CallRecord, Any]]:
-        """Call ``backend.chat`` under this ledger: cap ``max_tokens`` to the budgets, pass a ``CallContext``
-        (run, role, round, branch, sample) and record each returned choice. Returns (record, completion)
-        pairs in choice order."""
-        from agentkit.backends.base import CallContext, make_request
+    def calibrate(self, estimated: int, reported: int) -> None:
+        """Learn from one call: the server reported ``reported`` prompt tokens where ``estimated`` were counted."""
+        if reported > estimated > 0:
+            self.prompt_scale = max(self.prompt_scale, reported / estimated)
 
-        stage = stage if stage is not None else f"{round}:{role}"
-        request = make_request(messages, max_tokens=max_tokens, n=n, **sampling)
-        estimate = sum(self._count(m.content) + 4 for m in request.messages)
-        prompt = math.ceil(estimate * self.prompt_scale)
-        capped = self.cap(max_tokens, prompt_tokens=prompt, stage=stage, branch=branch, n=n)
-        context = CallContext(run_id=self.run_id, role=role, round=round, branch=branch, sample=sample)
-        completions = await backend.complete(
-            request.model_copy(update={"max_tokens": capped, "context": context})
-        )
-        out = []
-        for i, completion in enumerate(completions):
-            record = self.record(
-                role=role, round=round, branch=branch + i, stage=stage, input_tokens=completion.input_tokens,
-                output_tokens=completion.output_tokens, latency_s=completion.latency_s, accepted=accepted,
-                final=final, cached=completion.cached, model=completion.model,
-                finish_reason=completion.finish_reason,
-            )
-            out.append((record, completion))
-        reported = max((c.input_tokens for c in completions if not c.cached), default=0)
-        if reported > estimate > 0:
-            self.prompt_scale = max(self.prompt_scale, reported / estimate)
-        return out
+    def prompt_tokens(self, messages: Iterable[Any]) -> int:
+        """A prompt's pre-call size as this ledger caps it: its counter, plus 4 per message, times
+        ``prompt_scale``."""
+        return math.ceil(estimate_prompt_tokens(messages, self._count) * self.prompt_scale)
 
     def count_tokens(self, text: str) -> int:
         """This ledger's pre-call token counter (the one its budget caps use)."""

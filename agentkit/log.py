@@ -1,10 +1,10 @@
-"""Logging: structlog, configured once, to standard error.
+"""Logging: structlog loggers for the library, configuration for applications.
 
-Library modules call ``get_logger(__name__)``; the first such call configures structlog unless the
-application already did (``structlog.is_configured()``), so an application's own configuration always
-wins. The default renders for people on a TTY (coloured console) and JSON lines otherwise (CI, files,
-pipes), filters below ``AGENTKIT_LOG_LEVEL`` (default ``warning``; read when logging is first configured,
-never at import), and writes to stderr so that ``agentkit ... --json`` keeps stdout clean.
+Library modules call ``get_logger(__name__)``, which returns a lazy structlog logger and **never configures
+anything**: an application's structlog (or its default) decides where library logs go. Applications that want
+agentkit's default call ``configure_logging()`` once, as the ``agentkit`` command does: a coloured console on a
+TTY and JSON lines otherwise (CI, files, pipes), filtered below ``AGENTKIT_LOG_LEVEL`` (default ``warning``),
+written to stderr so that ``agentkit ... --json`` keeps stdout clean.
 """
 
 from __future__ import annotations
@@ -62,9 +62,8 @@ def configure_logging(level: str | int | None = None, *, json: bool | None = Non
 
 
 def get_logger(name: str, **initial: Any) -> Any:
-    """A structlog logger bound to ``module=name`` (configuring logging on first use)."""
-    if not _configured:
-        configure_logging()
+    """A lazy structlog logger bound to ``module=name``; it uses whatever configuration is in force when it
+    first logs (this function configures nothing)."""
     return structlog.get_logger(module=name, **initial)
 
 

@@ -18,11 +18,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agentkit._behavior import Behavior, as_behaviors
 from agentkit.errors import ConfigError
 
 __all__ = [
+    "AnswerRequest",
     "BehaviorProposal",
     "CurateRequest",
     "DistillRequest",
@@ -33,16 +35,29 @@ __all__ = [
     "Problem",
     "RefineRequest",
     "Reflection",
+    "Selection",
     "Solution",
     "SolveRequest",
     "TeachRequest",
     "TeachResult",
     "TokenUsage",
     "Workspace",
+    "WorkspaceVariant",
     "from_json",
     "message_types",
     "to_json",
 ]
+
+
+WorkspaceVariant = Literal["summary", "topk", "topk-per-sample", "random-k", "error-analysis"]
+"""How a Distiller builds the next round's workspace (see ``agentkit.methods.pdr``)."""
+Selection = Literal["agreement", "judge"]
+"""How an extractive workspace picks its drafts: by answer agreement or by the model's judgement."""
+
+
+def _behaviors(value: Any) -> tuple[Behavior, ...]:
+    """``Behavior`` objects from ``Behavior`` objects or a ``{name: instruction}`` mapping."""
+    return as_behaviors(value)
 
 
 def _new_id() -> str:
@@ -143,11 +158,15 @@ class SolveRequest(Message):
     """Output token cap for the answer; None lets the role decide."""
     temperature: float = 0.0
     seed: int | None = None
-    behaviors: dict[str, str] = Field(default_factory=dict)
-    """``behavior_name -> instruction`` to put in context (behavior-conditioned inference); empty: with
-    ``method="bci"`` a Student that has a handbook retrieves them itself."""
+    behaviors: tuple[Behavior, ...] = ()
+    """Behaviors to put in context (behavior-conditioned inference; a ``{name: instruction}`` mapping is
+    accepted); empty: with ``method="bci"`` a Student that has a handbook retrieves them itself."""
     k: int | None = None
     """How many behaviors to retrieve for ``bci`` when none are given (None: the Student's default)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Further parameters of the method (validated by the method's own parameter model)."""
+
+    _check_behaviors = field_validator("behaviors", mode="before")(_behaviors)
 
 
 class Solution(Message):
@@ -179,6 +198,30 @@ class Solution(Message):
     prompt's count is known, else estimated at four characters per token)."""
 
 
+class AnswerRequest(Message):
+    """Ask a run's Student (or Teacher) for one answering call: plain chain of thought, with behaviors in
+    context (BCI), or a critique-and-revise of an earlier answer. Methods send these to the roles they attach
+    for a run; ``round``/``branch``/``final`` place the call in the run's ledger."""
+
+    kind: Literal["answer_request"] = "answer_request"
+    problem: Problem
+    behaviors: tuple[Behavior, ...] = ()
+    """Behaviors in context (the BCI prompt); empty: the plain chain-of-thought prompt."""
+    revise: Solution | None = None
+    """An earlier answer to critique and revise (the critique-and-revise prompt) instead of answering afresh."""
+    max_tokens: int | None = None
+    temperature: float = 0.0
+    seed: int | None = None
+    round: int = 1
+    branch: int = 0
+    final: bool = True
+    """This call produces the run's answer (the ledger's ``final`` call)."""
+    method: str = ""
+    """The ``Solution.method`` label of the answer."""
+
+    _check_behaviors = field_validator("behaviors", mode="before")(_behaviors)
+
+
 class CurateRequest(Message):
     """Ask the Strategist to solve (unless ``solution`` is given), reflect and extract behaviors."""
 
@@ -193,6 +236,9 @@ class CurateRequest(Message):
     seed: int | None = 0
     reveal_reference: bool = True
     """Tell the Strategist the reference answer when reflecting (curation sets); never for test problems."""
+    round: int = 1
+    """The round of the Strategist's first call in its run's ledger (the next calls follow)."""
+    branch: int = 0
 
 
 class TeachRequest(Message):
@@ -200,11 +246,15 @@ class TeachRequest(Message):
 
     kind: Literal["teach_request"] = "teach_request"
     problem: Problem
-    behaviors: dict[str, str]
+    behaviors: tuple[Behavior, ...]
+    """The behaviors in the Teacher's context (a ``{name: instruction}`` mapping is accepted)."""
     plain: bool = True
     max_tokens: int = 1024
     temperature: float = 0.0
     seed: int | None = 0
+
+
+    _check_behaviors = field_validator("behaviors", mode="before")(_behaviors)
 
 
 class TeachResult(Message):
@@ -270,7 +320,7 @@ class Workspace(Message):
     problem_id: str
     round: int
     text: str
-    variant: str = "summary"
+    variant: WorkspaceVariant = "summary"
     source_draft_ids: tuple[str, ...] = ()
     drafts_seen: int = 0
     tokens: int = 0
@@ -290,8 +340,10 @@ class RefineRequest(Message):
     seed: int | None = None
     final: bool = False
     """This draft is the run's answer (the last round)."""
-    behaviors: str = ""
-    """Rendered behaviors to put in context (behavior-conditioned inference inside PDR); empty for none."""
+    behaviors: tuple[Behavior, ...] = ()
+    """Behaviors to put in context (behavior-conditioned inference inside PDR); empty for none."""
+
+    _check_behaviors = field_validator("behaviors", mode="before")(_behaviors)
 
 
 class DistillRequest(Message):
@@ -303,10 +355,10 @@ class DistillRequest(Message):
     drafts: tuple[Draft, ...]
     next_drafts: int = 1
     """How many drafts the next round runs (per-sample variants build one workspace each)."""
-    variant: str = "summary"
+    variant: WorkspaceVariant = "summary"
     kappa: int = 512
     k: int = 2
-    select: str = "agreement"
+    select: Selection = "agreement"
     seed: int = 0
 
 

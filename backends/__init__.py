@@ -1,6 +1,6 @@
 """LLM backends and their middleware (installed as ``agentkit.backends``).
 
-One protocol (``Backend``: ``async chat(messages, *, max_tokens, temperature, top_p, seed, stop, n,
+One contract (``Backend``, an abstract base class: ``async chat(messages, *, max_tokens, temperature, top_p, seed, stop, n,
 context) -> list[Completion]``), three real backends (``OpenAICompatible``, ``Local``, ``LlamaCpp``),
 middleware that wraps any of them (``Retrying``, ``Limited``, ``Cached``), and ``backend_from_spec`` to
 build a stack from a string such as ``local:qwen2.5-0.5b`` or ``vllm:http://host:8000/v1?model=M``.

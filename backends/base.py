@@ -1,4 +1,4 @@
-"""The backend protocol: one async ``chat`` call that every LLM backend and middleware implements.
+"""The backend contract: one async ``chat`` call that every LLM backend and middleware implements.
 
 ``await backend.chat(messages, max_tokens=..., temperature=..., top_p=..., seed=..., stop=..., n=...,
 context=...)`` returns ``n`` ``Completion`` objects (text, finish reason, input/output tokens, latency,
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -57,6 +57,9 @@ class CallContext(BaseModel):
     """Parallel branch within the round (draft index)."""
     sample: int = 0
     """Repeated sample index (pass@k, seeds) for otherwise identical calls."""
+    step: str = ""
+    """What the call does within its role: the prompt template it renders (``long_cot``, ``bci``,
+    ``strategist_reflect``, ``pdr_summary``, ...). Test scripts choose replies by role and step."""
 
 
 class ChatRequest(BaseModel):
@@ -125,43 +128,17 @@ def make_request(messages: Sequence[ChatMessage | dict[str, str]] | str, **param
         raise ConfigError(f"invalid chat request: {problems}") from None
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """What every backend (and every middleware wrapping one) provides."""
-
-    name: str
-    """Short label for logs and results (``local:qwen2.5-0.5b``, ``vllm:M``)."""
-    model: str
-    """The model name sent to / reported by the server."""
-    supports_n: bool
-    """Whether one request can return ``n > 1`` choices with correct usage."""
-
-    async def chat(
-        self,
-        messages: Sequence[ChatMessage | dict[str, str]] | str,
-        *,
-        max_tokens: int | None = None,
-        temperature: float = 0.0,
-        top_p: float | None = None,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-        n: int = 1,
-        context: CallContext | None = None,
-    ) -> list[Completion]: ...
-
-    async def complete(self, request: ChatRequest) -> list[Completion]: ...
-
-    def describe(self) -> dict[str, Any]: ...
-
-    async def aclose(self) -> None: ...
-
-
-class BaseBackend(abc.ABC):
-    """Implements ``chat`` on top of ``complete``; subclasses implement ``complete``."""
+class Backend(abc.ABC):
+    """The one backend contract. Every backend and every middleware wrapping one subclasses it and implements
+    ``complete``; ``chat`` (validation into a ``ChatRequest``) is built on top. The budgeted call
+    (``agentkit.calls.budgeted_chat``) and every role are typed against it."""
 
     name: str = "backend"
+    """Short label for logs and results (``local:qwen2.5-0.5b``, ``vllm:M``)."""
     model: str = ""
+    """The model name sent to / reported by the server."""
     supports_n: bool = False
+    """Whether one request can return ``n > 1`` choices with correct usage."""
 
     async def chat(
         self,
@@ -192,8 +169,13 @@ class BaseBackend(abc.ABC):
     async def aclose(self) -> None:
         """Release connections, servers and model memory. Idempotent."""
 
-    async def __aenter__(self) -> BaseBackend:
+    async def __aenter__(self) -> Backend:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+BaseBackend = Backend
+"""The name this contract had before 0.1's middle-layer rework (when a ``Backend`` Protocol stood beside it);
+kept as an alias so subclasses written against it keep working."""

@@ -22,12 +22,12 @@ from typing import Any
 from agentkit.errors import BackendError, ConfigError, ModelNotAvailable
 
 from ._models import resolve_model
-from .base import BaseBackend, ChatRequest, Completion
+from .base import Backend, ChatRequest, Completion
 
 __all__ = ["LlamaCpp"]
 
 
-class LlamaCpp(BaseBackend):
+class LlamaCpp(Backend):
     """llama-cpp-python with a pool of ``contexts`` model instances.
 
     Args:

@@ -21,7 +21,7 @@ from agentkit.errors import ConfigError, ModelNotAvailable
 from agentkit.log import get_logger
 
 from ._models import resolve_model
-from .base import BaseBackend, ChatRequest, Completion
+from .base import Backend, ChatRequest, Completion
 from .openai_compat import OpenAICompatible
 
 __all__ = ["Local", "LocalServer"]
@@ -77,7 +77,7 @@ class LocalServer:
         self.close()
 
 
-class Local(BaseBackend):
+class Local(Backend):
     """A GGUF model served in-process by xllamacpp and reached over HTTP on 127.0.0.1.
 
     Args:

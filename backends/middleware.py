@@ -33,9 +33,10 @@ import tenacity
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.errors import BackendError, BackendUnavailable, ConfigError, MalformedResponse
+from agentkit.ledger import estimate_prompt_tokens
 from agentkit.log import get_logger
 
-from .base import BaseBackend, ChatRequest, Completion
+from .base import Backend, ChatRequest, Completion
 
 __all__ = [
     "Cached",
@@ -52,10 +53,10 @@ __all__ = [
 _log = get_logger(__name__)
 
 
-class Wrapper(BaseBackend):
+class Wrapper(Backend):
     """A backend that delegates to ``inner``; subclasses override ``complete``. Does nothing on its own."""
 
-    def __init__(self, inner: BaseBackend) -> None:
+    def __init__(self, inner: Backend) -> None:
         self.inner = inner
 
     @property
@@ -79,7 +80,7 @@ class Wrapper(BaseBackend):
     async def aclose(self) -> None:
         await self.inner.aclose()
 
-    def unwrap(self) -> BaseBackend:
+    def unwrap(self) -> Backend:
         """The innermost backend under every wrapper."""
         inner = self.inner
         while isinstance(inner, Wrapper):
@@ -113,7 +114,7 @@ def is_transient(exc: BaseException) -> bool:
 class Retrying(Wrapper):
     """Retry transient failures of ``inner`` under a ``RetryPolicy``."""
 
-    def __init__(self, inner: BaseBackend, policy: RetryPolicy | None = None,
+    def __init__(self, inner: Backend, policy: RetryPolicy | None = None,
                  *, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
         super().__init__(inner)
         self.policy = policy or RetryPolicy()
@@ -268,16 +269,16 @@ class RateLimit:
             self._tokens -= actual - min(estimated, self.tpm)
 
 
-def estimate_tokens(request: ChatRequest) -> int:
-    """A conservative pre-call token estimate: prompt characters / 4 plus the output cap per choice."""
-    prompt = sum(len(m.content) for m in request.messages) // 4 + 4 * len(request.messages)
-    return prompt + (request.max_tokens or 512) * request.n
+def request_tokens(request: ChatRequest) -> int:
+    """A conservative pre-call estimate of what a request may cost: its prompt (the ledger's estimator,
+    ``agentkit.ledger.estimate_prompt_tokens``) plus the output cap per choice."""
+    return estimate_prompt_tokens(request.messages) + (request.max_tokens or 512) * request.n
 
 
 class Limited(Wrapper):
     """Applies a shared ``ConcurrencyLimit`` and/or ``RateLimit`` to every call of ``inner``."""
 
-    def __init__(self, inner: BaseBackend, *, concurrency: ConcurrencyLimit | None = None,
+    def __init__(self, inner: Backend, *, concurrency: ConcurrencyLimit | None = None,
                  rate: RateLimit | None = None) -> None:
         super().__init__(inner)
         if concurrency is None and rate is None:
@@ -286,7 +287,7 @@ class Limited(Wrapper):
         self.rate = rate
 
     async def complete(self, request: ChatRequest) -> list[Completion]:
-        estimate = estimate_tokens(request)
+        estimate = request_tokens(request)
         if self.rate is not None:
             await self.rate.acquire(estimate)
         actual = 0
@@ -381,7 +382,7 @@ class Cached(Wrapper):
     nothing would tell its repeats apart, and caching it would turn n samples into one.
     """
 
-    def __init__(self, inner: BaseBackend, cache: ResponseCache) -> None:
+    def __init__(self, inner: Backend, cache: ResponseCache) -> None:
         super().__init__(inner)
         self.cache = cache
 
@@ -400,13 +401,13 @@ class Cached(Wrapper):
 
 
 def with_middleware(
-    backend: BaseBackend,
+    backend: Backend,
     *,
     retry: RetryPolicy | bool | None = True,
     concurrency: ConcurrencyLimit | None = None,
     rate: RateLimit | None = None,
     cache: ResponseCache | None = None,
-) -> BaseBackend:
+) -> Backend:
     """Stack middleware on ``backend``: Cached(Retrying(Limited(backend))), each only where asked."""
     stacked = backend
     if concurrency is not None or rate is not None:

@@ -31,7 +31,7 @@ import openai
 from agentkit.errors import BackendError, BackendRequestError, BackendUnavailable, ConfigError, MalformedResponse
 from agentkit.log import get_logger
 
-from .base import BaseBackend, ChatRequest, Completion
+from .base import Backend, ChatRequest, Completion
 
 __all__ = ["OpenAICompatible"]
 
@@ -106,7 +106,7 @@ def map_openai_error(exc: Exception, where: str) -> BackendError:
     return BackendError(f"{where}: {type(exc).__name__}: {exc}", cause=type(exc).__name__)
 
 
-class OpenAICompatible(BaseBackend):
+class OpenAICompatible(Backend):
     """Chat completions over HTTP, through aiohttp or the ``openai`` SDK.
 
     Two transports send the same JSON body and map errors the same way:

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 
 from agentkit.errors import ConfigError
 
-from .base import BaseBackend
+from .base import Backend
 from .middleware import ConcurrencyLimit, RateLimit, ResponseCache, RetryPolicy, with_middleware
 
 __all__ = ["backend_from_spec", "parse_spec"]
@@ -83,7 +83,7 @@ def backend_from_spec(
     concurrency: ConcurrencyLimit | None = None,
     rate: RateLimit | None = None,
     cache: ResponseCache | None = None,
-) -> BaseBackend:
+) -> Backend:
     """Build the backend a spec names, wrapped in retry / limits / cache middleware."""
     scheme, target, params = parse_spec(spec)
     attempts = _number(params, "retries", int, spec)
@@ -93,7 +93,7 @@ def backend_from_spec(
     timeout = _number(params, "timeout", float, spec)
     cache_path = params.pop("cache", None)
 
-    base: BaseBackend
+    base: Backend
     if scheme == "local":
         from .local import Local
 

@@ -3,13 +3,16 @@
 ``Behavior`` entries (name, instruction, topics, provenance, version, status, usage statistics) live in a
 ``QdrantBehaviorStore``: Qdrant Edge in-process by default (``path=``), or a Qdrant server (``url=``), or
 qdrant-client's local mode (``location=":memory:"``). Embedders turn behaviors and queries into vectors off
-the event loop; the offline default needs no download. ``render_behaviors`` writes the prompt block that
-behavior-conditioned inference prepends.
+the event loop; the offline default needs no download. ``BehaviorStore`` is the protocol every seam that takes
+a handbook is typed against (the store and ``HandbookClient`` both satisfy it). ``retrieve_behaviors`` and
+``record_citations`` are retrieval and usage accounting over any store; ``render_behaviors`` is the one prompt
+renderer.
 """
 
-from .behavior import Behavior, BehaviorStats, Provenance, Status, find_citations, render_behaviors
+from .behavior import Behavior, BehaviorStats, Provenance, Status, as_behaviors, find_citations, render_behaviors
 from .client import HandbookClient
 from .embedders import BGEM3Embedder, Embedder, MiniLMEmbedder, default_embedder
+from .retrieval import RETRIEVALS, Retrieval, record_citations, retrieve_behaviors, topics_of
 from .store import (
     BehaviorStore,
     ImportReport,
@@ -20,6 +23,7 @@ from .store import (
 )
 
 __all__ = [
+    "RETRIEVALS",
     "BGEM3Embedder",
     "Behavior",
     "BehaviorStats",
@@ -32,9 +36,14 @@ __all__ = [
     "PruneDecision",
     "PrunePolicy",
     "QdrantBehaviorStore",
+    "Retrieval",
     "SearchHit",
     "Status",
+    "as_behaviors",
     "default_embedder",
     "find_citations",
+    "record_citations",
     "render_behaviors",
+    "retrieve_behaviors",
+    "topics_of",
 ]

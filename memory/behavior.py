@@ -1,161 +1,36 @@
 """The ``Behavior``: one named, reusable procedure of the handbook, with provenance, version and usage.
 
-A behavior is what "Metacognitive Reuse" (arXiv 2509.13237) extracts from reflected-on traces:
-``behavior_inclusion_exclusion_principle: avoid double counting by subtracting intersections``. Here it
-also carries what a library needs to curate it: topics, provenance, a version number, a status (active,
-deprecated, pruned) and usage statistics that are **fields updated by code** (never text kept by a model);
-"cited in a correct answer" comes from a grader.
-
-``utility`` is the documented score the capacity policy keeps the top N by:
-
-    utility = (cited_correct + 1) / (cited_correct + cited_wrong + 2)  +  0.1 * ln(1 + cited)
-
-a Laplace-smoothed success rate (0.5 for a behavior never graded) plus a small bonus for being used.
+The value types are defined in ``agentkit._behavior`` (below ``agentkit.messages``, since behaviors travel on
+messages) and re-exported here, their public home; see that module for the fields, the utility score and
+the one prompt renderer, ``render_behaviors``.
 """
 
-from __future__ import annotations
-
-import math
-import re
-from collections.abc import Iterable
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from agentkit._behavior import (
+    MAX_INSTRUCTION_CHARS,
+    MAX_NAME_CHARS,
+    NAME_PATTERN,
+    USAGE_EVENTS,
+    Behavior,
+    BehaviorStats,
+    Provenance,
+    Status,
+    UsageEvent,
+    as_behaviors,
+    find_citations,
+    render_behaviors,
+)
 
 __all__ = [
     "MAX_INSTRUCTION_CHARS",
     "MAX_NAME_CHARS",
+    "NAME_PATTERN",
+    "USAGE_EVENTS",
     "Behavior",
     "BehaviorStats",
     "Provenance",
     "Status",
     "UsageEvent",
+    "as_behaviors",
     "find_citations",
     "render_behaviors",
 ]
-
-MAX_NAME_CHARS = 96
-MAX_INSTRUCTION_CHARS = 2000
-NAME_PATTERN = re.compile(r"behavior_[a-z0-9_]+")
-UsageEvent = Literal["retrieved", "cited", "cited_correct", "cited_wrong"]
-USAGE_EVENTS: tuple[str, ...] = ("retrieved", "cited", "cited_correct", "cited_wrong")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Status(StrEnum):
-    ACTIVE = "active"
-    DEPRECATED = "deprecated"
-    PRUNED = "pruned"
-
-
-class Provenance(BaseModel):
-    """Where a behavior came from. A merged behavior lists every source."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    problem_id: str | None = None
-    """The problem whose trace the behavior was extracted from."""
-    trace_id: str | None = None
-    model: str | None = None
-    """The model that wrote the behavior."""
-    trace_correct: bool | None = None
-    """Whether that trace's answer matched the reference."""
-
-
-class BehaviorStats(BaseModel):
-    """Usage counts (exact: updated by the store's single writer)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    retrieved: int = Field(default=0, ge=0)
-    cited: int = Field(default=0, ge=0)
-    cited_correct: int = Field(default=0, ge=0)
-    cited_wrong: int = Field(default=0, ge=0)
-    last_used: datetime | None = None
-
-    def plus(self, other: BehaviorStats) -> BehaviorStats:
-        """Counts added (for merges); the later ``last_used``."""
-        last = max((d for d in (self.last_used, other.last_used) if d is not None), default=None)
-        return BehaviorStats(
-            retrieved=self.retrieved + other.retrieved, cited=self.cited + other.cited,
-            cited_correct=self.cited_correct + other.cited_correct, cited_wrong=self.cited_wrong + other.cited_wrong,
-            last_used=last,
-        )
-
-    @property
-    def utility(self) -> float:
-        return (self.cited_correct + 1) / (self.cited_correct + self.cited_wrong + 2) + 0.1 * math.log1p(self.cited)
-
-
-class Behavior(BaseModel):
-    """One handbook entry (one version of it, as stored)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(max_length=MAX_NAME_CHARS)
-    """``behavior_`` followed by lowercase letters, digits and underscores."""
-    instruction: str = Field(min_length=1, max_length=MAX_INSTRUCTION_CHARS)
-    """What to do, in one or a few sentences."""
-    topics: tuple[str, ...] = ()
-    provenance: tuple[Provenance, ...] = ()
-    version: int = Field(default=1, ge=1)
-    status: Status = Status.ACTIVE
-    created_at: datetime = Field(default_factory=_now)
-    """When version 1 was created."""
-    updated_at: datetime = Field(default_factory=_now)
-    """When this version was written."""
-    stats: BehaviorStats = BehaviorStats()
-    note: str = ""
-    """Why this version exists (``merged from ...``, ``pruned: harmful``, ``rollback to 2``)."""
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        if not NAME_PATTERN.fullmatch(value):
-            raise ValueError("must match behavior_[a-z0-9_]+ (lowercase, digits, underscores)")
-        return value
-
-    @field_validator("instruction")
-    @classmethod
-    def _check_instruction(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be empty")
-        return value
-
-    @field_validator("topics")
-    @classmethod
-    def _check_topics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        cleaned = tuple(dict.fromkeys(t.strip() for t in value if t.strip()))
-        if any(len(t) > 100 for t in cleaned) or len(cleaned) > 32:
-            raise ValueError("at most 32 topics of at most 100 characters")
-        return cleaned
-
-    @property
-    def text(self) -> str:
-        """What gets embedded: the name in words, then the instruction."""
-        return f"{self.name.removeprefix('behavior_').replace('_', ' ')}: {self.instruction}"
-
-
-def find_citations(text: str, names: Iterable[str]) -> tuple[str, ...]:
-    """The behavior names (from ``names``) that ``text`` mentions, as whole words, in first-mention order."""
-    found: list[tuple[int, str]] = []
-    for name in dict.fromkeys(names):
-        match = re.search(rf"(?<![a-z0-9_]){re.escape(name)}(?![a-z0-9_])", text)
-        if match:
-            found.append((match.start(), name))
-    return tuple(name for _, name in sorted(found))
-
-
-def render_behaviors(behaviors: list[Behavior], *, header: str | None = None) -> str:
-    """The prompt block that behavior-conditioned inference prepends (empty string for no behaviors)."""
-    if not behaviors:
-        return ""
-    head = header or ("Useful behaviors (reusable procedures). Use them where they apply, and when you use "
-                      "one, refer to it by its name:")
-    return head + "\n" + "\n".join(f"- {b.name}: {b.instruction}" for b in behaviors)

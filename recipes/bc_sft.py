@@ -21,6 +21,7 @@ from pathlib import Path
 
 from agentkit import load_dataset
 from agentkit.backends import backend_from_spec
+from agentkit.log import configure_logging
 from agentkit.memory import QdrantBehaviorStore
 from agentkit.methods import generate_bc_sft
 
@@ -56,6 +57,7 @@ def train(args: argparse.Namespace, report: dict[str, object]) -> dict[str, obje
 
 
 def main(args: argparse.Namespace) -> None:
+    configure_logging()  # an application configures logging; the library never does
     report = asyncio.run(generate(args))
     print(json.dumps(report, indent=2) if args.json else
           f"{report['problems']} problems: {report['conditioned_rows']} behavior-conditioned rows "

@@ -21,10 +21,11 @@ from typing import Any
 
 from agentkit import Bus, Problem, Solution, SolveRequest, answers_match, load_dataset
 from agentkit.backends import backend_from_spec
+from agentkit.evaluation.stats import accuracy_summary
+from agentkit.log import configure_logging
 from agentkit.memory import QdrantBehaviorStore
 from agentkit.methods import build_handbook
 from agentkit.roles import Student
-from agentkit.stats import accuracy_summary
 
 
 def curation_cost(store: Path) -> dict[str, int]:
@@ -117,4 +118,5 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--json", action="store_true")
+    configure_logging()  # an application configures logging; the library never does
     asyncio.run(main(parser.parse_args()))

@@ -15,6 +15,7 @@ import asyncio
 
 from agentkit import load_dataset
 from agentkit.backends import backend_from_spec
+from agentkit.log import configure_logging
 from agentkit.memory import QdrantBehaviorStore
 from agentkit.methods import build_handbook
 
@@ -51,4 +52,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=768)
     parser.add_argument("--max-behaviors", type=int, default=5)
+    configure_logging()  # an application configures logging; the library never does
     asyncio.run(main(parser.parse_args()))

@@ -23,7 +23,8 @@ from typing import Any
 import aiohttp
 from openai import AsyncOpenAI
 
-from agentkit.grading import answers_match, extract_answer
+from agentkit.evaluation.answers import answers_match, extract_answer
+from agentkit.log import configure_logging
 
 SEED_BEHAVIORS = {
     "behavior_translate_verbal_to_equation": "Write each sentence of a word problem as an equation before solving.",
@@ -136,4 +137,5 @@ if __name__ == "__main__":
     parser.add_argument("--llm-key", default=None)
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--limit", type=int, default=3)
+    configure_logging()  # an application configures logging; the library never does
     asyncio.run(main(parser.parse_args()))

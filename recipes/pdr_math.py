@@ -19,9 +19,10 @@ from typing import Any
 
 from agentkit import Bus, Ledger, Problem, answers_match, load_dataset
 from agentkit.backends import backend_from_spec
+from agentkit.evaluation.stats import accuracy_summary
 from agentkit.ledger import Budget
+from agentkit.log import configure_logging
 from agentkit.methods.pdr import PDRConfig, pdr, plan_draft_tokens, planning_prompt_tokens
-from agentkit.stats import accuracy_summary
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -81,4 +82,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=4,
                         help="problems solved at once (the local backend decodes up to 4 sequences together)")
     parser.add_argument("--json", action="store_true")
+    configure_logging()  # an application configures logging; the library never does
     asyncio.run(main(parser.parse_args()))

@@ -15,6 +15,7 @@ import asyncio
 
 from agentkit import Bus, Recorder, Solution, SolveRequest, answers_match, load_dataset
 from agentkit.backends import backend_from_spec
+from agentkit.log import configure_logging
 from agentkit.roles import Student
 
 
@@ -44,4 +45,5 @@ if __name__ == "__main__":
     parser.add_argument("--limit", type=int, default=2)
     parser.add_argument("--record", default=None)
     args = parser.parse_args()
+    configure_logging()  # an application configures logging; the library never does
     asyncio.run(main(args.backend, args.limit, args.record))

@@ -17,8 +17,9 @@ from typing import Any
 
 from agentkit import Ledger, Problem, answers_match, load_dataset
 from agentkit.backends import backend_from_spec
+from agentkit.evaluation.stats import accuracy_summary
+from agentkit.log import configure_logging
 from agentkit.methods import critique_revise, long_cot, self_improve
-from agentkit.stats import accuracy_summary
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -70,4 +71,5 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--json", action="store_true")
+    configure_logging()  # an application configures logging; the library never does
     asyncio.run(main(parser.parse_args()))

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from agentkit.datasets import DATASETS, load_dataset
 from agentkit.errors import ConfigError
+from agentkit.evaluation.datasets import DATASETS, load_dataset
 
 
 def test_every_builtin_dataset_loads() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentkit.grader import MathVerifyGrader, grader_version
-from agentkit.grading import extract_answer
+from agentkit.evaluation.answers import extract_answer
+from agentkit.evaluation.grader import MathVerifyGrader, grader_version
 
 # (model response, gold, expected)
 TABLE: list[tuple[str, str, bool]] = [

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentkit.grading import answers_match, extract_answer, last_boxed
+from agentkit.evaluation.answers import answers_match, extract_answer, last_boxed
 
 
 @pytest.mark.parametrize(

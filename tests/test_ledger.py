@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from agentkit.calls import budgeted_chat
 from agentkit.errors import BudgetExceeded, ConfigError
 from agentkit.ledger import Budget, Ledger
 from agentkit.testing import Reply, ScriptedBackend
@@ -73,7 +74,7 @@ async def test_chat_records_exact_usage_caps_max_tokens_and_passes_context() -> 
     backend = ScriptedBackend(lambda body: Reply("one two three four five six seven eight nine ten"))
     ledger = Ledger(Budget(sequential=30), run_id="run-7",
                     count_tokens=lambda text: len(text.split()))  # the scripted server's tokenizer
-    pairs = await ledger.chat(backend, "a b c d e f", role="student", round=1, branch=2, sample=1,
+    pairs = await budgeted_chat(ledger, backend, "a b c d e f", role="student", round=1, branch=2, sample=1,
                               max_tokens=100, n=2, temperature=0.5, seed=1)
     # Prompt estimate: 6 words + 4 per message = 10, so each branch may write at most 20 tokens.
     body = backend.requests[0]
@@ -83,7 +84,7 @@ async def test_chat_records_exact_usage_caps_max_tokens_and_passes_context() -> 
     assert [(r.input_tokens, r.output_tokens) for r, _ in pairs] == [(6, 10), (6, 10)]
     assert ledger.b_total == 32 and ledger.b_seq == 16
     # The next sequential stage has 30 - 16 = 14 left: prompt 10 -> max_tokens 4, reply truncated.
-    [(record, completion)] = await ledger.chat(backend, "a b c d e f", role="distiller", round=1, final=True)
+    [(record, completion)] = await budgeted_chat(ledger, backend, "a b c d e f", role="distiller", round=1, final=True)
     assert backend.requests[-1]["max_tokens"] == 4
     assert completion.finish_reason == "length" and record.output_tokens == 4 and record.final
     assert ledger.b_seq == 26 and ledger.answer_output_tokens == 4
@@ -96,7 +97,7 @@ async def test_prompt_estimates_are_calibrated_on_reported_usage() -> None:
     backend = ScriptedBackend(lambda body: Reply("word " * 500))
     ledger = Ledger(Budget(sequential=400), count_tokens=lambda text: count_words(text) // 4)
     prompt = "a " * 80
-    await ledger.chat(backend, prompt, role="student", round=1, max_tokens=100)
+    await budgeted_chat(ledger, backend, prompt, role="student", round=1, max_tokens=100)
     assert ledger.prompt_scale > 3  # 80 reported prompt tokens for an estimate of 24
-    [(record, _)] = await ledger.chat(backend, prompt, role="refiner", round=2, max_tokens=1000)
+    [(record, _)] = await budgeted_chat(ledger, backend, prompt, role="refiner", round=2, max_tokens=1000)
     assert ledger.b_seq <= 400 and record.output_tokens == backend.requests[1]["max_tokens"] > 0

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from agentkit.errors import ConfigError
 from agentkit.messages import (
+    AnswerRequest,
     BehaviorProposal,
     CurateRequest,
     DistillRequest,
@@ -53,7 +54,9 @@ SAMPLES: dict[str, Message] = {
                    usage=TokenUsage(input_tokens=1, output_tokens=2, calls=1, cached=True)),
     "workspace": WORKSPACE,
     "refine_request": RefineRequest(problem=PROBLEM, workspace=WORKSPACE, round=2, branch=1, seed=None, final=True,
-                                    behaviors="- behavior_x: do y"),
+                                    behaviors={"behavior_x": "do y"}),
+    "answer_request": AnswerRequest(problem=PROBLEM, behaviors={"behavior_lcm": "add fractions over the lcm"},
+                                    revise=SOLUTION, max_tokens=64, round=2, branch=1, final=False, method="x"),
     "distill_request": DistillRequest(problem=PROBLEM, round=1, drafts=(Draft(problem_id="p1", round=1, branch=0,
                                                                              text="d", answer="1"),),
                                       next_drafts=4, variant="topk-per-sample", kappa=64, k=2, select="judge"),

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agentkit.errors import ConfigError
-from agentkit.stats import pass_at_k, wilson_interval
+from agentkit.evaluation.stats import pass_at_k, wilson_interval
 from agentkit.sweep import ResultsDB, load_spec, run_sweep, write_report
 from agentkit.sweep.report import pareto_front, summarise
 from agentkit.testing import Fault, Reply, ScriptedServer

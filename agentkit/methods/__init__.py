@@ -1,34 +1,64 @@
-"""The pipelines the papers define, each built from roles and the ledger.
+"""The methods: pipelines that compose roles on the bus, each registered by name in ``agentkit.registry``.
 
-- long chain-of-thought (``long_cot``), the baseline of both papers;
-- Parallel-Distill-Refine / Sequential Refinement (``pdr``, ``sr``, ``plan_draft_tokens``);
-- behavior curation (``curate``, ``build_handbook``), behavior-conditioned inference (``bci``,
-  ``retrieve_behaviors``), behavior-guided self-improvement and critique-and-revise (``self_improve``,
-  ``critique_revise``), and BC-SFT data (``teach``, ``generate_bc_sft``).
+Registered (``METHODS``; ``agentkit solve --method NAME``, a sweep spec's ``[[methods]] name``):
+
+- ``long-cot``: one chain of thought, the baseline of both papers (``long_cot``);
+- ``bci``: behavior-conditioned inference with retrieved behaviors (``bci``);
+- ``pdr`` / ``sr``: Parallel-Distill-Refine and Sequential Refinement (``pdr``, ``sr``, ``plan_draft_tokens``);
+- ``self-improve`` / ``critique-revise``: behavior-guided self-improvement and its baseline.
+
+Not registered (they build handbooks and training data rather than answer problems): behavior curation
+(``curate``, ``build_handbook``) and BC-SFT data (``teach``, ``generate_bc_sft``).
+
+Adding a method: one module that subclasses ``Method`` (parameters as a pydantic model, templates, ``run``)
+and calls ``register``; see ``recipes/custom_method.py``.
 """
 
+from agentkit.registry import METHODS, Method, MethodParams, MethodResult, get_method, method_names, register
+
 from .bc_sft import BCSFTReport, generate_bc_sft, sft_example, teach
-from .bci import bci, retrieve_behaviors
+from .bci import BCI, bci, retrieve_behaviors
 from .curation import BuildReport, Curation, build_handbook, curate
-from .long_cot import long_cot
-from .pdr import PDRConfig, PDRResult, pdr, plan_draft_tokens, sr
-from .self_improve import Improvement, critique_revise, self_improve
+from .long_cot import LongCoT, long_cot
+from .pdr import PDR, SR, SR_METHOD, PDRConfig, PDRResult, pdr, plan_draft_tokens, sr
+from .self_improve import CritiqueRevise, Improvement, SelfImprove, critique_revise, self_improve
+
+# The built-in methods, in the order the CLI lists them.
+register(LongCoT())
+register(BCI())
+register(PDR())
+register(SR_METHOD)
+register(SelfImprove())
+register(CritiqueRevise())
 
 __all__ = [
+    "BCI",
+    "METHODS",
+    "PDR",
+    "SR",
     "BCSFTReport",
     "BuildReport",
+    "CritiqueRevise",
     "Curation",
     "Improvement",
+    "LongCoT",
+    "Method",
+    "MethodParams",
+    "MethodResult",
     "PDRConfig",
     "PDRResult",
+    "SelfImprove",
     "bci",
     "build_handbook",
     "critique_revise",
     "curate",
     "generate_bc_sft",
+    "get_method",
     "long_cot",
+    "method_names",
     "pdr",
     "plan_draft_tokens",
+    "register",
     "retrieve_behaviors",
     "self_improve",
     "sft_example",

@@ -1,6 +1,7 @@
 """Behavior-conditioned SFT data ("Metacognitive Reuse" arXiv 2509.13237, section 4.3).
 
-A Teacher answers each training problem twice at the same budget and seed: with behaviors in context (the
+A Teacher (``agentkit.roles.teacher``, whose model step ``teach`` is re-exported here) answers each training
+problem twice at the same budget and seed: with behaviors in context (the
 BCI prompt) and without. ``generate_bc_sft`` writes two chat datasets in the JSON Lines shape TRL and axolotl
 read, ``{"messages": [system, user, assistant]}``:
 
@@ -20,39 +21,27 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkit.backends.base import BaseBackend
+from agentkit._behavior import Behavior, as_behaviors
+from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.errors import BackendError, ConfigError, HandlerFailed
-from agentkit.grading import answers_match
+from agentkit.evaluation.answers import answers_match
 from agentkit.log import get_logger
+from agentkit.memory.retrieval import Retrieval, retrieve_behaviors
+from agentkit.memory.store import BehaviorStore
 from agentkit.messages import BehaviorProposal, CurateRequest, Problem, TeachRequest, TeachResult
-from agentkit.methods.bci import bci, retrieve_behaviors
 from agentkit.prompts import load_prompt
+from agentkit.roles import Strategist, Teacher
+from agentkit.roles.teacher import teach
 
 __all__ = ["BCSFTReport", "generate_bc_sft", "sft_example", "teach"]
 
 _log = get_logger(__name__)
-
-
-async def teach(problem: Problem, backend: BaseBackend, behaviors: Mapping[str, str], *, plain: bool = True,
-                max_tokens: int | None = 1024, temperature: float = 0.0, seed: int | None = 0) -> TeachResult:
-    """The Teacher's behavior-conditioned answer (and, with ``plain``, its ordinary answer) to ``problem``."""
-    if not behaviors:
-        raise ConfigError("teach() needs at least one behavior (the plain answer alone is ordinary SFT data)")
-    common: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed,
-                              "role": "teacher", "sender": "teacher"}
-    jobs = [bci(problem, backend, behaviors=behaviors, method="teacher-bc", **common)]
-    if plain:
-        jobs.append(bci(problem, backend, behaviors={}, method="teacher-plain", **common))
-    answers = await asyncio.gather(*jobs)
-    return problem.derive(TeachResult, sender="teacher", problem_id=problem.problem_id, conditioned=answers[0],
-                          plain=answers[1] if plain else None)
 
 
 def sft_example(problem: Problem, answer: str) -> dict[str, list[dict[str, str]]]:
@@ -79,13 +68,13 @@ class BCSFTReport(BaseModel):
 
 async def generate_bc_sft(
     problems: Iterable[Problem],
-    teacher: BaseBackend,
+    teacher: Backend,
     out_dir: str | Path,
     *,
-    handbook: Any = None,
+    handbook: BehaviorStore | None = None,
     k: int = 8,
-    retrieval: str = "embedding",
-    strategist: BaseBackend | None = None,
+    retrieval: Retrieval = "embedding",
+    strategist: Backend | None = None,
     bus: Bus | None = None,
     concurrency: int = 4,
     only_correct: bool = False,
@@ -94,9 +83,6 @@ async def generate_bc_sft(
     seed: int | None = 0,
 ) -> BCSFTReport:
     """Write ``bc_sft.jsonl`` and ``sft.jsonl`` under ``out_dir`` from the Teacher's answers (see module doc)."""
-    from agentkit.roles.strategist import Strategist
-    from agentkit.roles.teacher import Teacher
-
     if (handbook is None) == (strategist is None):
         raise ConfigError("give exactly one source of behaviors: handbook= (retrieval) or strategist= (curation)")
     if concurrency < 1:
@@ -113,13 +99,12 @@ async def generate_bc_sft(
     source = iter(problems)
     behavior_count = 0
 
-    async def behaviors_for(problem: Problem) -> dict[str, str]:
+    async def behaviors_for(problem: Problem) -> tuple[Behavior, ...]:
         if handbook is not None:
-            return {b.name: b.instruction for b in await retrieve_behaviors(handbook, problem, k=k,
-                                                                           retrieval=retrieval)}
+            return tuple(await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval))
         request = problem.derive(CurateRequest, sender="bc_sft", problem=problem, max_tokens=max_tokens,
                                  temperature=temperature, seed=seed)
-        return dict((await active.request(request, BehaviorProposal, timeout=3600)).behaviors)
+        return as_behaviors((await active.request(request, BehaviorProposal, timeout=3600)).behaviors)
 
     with bc_path.open("w", encoding="utf-8") as bc_file, plain_path.open("w", encoding="utf-8") as plain_file:
 

@@ -1,7 +1,7 @@
 """Behavior curation ("Metacognitive Reuse" arXiv 2509.13237, section 3): solve, reflect, extract.
 
-``curate`` runs the Strategist's three calls on one problem (or reflects on a given trace, as behavior-guided
-self-improvement does) and parses the extraction with ``parse_behaviors``. ``build_handbook`` runs it over a
+The model steps (``curate``: the Strategist's three calls on one problem) belong to the Strategist role
+(``agentkit.roles.strategist``; re-exported here). ``build_handbook`` runs them over a
 problem set through the bus (one ``CurateRequest`` per problem, answered by a ``Strategist`` role), stores the
 behaviors with topics and provenance (deduplicated on insert by the store), and keeps a progress log so that
 a second run skips finished problems:
@@ -21,115 +21,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkit.backends.base import BaseBackend
+from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.errors import BackendError, ConfigError, HandlerFailed
-from agentkit.grading import answers_match
-from agentkit.ledger import Ledger
 from agentkit.log import get_logger
 from agentkit.memory.behavior import Behavior, Provenance
-from agentkit.memory.extract import Extraction, parse_behaviors
-from agentkit.messages import BehaviorProposal, CurateRequest, Problem, Reflection, Solution, TokenUsage
-from agentkit.methods.bci import topics_of
-from agentkit.methods.long_cot import solution_from_call
-from agentkit.prompts import load_prompt
+from agentkit.memory.store import BehaviorStore
+from agentkit.messages import BehaviorProposal, CurateRequest, Problem, TokenUsage
+from agentkit.roles.strategist import Curation, Strategist, curate
 
-__all__ = ["BuildReport", "Curation", "build_handbook", "curate"]
+__all__ = ["BuildReport", "Curation", "build_handbook", "curate", "store_proposal"]
 
 _log = get_logger(__name__)
-_EXAMPLE_NAME = re.compile(r"behavior_[a-z0-9_]+")
-
-
-class Curation(BaseModel):
-    """Everything one curation produced (the proposal also travels the bus alone)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    solution: Solution
-    reflection: Reflection
-    proposal: BehaviorProposal
-
-
-def _verdict(solution: Solution, reference: str | None, reveal: bool) -> tuple[str, bool | None]:
-    if reference is None:
-        return "", None
-    correct = answers_match(solution.answer, reference)
-    if not reveal:
-        return "", correct
-    state = "correct" if correct else "incorrect"
-    return (f"Note: the reference answer is {reference}, so this solution's final answer "
-            f"({solution.answer if solution.answer is not None else 'none given'}) is {state}."), correct
-
-
-async def curate(
-    problem: Problem,
-    backend: BaseBackend,
-    *,
-    solution: Solution | None = None,
-    ledger: Ledger | None = None,
-    max_tokens: int = 1024,
-    max_behaviors: int = 5,
-    temperature: float = 0.0,
-    seed: int | None = 0,
-    reveal_reference: bool = True,
-    first_round: int = 1,
-    branch: int = 0,
-    sender: str = "strategist",
-) -> Curation:
-    """Solve (unless ``solution`` is given), reflect, extract; three calls, or two, on ``ledger``."""
-    ledger = ledger if ledger is not None else Ledger(run_id=problem.run_id)
-    before_in, before_out, before_calls = ledger.input_tokens, ledger.output_tokens, ledger.calls
-    r = first_round
-    if solution is None:
-        template = load_prompt("strategist_solve")
-        [(rec, completion)] = await ledger.chat(
-            backend, template.render(problem=problem.text), role="strategist", round=r, branch=branch, stage=f"{r}:solve",
-            max_tokens=max_tokens, temperature=temperature, seed=seed)
-        solution = solution_from_call(problem, problem, rec, completion, sender=sender, prompt_hash=template.hash,
-                                      method="strategist-solve")
-        r += 1
-    verdict, correct = _verdict(solution, problem.reference, reveal_reference)
-    [(_, reflected)] = await ledger.chat(
-        backend, load_prompt("strategist_reflect").render(problem=problem.text, solution=solution.text,
-                                                          verdict=verdict),
-        role="strategist", round=r, branch=branch, stage=f"{r}:reflect", max_tokens=max_tokens, temperature=temperature, seed=seed)
-    reflection = solution.derive(Reflection, sender=sender, problem_id=problem.problem_id, solution_id=solution.id,
-                                 text=reflected.text, correct=correct)
-    [(_, extracted)] = await ledger.chat(
-        backend, load_prompt("strategist_extract").render(problem=problem.text, reflection=reflected.text,
-                                                          max_behaviors=str(max_behaviors)),
-        role="strategist", round=r + 1, branch=branch, stage=f"{r + 1}:extract", max_tokens=max_tokens, temperature=temperature,
-        seed=seed)
-    parsed = _without_copies(parse_behaviors(extracted.text, max_behaviors=max_behaviors))
-    proposal = reflection.derive(
-        BehaviorProposal, sender=sender, problem_id=problem.problem_id, behaviors=parsed.behaviors,
-        source_trace_id=solution.id, trace_correct=correct, dropped=parsed.dropped, topics=topics_of(problem),
-        model=extracted.model,
-        usage=TokenUsage(input_tokens=ledger.input_tokens - before_in, output_tokens=ledger.output_tokens - before_out,
-                         calls=ledger.calls - before_calls))
-    return Curation(solution=solution, reflection=reflection, proposal=proposal)
-
-
-def _without_copies(parsed: Extraction) -> Extraction:
-    """Drop behaviors that merely copy an example name from the Strategist's own prompts (small models do)."""
-    examples = set(_EXAMPLE_NAME.findall(load_prompt("strategist_reflect").user + load_prompt("strategist_extract").user))
-    copies = [name for name in parsed.behaviors if name in examples]
-    if not copies:
-        return parsed
-    for name in copies:
-        _log.info("behavior entry dropped", entry=name, reason="copies the prompt's example")
-    return parsed.model_copy(update={
-        "behaviors": {n: i for n, i in parsed.behaviors.items() if n not in copies},
-        "dropped": parsed.dropped + tuple((f"{n}: {parsed.behaviors[n]!r}", "copies the prompt's example")
-                                          for n in copies)})
 
 
 class BuildReport(BaseModel):
@@ -156,7 +65,7 @@ class BuildReport(BaseModel):
     progress: str | None = None
 
 
-def _default_progress(store: Any) -> Path | None:
+def _default_progress(store: BehaviorStore) -> Path | None:
     path = getattr(store, "path", None)
     return Path(path) / "curation.jsonl" if path is not None else None
 
@@ -174,7 +83,7 @@ def _finished(progress: Path | None) -> set[str]:
     return done
 
 
-async def store_proposal(store: Any, proposal: BehaviorProposal) -> tuple[list[str], int]:
+async def store_proposal(store: BehaviorStore, proposal: BehaviorProposal) -> tuple[list[str], int]:
     """Add a proposal's behaviors with its topics and provenance; returns (stored names, how many merged)."""
     provenance = Provenance(problem_id=proposal.problem_id, trace_id=proposal.source_trace_id,
                             model=proposal.model or None, trace_correct=proposal.trace_correct)
@@ -189,8 +98,8 @@ async def store_proposal(store: Any, proposal: BehaviorProposal) -> tuple[list[s
 
 async def build_handbook(
     problems: Iterable[Problem],
-    backend: BaseBackend,
-    store: Any,
+    backend: Backend,
+    store: BehaviorStore,
     *,
     bus: Bus | None = None,
     concurrency: int = 4,
@@ -206,8 +115,6 @@ async def build_handbook(
 
     ``on_problem(problem_id, proposal or None on failure)`` is called as each problem finishes (progress bars).
     """
-    from agentkit.roles.strategist import Strategist
-
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
     log_path = Path(progress) if progress is not None else _default_progress(store)
@@ -266,8 +173,7 @@ async def build_handbook(
             await active_bus.close()
         elif subscription is not None:
             await active_bus.unsubscribe(subscription)
-        if hasattr(store, "flush_usage"):
-            await store.flush_usage()
+        await store.flush_usage()
     report.usage = TokenUsage(input_tokens=tokens[0], output_tokens=tokens[1], calls=tokens[2])
     report.wall_s = time.perf_counter() - started
     _log.info("handbook built", **report.model_dump(exclude={"failed"}), failed=len(report.failed))

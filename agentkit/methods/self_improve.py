@@ -7,27 +7,32 @@
   behaviors form a per-question handbook; they are not stored unless the caller stores them.
 - ``critique_revise``: the model answers, then is shown its answer and asked to critique and revise it.
 
-Both give the answering calls the same ``max_tokens`` and seed, so they compare at the same budget; the ledger
-holds every call (attempts and curation included, which the paper's token axis leaves out) and the result's
-``solution`` carries ``B_seq`` / ``B_total`` of the whole method.
+Both compose a Student (answers) and, for self-improvement, a Strategist (curation), attached to the run's bus
+for its length. Both give the answering calls the same ``max_tokens`` and seed, so they compare at the same
+budget; the ledger holds every call (attempts and curation included, which the paper's token axis leaves out)
+and the result's ``solution`` carries ``B_seq`` / ``B_total`` of the whole method. Registered as
+``self-improve`` and ``critique-revise``.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from agentkit.backends.base import BaseBackend
+from agentkit._behavior import Behavior
+from agentkit.backends.base import Backend
+from agentkit.bus import Bus
 from agentkit.errors import ConfigError
 from agentkit.ledger import Ledger
-from agentkit.messages import Problem, Solution, TokenUsage
-from agentkit.methods.bci import bci
-from agentkit.methods.curation import curate
-from agentkit.methods.long_cot import solution_from_call
-from agentkit.prompts import load_prompt
+from agentkit.memory.store import BehaviorStore
+from agentkit.messages import AnswerRequest, BehaviorProposal, CurateRequest, Problem, Solution, TokenUsage
+from agentkit.registry import Method, MethodParams, MethodResult
+from agentkit.roles import Strategist, Student, ask, attached
 
-__all__ = ["Improvement", "critique_revise", "self_improve"]
+from ._common import single_call_tokens, start_run
+
+__all__ = ["CritiqueRevise", "Improvement", "SelfImprove", "SelfImproveParams", "critique_revise", "self_improve"]
 
 
 class Improvement(BaseModel):
@@ -46,14 +51,11 @@ class Improvement(BaseModel):
     """Extracted entries that were rejected, with reasons."""
 
 
-async def _attempts(problem: Problem, backend: BaseBackend, ledger: Ledger, n: int, max_tokens: int | None,
-                    temperature: float, seed: int | None) -> tuple[Solution, ...]:
-    if n < 1:
-        raise ConfigError(f"attempts must be >= 1, got {n}")
-    return tuple(await asyncio.gather(*(
-        bci(problem, backend, behaviors={}, ledger=ledger, max_tokens=max_tokens, temperature=temperature,
-            seed=None if seed is None else seed + i, round=1, branch=i, final=False, method="attempt")
-        for i in range(n))))
+def _attempt(problem: Problem, max_tokens: int | None, temperature: float, seed: int | None, branch: int
+             ) -> AnswerRequest:
+    return problem.derive(AnswerRequest, sender="self-improve", problem=problem, max_tokens=max_tokens,
+                          temperature=temperature, seed=None if seed is None else seed + branch, round=1,
+                          branch=branch, final=False, method="attempt")
 
 
 def _finish(solution: Solution, ledger: Ledger, method: str) -> Solution:
@@ -65,7 +67,7 @@ def _finish(solution: Solution, ledger: Ledger, method: str) -> Solution:
 
 async def self_improve(
     problem: Problem,
-    backend: BaseBackend,
+    backend: Backend,
     *,
     attempts: int = 1,
     ledger: Ledger | None = None,
@@ -74,41 +76,97 @@ async def self_improve(
     max_behaviors: int = 5,
     temperature: float = 0.0,
     seed: int | None = 0,
+    bus: Bus | None = None,
 ) -> Improvement:
     """Answer, curate behaviors from the model's own attempts, answer again with them."""
-    ledger = ledger if ledger is not None else Ledger(run_id=problem.run_id)
-    first = await _attempts(problem, backend, ledger, attempts, max_tokens, temperature, seed)
-    curations = await asyncio.gather(*(
-        curate(problem, backend, solution=s, ledger=ledger, max_tokens=curation_tokens, max_behaviors=max_behaviors,
-               temperature=temperature, seed=seed, reveal_reference=False, first_round=2, branch=i)
-        for i, s in enumerate(first)))
-    behaviors: dict[str, str] = {}
-    dropped: list[tuple[str, str]] = []
-    for c in curations:
-        for name, instruction in c.proposal.behaviors.items():
-            behaviors.setdefault(name, instruction)
-        dropped.extend(c.proposal.dropped)
-    final = await bci(problem, backend, behaviors=behaviors, ledger=ledger, max_tokens=max_tokens,
-                      temperature=temperature, seed=seed, round=4, method="self-improve")
+    if attempts < 1:
+        raise ConfigError(f"attempts must be >= 1, got {attempts}")
+    problem, ledger = start_run(problem, ledger)
+    roles = [(Student(backend, ledger=ledger), attempts), (Strategist(backend, ledger=ledger), attempts)]
+    async with attached(bus, problem.run_id, roles) as active:
+        first = tuple(await asyncio.gather(*(
+            ask(active, _attempt(problem, max_tokens, temperature, seed, i), Solution) for i in range(attempts))))
+        proposals = await asyncio.gather(*(
+            ask(active, problem.derive(
+                CurateRequest, sender="self-improve", problem=problem, solution=s, max_tokens=curation_tokens,
+                max_behaviors=max_behaviors, temperature=temperature, seed=seed, reveal_reference=False, round=2,
+                branch=i), BehaviorProposal)
+            for i, s in enumerate(first)))
+        behaviors: dict[str, str] = {}
+        dropped: list[tuple[str, str]] = []
+        for proposal in proposals:
+            for name, instruction in proposal.behaviors.items():
+                behaviors.setdefault(name, instruction)
+            dropped.extend(proposal.dropped)
+        final = await ask(active, problem.derive(
+            AnswerRequest, sender="self-improve", problem=problem,
+            behaviors=tuple(Behavior(name=n, instruction=i) for n, i in behaviors.items()), max_tokens=max_tokens,
+            temperature=temperature, seed=seed, round=4, method="self-improve"), Solution)
     return Improvement(solution=_finish(final, ledger, "self-improve"), attempts=first, behaviors=behaviors,
                        dropped=tuple(dropped))
 
 
 async def critique_revise(
     problem: Problem,
-    backend: BaseBackend,
+    backend: Backend,
     *,
     ledger: Ledger | None = None,
     max_tokens: int | None = 1024,
     temperature: float = 0.0,
     seed: int | None = 0,
+    bus: Bus | None = None,
 ) -> Improvement:
     """Answer, then critique and revise that answer (the paper's baseline for self-improvement)."""
-    ledger = ledger if ledger is not None else Ledger(run_id=problem.run_id)
-    [first] = await _attempts(problem, backend, ledger, 1, max_tokens, temperature, seed)
-    template = load_prompt("critique_revise")
-    [(record, completion)] = await ledger.chat(
-        backend, template.render(problem=problem.text, solution=first.text), role="student", round=2, final=True,
-        max_tokens=max_tokens, temperature=temperature, seed=seed)
-    revised = solution_from_call(first, problem, record, completion, sender="student", prompt_hash=template.hash)
+    problem, ledger = start_run(problem, ledger)
+    async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), 1)]) as active:
+        first = await ask(active, _attempt(problem, max_tokens, temperature, seed, 0), Solution)
+        revised = await ask(active, problem.derive(
+            AnswerRequest, sender="critique-revise", problem=problem, revise=first, max_tokens=max_tokens,
+            temperature=temperature, seed=seed, round=2), Solution)
     return Improvement(solution=_finish(revised, ledger, "critique-revise"), attempts=(first,))
+
+
+class SelfImproveParams(MethodParams):
+    attempts: int = Field(default=1, ge=1, le=64)
+    """First answers the behaviors are curated from."""
+    curation_tokens: int = Field(default=1024, ge=1)
+    """Output cap of each reflect / extract call."""
+    max_behaviors: int = Field(default=5, ge=1, le=50)
+
+
+class SelfImprove(Method):
+    name = "self-improve"
+    summary = "answer, curate behaviors from the own attempts, answer again with them"
+    params_model = SelfImproveParams
+    templates = ("long_cot", "strategist_reflect", "strategist_extract", "bci")
+
+    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
+                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
+                  bus: Bus | None = None) -> MethodResult:
+        p = self.coerce(params)
+        assert isinstance(p, SelfImproveParams)
+        # The budget caps each answering call as it caps long CoT; curation calls come on top (as in the paper).
+        ledger = Ledger(run_id=problem.run_id or problem.id)
+        improvement = await self_improve(
+            problem, backend, attempts=p.attempts, ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
+            curation_tokens=p.curation_tokens, max_behaviors=p.max_behaviors, temperature=p.temperature, seed=seed,
+            bus=bus)
+        return MethodResult(solution=improvement.solution, ledger=ledger, details={"improvement": improvement})
+
+
+class CritiqueRevise(Method):
+    name = "critique-revise"
+    summary = "answer, then critique and revise the answer (self-improvement's baseline)"
+    templates = ("long_cot", "critique_revise")
+
+    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
+                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
+                  bus: Bus | None = None) -> MethodResult:
+        p = self.coerce(params)
+        ledger = Ledger(run_id=problem.run_id or problem.id)
+        improvement = await critique_revise(problem, backend, ledger=ledger,
+                                            max_tokens=single_call_tokens(problem, p, budget),
+                                            temperature=p.temperature, seed=seed, bus=bus)
+        return MethodResult(solution=improvement.solution, ledger=ledger, details={"improvement": improvement})
+
+

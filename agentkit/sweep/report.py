@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from agentkit.stats import pass_at_k, wilson_interval
+from agentkit.evaluation.stats import pass_at_k, wilson_interval
 
 from .db import ResultsDB
 

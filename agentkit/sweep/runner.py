@@ -11,9 +11,11 @@ to SQLite as it finishes, resumable after any stop.
 - Answers are graded by ``MathVerifyGrader`` (a process pool with its own timeout); the grader version is in
   every row.
 
-``budget`` is the cell's sequential budget: long-CoT, PDR, SR and BCI plan their per-call ``max_tokens`` from
-it and run under ``Ledger(Budget(sequential=budget))``; self-improvement and critique-and-revise give each
-answering call the same cap as long-CoT (their curation/critique calls come on top, as in the paper).
+Every cell runs its method from the registry (``agentkit.registry``: ``Method.run``, the same path as
+``agentkit solve``), with the method's roles attached to one bus for the whole sweep for the length of the
+cell. ``budget`` is the cell's sequential budget, which each method plans its per-call ``max_tokens`` from (see
+``Method.run``); the spec's ``temperature`` is every method's ``temperature`` parameter unless the method's
+``params`` set their own.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,15 +30,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agentkit.backends.base import BaseBackend
+from agentkit.backends.base import Backend
+from agentkit.bus import Bus
 from agentkit.errors import AgentkitError, ConfigError
-from agentkit.grader import MathVerifyGrader
-from agentkit.ledger import Budget, Ledger
+from agentkit.evaluation.grader import MathVerifyGrader
+from agentkit.ledger import Ledger
 from agentkit.log import get_logger
+from agentkit.memory.store import BehaviorStore
 from agentkit.messages import Problem
-from agentkit.methods import bci, critique_revise, long_cot, self_improve
-from agentkit.methods.pdr import PDRConfig, pdr, plan_draft_tokens, planning_prompt_tokens
-from agentkit.prompts import load_prompt
+from agentkit.registry import get_method
 
 from .db import ResultsDB
 from .spec import Cell, MethodEntry, SweepSpec, iter_cells
@@ -46,20 +47,9 @@ __all__ = ["SweepSummary", "run_cell", "run_sweep"]
 
 _log = get_logger(__name__)
 
-_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "long-cot": ("long_cot",),
-    "pdr": ("long_cot", "pdr_refine", "pdr_summary", "pdr_judge"),
-    "sr": ("long_cot", "pdr_refine", "sr_error_analysis"),
-    "bci": ("bci", "long_cot"),
-    "self-improve": ("long_cot", "strategist_reflect", "strategist_extract", "bci"),
-    "critique-revise": ("long_cot", "critique_revise"),
-}
-
-
 def prompt_hash(method: str) -> str:
-    """One hash over every template a method uses (a changed prompt changes it)."""
-    joined = "".join(load_prompt(name).hash for name in _TEMPLATES[method])
-    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+    """One hash over every template a method uses (a changed prompt changes it): the registry's."""
+    return get_method(method).prompt_hash
 
 
 class SweepSummary(BaseModel):
@@ -77,40 +67,18 @@ class SweepSummary(BaseModel):
     grader_timeouts: int = 0
 
 
-async def run_cell(problem: Problem, backend: BaseBackend, method: MethodEntry, budget: int, seed: int, *,
-                   temperature: float = 0.0, handbooks: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run one method on one problem at one sequential budget; the answer, text and the ledger's figures."""
-    params = dict(method.params)
-    ledger = Ledger(Budget(sequential=budget), run_id=f"{method.key}:{problem.problem_id}:{seed}")
-    single = plan_draft_tokens(budget, prompt_tokens=planning_prompt_tokens(problem.text, None))
-    if method.name in ("pdr", "sr"):
-        rounds = int(params.pop("rounds", 2))
-        if method.name == "sr":
-            error_analysis = bool(params.pop("error_analysis", False))
-            config = PDRConfig(rounds=rounds, drafts=(1,) * rounds, k=1, seed=seed, temperature=temperature,
-                               variant="error-analysis" if error_analysis else "topk", **params)
-        else:
-            params.setdefault("temperature", max(temperature, 0.7))
-            config = PDRConfig(rounds=rounds, seed=seed, **params)
-        m = plan_draft_tokens(budget, prompt_tokens=planning_prompt_tokens(problem.text, config), config=config)
-        result = await pdr(problem, backend, config.model_copy(update={"max_tokens": m}), ledger=ledger)
-        return {"answer": result.answer, "text": result.text, "ledger": ledger}
-    common: dict[str, Any] = {"ledger": ledger, "max_tokens": single, "temperature": temperature, "seed": seed}
-    if method.name == "long-cot":
-        solution = await long_cot(problem, backend, **common)
-    elif method.name == "bci":
-        store = params.get("store")
-        if not store or handbooks is None or store not in handbooks:
-            raise ConfigError("a bci method needs params.store (a handbook directory)")
-        solution = await bci(problem, backend, handbook=handbooks[store], k=int(params.get("k", 8)),
-                             retrieval=str(params.get("retrieval", "embedding")), **common)
-    else:
-        unbounded = Ledger(run_id=ledger.run_id)  # curation/critique calls come on top of the answer's cap
-        common["ledger"] = unbounded
-        ledger = unbounded
-        run = self_improve if method.name == "self-improve" else critique_revise
-        solution = (await run(problem, backend, **common)).solution
-    return {"answer": solution.answer, "text": solution.text, "ledger": ledger}
+async def run_cell(problem: Problem, backend: Backend, method: MethodEntry, budget: int, seed: int, *,
+                   temperature: float = 0.0, handbooks: dict[str, BehaviorStore] | None = None,
+                   bus: Bus | None = None) -> dict[str, Any]:
+    """Run one registered method on one problem at one sequential budget (``Method.run``, the path
+    ``agentkit solve`` takes); the answer, text and the run's ledger."""
+    registered = get_method(method.name)
+    values = {"temperature": temperature, **method.params}
+    store = values.get("store")
+    handbook = (handbooks or {}).get(store) if isinstance(store, str) else None
+    result = await registered.run(problem, backend, params=registered.params(**values), budget=budget, seed=seed,
+                                  handbook=handbook, bus=bus)
+    return {"answer": result.answer, "text": result.text, "ledger": result.ledger}
 
 
 async def run_sweep(
@@ -118,7 +86,7 @@ async def run_sweep(
     db_path: str | Path,
     *,
     shard: tuple[int, int] = (0, 1),
-    backends: dict[str, BaseBackend] | None = None,
+    backends: dict[str, Backend] | None = None,
     on_cell: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
 ) -> SweepSummary:
@@ -130,7 +98,7 @@ async def run_sweep(
     and ETA); ``on_cell(row)`` after every written row.
     """
     from agentkit.backends import backend_from_spec
-    from agentkit.datasets import load_dataset
+    from agentkit.evaluation.datasets import load_dataset
 
     index, count = shard
     if not 0 <= index < count:
@@ -150,6 +118,7 @@ async def run_sweep(
     done = await asyncio.to_thread(db.finished_keys)
     summary = SweepSummary(db=str(db_path))
     grader = MathVerifyGrader(workers=2, timeout=spec.grader_timeout)
+    bus = Bus(name=f"sweep:{spec.name}")  # every cell's roles attach here for the length of the cell
     started = time.perf_counter()
     ids = {k: list(v) for k, v in problems.items()}
     if on_start is not None:  # one cheap pass over the keys (no cell is kept)
@@ -197,7 +166,7 @@ async def run_sweep(
     async def worker() -> None:
         while (cell := await next_cell()) is not None:
             row = await _run_one(cell, problems[cell.dataset][cell.item_id], methods[cell.method],
-                                 live[cell.backend], gates[cell.backend], spec, grader, handbooks)
+                                 live[cell.backend], gates[cell.backend], spec, grader, handbooks, bus)
             await finished.put(row)
 
     async def work() -> None:
@@ -230,6 +199,7 @@ async def run_sweep(
             await writing
         gc.unfreeze()
         summary.grader_timeouts = grader.timeouts
+        await bus.close()
         await grader.aclose()
         for backend in built.values():
             await backend.aclose()
@@ -240,20 +210,21 @@ async def run_sweep(
     return summary
 
 
-async def _open_handbooks(spec: SweepSpec) -> dict[str, Any]:
-    stores: dict[str, Any] = {}
-    for m in spec.methods:
-        path = m.params.get("store") if m.name == "bci" else None
-        if path and path not in stores:
-            from agentkit.memory import QdrantBehaviorStore
+async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
+    """Every handbook a method's ``params.store`` names, opened once for the sweep."""
+    from agentkit.memory import QdrantBehaviorStore
 
+    stores: dict[str, BehaviorStore] = {}
+    for m in spec.methods:
+        path = m.params.get("store")
+        if isinstance(path, str) and path and path not in stores:
             stores[path] = await QdrantBehaviorStore(path=path).open()
     return stores
 
 
-async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: BaseBackend,
+async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: Backend,
                    gate: asyncio.Semaphore, spec: SweepSpec, grader: MathVerifyGrader,
-                   handbooks: dict[str, Any]) -> dict[str, Any]:
+                   handbooks: dict[str, BehaviorStore], bus: Bus) -> dict[str, Any]:
     row: dict[str, Any] = {
         "key": cell.key, "sweep": spec.name, "dataset": cell.dataset, "item_id": cell.item_id,
         "method": cell.method, "method_params": {"name": method.name, **method.params}, "backend": cell.backend,
@@ -266,7 +237,7 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: B
     try:
         async with gate:
             out = await run_cell(problem, backend, method, cell.budget, cell.seed, temperature=spec.temperature,
-                                 handbooks=handbooks)
+                                 handbooks=handbooks, bus=bus)
     except AgentkitError as exc:
         _log.warning("cell failed", dataset=cell.dataset, item=cell.item_id, method=cell.method, error=str(exc))
         return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "b_seq": 0, "b_total": 0,

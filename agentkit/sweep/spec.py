@@ -12,7 +12,7 @@ limit = 5
 sample_seed = 0                      # optional: a seeded sample instead of the first `limit`
 
 [[methods]]
-name = "long-cot"                    # long-cot | pdr | sr | bci | self-improve | critique-revise
+name = "long-cot"                    # any registered method (agentkit.registry; `agentkit solve --help` lists them)
 [[methods]]
 name = "pdr"
 label = "pdr-2x4"                    # optional, defaults to the name
@@ -28,7 +28,9 @@ price_per_million = { input = 0.1, output = 0.4 }    # optional, for reports
 ```
 
 ``budget`` means ``B_seq``: each method's per-call ``max_tokens`` is planned from it (``plan_draft_tokens``)
-and a ``Ledger(Budget(sequential=...))`` enforces it. Validation errors name the field at fault.
+and a ``Ledger(Budget(sequential=...))`` enforces it. Method names and ``params`` are checked against the
+method registry when the spec loads (a user's own methods: ``plugins = ["path/to/module.py"]`` at the top of the
+spec, imported first). Validation errors name the field at fault.
 """
 
 from __future__ import annotations
@@ -38,16 +40,14 @@ import json
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentkit.errors import ConfigError, validation_problems
+from agentkit.registry import get_method, load_plugin
 
 __all__ = ["BackendEntry", "Cell", "DatasetEntry", "MethodEntry", "SweepSpec", "load_spec"]
-
-MethodName = Literal["long-cot", "pdr", "sr", "bci", "self-improve", "critique-revise"]
-
 
 class DatasetEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -64,9 +64,28 @@ class DatasetEntry(BaseModel):
 class MethodEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: MethodName
+    name: str
+    """A registered method (``agentkit.registry``)."""
     label: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
+    """The method's parameters (checked against its parameter model)."""
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        try:
+            get_method(name)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
+    @model_validator(mode="after")
+    def _params(self) -> MethodEntry:
+        try:
+            get_method(self.name).params(**self.params)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
     @property
     def key(self) -> str:
@@ -89,6 +108,8 @@ class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "sweep"
+    plugins: list[str] = Field(default_factory=list)
+    """Modules that register methods (``.py`` paths or dotted names), imported before the methods are checked."""
     concurrency: int = Field(default=16, ge=1)
     datasets: list[DatasetEntry] = Field(min_length=1)
     methods: list[MethodEntry] = Field(min_length=1)
@@ -138,6 +159,12 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise ConfigError(f"no sweep spec at {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    plugins = raw.get("plugins", []) if isinstance(raw, dict) else []
+    for plugin in plugins if isinstance(plugins, list) else []:
+        if isinstance(plugin, str):
+            relative = Path(path).parent / plugin
+            load_plugin(str(relative) if plugin.endswith(".py") and not Path(plugin).exists() and relative.exists()
+                        else plugin)
     try:
         return SweepSpec.model_validate(raw)
     except ValidationError as exc:

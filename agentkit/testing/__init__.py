@@ -26,9 +26,10 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from agentkit.backends.base import BaseBackend, ChatRequest, Completion
+from agentkit.backends.base import Backend, ChatRequest, Completion
 
-__all__ = ["Fault", "Reply", "ScriptedBackend", "ScriptedServer", "count_words", "echo", "prompt_kind", "reuse_script"]
+__all__ = ["Fault", "Reply", "ScriptedBackend", "ScriptedServer", "call_step", "count_words", "echo", "prompt_kind",
+           "reuse_script", "template_of"]
 
 
 def count_words(text: str) -> int:
@@ -95,19 +96,60 @@ def echo(body: dict[str, Any]) -> Reply:
     return Reply(f"echo: {last}")
 
 
+_KINDS = {"strategist_solve": "solve", "long_cot": "solve", "strategist_reflect": "reflect",
+          "strategist_extract": "extract", "bci": "bci", "critique_revise": "revise", "pdr_refine": "refine",
+          "pdr_summary": "summary", "pdr_judge": "judge", "sr_error_analysis": "error-analysis"}
+
+
+def _in_order(text: str, parts: list[str]) -> bool:
+    at = 0
+    for part in parts:
+        found = text.find(part, at)
+        if found < 0:
+            return False
+        at = found + len(part)
+    return True
+
+
+def template_of(messages: Sequence[dict[str, Any]]) -> str | None:
+    """Which of agentkit's prompt templates rendered ``messages``: the template whose fixed text (everything
+    but its ``{fields}``) appears, in order, in the system and user parts; the most specific one when several
+    do. For requests that carry no ``CallContext`` (HTTP)."""
+    from importlib import resources
+
+    from agentkit.prompts import _FIELD, load_prompt
+
+    system = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
+    user = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
+    best: tuple[int, str] | None = None
+    for entry in resources.files("agentkit.prompts").iterdir():
+        if not entry.name.endswith(".txt"):
+            continue
+        template = load_prompt(entry.name.removesuffix(".txt"))
+        parts = [(system, [p for p in _FIELD.split(template.system)[::2] if p.strip()]),
+                 (user, [p for p in _FIELD.split(template.user)[::2] if p.strip()])]
+        if all(_in_order(text, fixed) for text, fixed in parts):
+            size = sum(len(p) for _, fixed in parts for p in fixed)
+            if best is None or size > best[0]:
+                best = (size, template.name)
+    return best[1] if best else None
+
+
+def call_step(body: dict[str, Any]) -> tuple[str, str]:
+    """A request's ``(role, step)``: from its ``CallContext`` (``ScriptedBackend`` bodies carry it), else the
+    template that rendered it (``ScriptedServer``: HTTP carries no context; role is then empty)."""
+    context = body.get("context") or {}
+    if context.get("step"):
+        return str(context.get("role", "")), str(context["step"])
+    return str(context.get("role", "")), template_of(body.get("messages", [])) or ""
+
+
 def prompt_kind(body: dict[str, Any]) -> str:
-    """Which of agentkit's metacognitive-reuse prompts a request carries: ``reflect``, ``extract``, ``bci``,
-    ``revise`` (critique-and-revise) or ``solve`` (anything else)."""
-    text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
-    if "reflect and critique" in text:
-        return "reflect"
-    if "generate a list of behaviors" in text:
-        return "extract"
-    if "Here is a list of behaviors" in text:
-        return "bci"
-    if "critique the earlier solution" in text:
-        return "revise"
-    return "solve"
+    """Which step of agentkit's methods a request is: ``solve``, ``reflect``, ``extract``, ``bci``, ``revise``
+    (critique-and-revise), ``refine``, ``summary``, ``judge`` or ``error-analysis``; chosen by the call's
+    ``CallContext`` step (the template it renders), never by the prompt's wording, so editing a prompt does not
+    change which reply a script gives."""
+    return _KINDS.get(call_step(body)[1], "solve")
 
 
 def reuse_script(behaviors: dict[str, str], *, answer: str = "9", extraction: str | None = None
@@ -125,6 +167,13 @@ def reuse_script(behaviors: dict[str, str], *, answer: str = "9", extraction: st
         "solve": f"Step by step, the result is \\boxed{{{answer}}}",
     }
     return lambda body: Reply(replies[prompt_kind(body)])
+
+
+def _context(request: ChatRequest) -> dict[str, Any] | None:
+    """The call's ``CallContext`` as a dict (``step`` only when set)."""
+    if request.context is None:
+        return None
+    return request.context.model_dump(exclude=None if request.context.step else {"step"})
 
 
 def _usage_prompt(messages: Sequence[dict[str, Any]]) -> int:
@@ -278,7 +327,7 @@ class ScriptedServer(_Scripted):
         raise AssertionError("unreachable")
 
 
-class ScriptedBackend(_Scripted, BaseBackend):
+class ScriptedBackend(_Scripted, Backend):
     """An in-process ``Backend`` that answers from a script, with word-count usage like ``ScriptedServer``.
 
     A ``Fault`` entry raises the error a real server's fault maps to (``Fault.http(429)`` raises
@@ -302,7 +351,7 @@ class ScriptedBackend(_Scripted, BaseBackend):
             "model": self.model, "messages": request.openai_messages(), "max_tokens": request.max_tokens,
             "temperature": request.temperature, "top_p": request.top_p, "seed": request.seed,
             "stop": list(request.stop), "n": request.n,
-            "context": request.context.model_dump() if request.context else None,
+            "context": _context(request),
         }
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)

@@ -1,4 +1,8 @@
-"""Helpers shared by the perf benchmarks: the scripted server in its own process, and result files."""
+"""Helpers shared by the perf benchmarks: the scripted server in its own process, and result files.
+
+Importing this module configures agentkit's logging (stderr), as an application does: the benchmarks print
+their JSON on stdout, and the library itself never configures logging.
+"""
 
 import contextlib
 import json
@@ -9,6 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from agentkit.log import configure_logging
+
+configure_logging()
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -2,14 +2,14 @@
 
 math-verify's own timeouts use ``signal.alarm``, which raises off the main thread (Math-Verify issues #50 and
 #55; measured on this project's machine), and sympy can spin on adversarial input. So ``MathVerifyGrader``
-runs every check in a pool of worker *processes* (``python -m agentkit._grade_worker``, JSON lines over
+runs every check in a pool of worker *processes* (``python -m agentkit.evaluation._grader_worker``, JSON lines over
 pipes: no fork of the caller, no re-import of its ``__main__``, so scripts need no ``if __name__`` guard),
 where math-verify runs on the main thread and its own timeouts work, and bounds each check by a wall-clock
 timeout of its own; a check that overruns is counted in ``timeouts``, graded ``status="timeout"`` (not
 correct), and its worker is killed and replaced so it cannot block the next check.
 
 Plain integers on both sides (most GSM8K and every AIME answer) are compared exactly in-process, with no
-round trip (``Grade.exact_integers``). Extraction is ours (``agentkit.grading.extract_answer``: the last ``\\boxed{}``, else a final ``Answer:``,
+round trip (``Grade.exact_integers``). Extraction is ours (``agentkit.evaluation.answers.extract_answer``: the last ``\\boxed{}``, else a final ``Answer:``,
 else the last number, or a configurable pattern); the extracted answer and the gold are wrapped in ``$...$``
 (a bare LaTeX gold answer is not parsed otherwise) and compared with ``verify(gold, prediction)`` in
 math-verify's documented argument order. Every ``Grade`` carries the grader's name and version so a result
@@ -29,7 +29,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from agentkit.errors import ConfigError
-from agentkit.grading import extract_answer
+from agentkit.evaluation.answers import extract_answer
 
 __all__ = ["Grade", "MathVerifyGrader", "grader_version"]
 
@@ -70,7 +70,7 @@ def _integer(text: str) -> int | None:
 
 
 class _Worker:
-    """One ``agentkit._grade_worker`` process."""
+    """One ``agentkit.evaluation._grader_worker`` process."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
@@ -78,7 +78,7 @@ class _Worker:
     @classmethod
     async def start(cls) -> _Worker:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agentkit._grade_worker", stdin=asyncio.subprocess.PIPE,
+            sys.executable, "-m", "agentkit.evaluation._grader_worker", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         worker = cls(proc)
         ready = await asyncio.wait_for(worker._readline(), 120)

@@ -1,7 +1,7 @@
-"""A grading worker process for ``agentkit.grader``: JSON lines in (``{"gold", "prediction", "timeout"}``),
+"""A grading worker process for ``agentkit.evaluation.grader``: JSON lines in (``{"gold", "prediction", "timeout"}``),
 JSON lines out (``{"correct", "note"}``). math-verify runs on this process's main thread, where its own
 ``signal.alarm`` timeouts work; the parent bounds every check by wall-clock time and kills a worker that
-overruns. Started as ``python -m agentkit._grade_worker`` (no fork of the parent, no import of its
+overruns. Started as ``python -m agentkit.evaluation._grader_worker`` (no fork of the parent, no import of its
 ``__main__``)."""
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def data_dir() -> Path:
     env = os.environ.get("AGENTKIT_DATA_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "benchmarks" / "data"
+    return Path(__file__).resolve().parents[2] / "benchmarks" / "data"
 
 
 def _path(name: str) -> tuple[str, Path]:

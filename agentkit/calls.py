@@ -1,0 +1,58 @@
+"""The budgeted model call: one request to a ``Backend`` under a ``Ledger``.
+
+``budgeted_chat`` is the one place where agentkit calls a model on behalf of a role. It renders nothing and
+decides nothing: it caps ``max_tokens`` to what the ledger's budgets leave (``Ledger.cap``), passes a
+``CallContext`` (run, role, round, branch, sample and step) so caches and test scripts can tell calls apart,
+records every returned choice in the ledger, and calibrates the ledger's prompt estimates on the server's
+reported counts. Roles call it; the ledger below it only counts, and the backend contract beside it
+(``agentkit.backends.base.Backend``) only talks to a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from agentkit.backends.base import Backend, CallContext, ChatMessage, Completion, make_request
+from agentkit.ledger import CallRecord, Ledger, estimate_prompt_tokens
+
+__all__ = ["budgeted_chat"]
+
+
+async def budgeted_chat(
+    ledger: Ledger,
+    backend: Backend,
+    messages: Sequence[ChatMessage | dict[str, str]] | str,
+    *,
+    role: str,
+    round: int = 0,
+    branch: int = 0,
+    sample: int = 0,
+    stage: str | None = None,
+    step: str = "",
+    accepted: bool = True,
+    final: bool = False,
+    max_tokens: int | None = None,
+    n: int = 1,
+    **sampling: Any,
+) -> list[tuple[CallRecord, Completion]]:
+    """Call ``backend`` under ``ledger``: cap ``max_tokens`` to the budgets, pass a ``CallContext`` and record
+    each returned choice (choice i on branch ``branch + i``). Returns (record, completion) pairs in choice
+    order. ``stage`` defaults to ``"{round}:{role}"`` (see ``agentkit.ledger`` for what a stage is)."""
+    stage = stage if stage is not None else f"{round}:{role}"
+    request = make_request(messages, max_tokens=max_tokens, n=n, **sampling)
+    estimate = estimate_prompt_tokens(request.messages, ledger.count_tokens)
+    capped = ledger.cap(max_tokens, prompt_tokens=ledger.prompt_tokens(request.messages), stage=stage,
+                        branch=branch, n=n)
+    context = CallContext(run_id=ledger.run_id, role=role, round=round, branch=branch, sample=sample, step=step)
+    completions = await backend.complete(request.model_copy(update={"max_tokens": capped, "context": context}))
+    out = []
+    for i, completion in enumerate(completions):
+        record = ledger.record(
+            role=role, round=round, branch=branch + i, stage=stage, input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens, latency_s=completion.latency_s, accepted=accepted, final=final,
+            cached=completion.cached, model=completion.model, finish_reason=completion.finish_reason,
+        )
+        out.append((record, completion))
+    ledger.calibrate(estimate, max((c.input_tokens for c in completions if not c.cached), default=0))
+    return out

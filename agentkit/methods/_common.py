@@ -1,0 +1,82 @@
+"""What the methods share: starting a run (its bus id and ledger) and planning calls from a sequential budget."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agentkit.errors import BudgetExceeded
+from agentkit.ledger import Budget, Ledger, estimate_prompt_tokens
+from agentkit.messages import Problem
+from agentkit.prompts import load_prompt
+from agentkit.registry import MethodParams
+from agentkit.roles.pdr_roles import JUDGE_OUTPUT_TOKENS
+
+if TYPE_CHECKING:
+    from .pdr import PDRConfig
+
+__all__ = ["budget_ledger", "plan_draft_tokens", "planning_prompt_tokens", "single_call_tokens", "start_run"]
+
+
+def start_run(problem: Problem, ledger: Ledger | None) -> tuple[Problem, Ledger]:
+    """The problem as this run's messages carry it (``run_id`` set: the run's roles take only its requests) and
+    the run's ledger (``ledger``, or a new one), whose ``run_id`` defaults to the same."""
+    run_id = problem.run_id or problem.id
+    if problem.run_id != run_id:
+        problem = problem.with_(run_id=run_id)
+    ledger = ledger if ledger is not None else Ledger(run_id=run_id)
+    ledger.run_id = ledger.run_id or run_id
+    return problem, ledger
+
+
+def budget_ledger(problem: Problem, budget: int | None) -> Ledger:
+    """A ledger for a run that enforces the sequential budget ``budget`` (none when None)."""
+    return Ledger(Budget(sequential=budget) if budget is not None else None, run_id=problem.run_id or problem.id)
+
+
+def planning_prompt_tokens(problem_text: str, config: PDRConfig | None = None) -> int:
+    """The prompt size to plan a method's drafts with: its longest draft prompt (the refine template with an
+    empty workspace for PDR/SR, the solve template for one long chain of thought), counted as the budgeted call
+    counts prompts when it caps a call (``estimate_prompt_tokens``: the estimator + 4 per message)."""
+    template = "long_cot" if config is None or config.rounds == 1 else "pdr_refine"
+    return estimate_prompt_tokens(load_prompt(template).render(problem=problem_text, workspace=""))
+
+
+def plan_draft_tokens(target_bseq: int, *, prompt_tokens: int, config: PDRConfig | None = None) -> int:
+    """Per-draft ``max_tokens`` so that a run's ``B_seq`` is at most ``target_bseq`` (``config`` None: one long
+    chain of thought). Model of the critical path, with P = prompt tokens and m = draft output:
+
+    - long CoT: ``P + m``;
+    - PDR/SR: every round's draft stage ``P + W_r + m`` (W_1 = 0, W_r = kappa), plus for r < R the distill
+      stage: ``summary``/``error-analysis`` ``P + M_r * m + kappa``; ``judge`` selection
+      ``P + M_r * m + 16``; agreement-based and random selection make no call.
+
+    Raises ``BudgetExceeded`` when not even one output token per draft fits.
+    """
+    if config is None:
+        m = target_bseq - prompt_tokens
+    else:
+        schedule = config.schedule
+        fixed, per_m = 0, 0
+        for r, drafts in enumerate(schedule, 1):
+            fixed += prompt_tokens + (config.kappa if r > 1 else 0)
+            per_m += 1
+            if r < len(schedule):
+                if config.variant in {"summary", "error-analysis"}:
+                    fixed += prompt_tokens + config.kappa
+                    per_m += drafts
+                elif config.select == "judge" and config.variant in {"topk", "topk-per-sample"}:
+                    fixed += prompt_tokens + JUDGE_OUTPUT_TOKENS
+                    per_m += drafts
+        m = (target_bseq - fixed) // per_m
+    if m < 1:
+        raise BudgetExceeded(f"a sequential budget of {target_bseq} tokens leaves no room for a draft "
+                             f"(prompt {prompt_tokens} tokens); raise the budget or lower kappa/rounds")
+    return int(m)
+
+
+def single_call_tokens(problem: Problem, params: MethodParams, budget: int | None) -> int:
+    """The output cap of one answering call: ``params.max_tokens``, or what a sequential budget leaves one long
+    chain of thought on this problem."""
+    if budget is None:
+        return params.max_tokens
+    return plan_draft_tokens(budget, prompt_tokens=planning_prompt_tokens(problem.text, None))
