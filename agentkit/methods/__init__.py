@@ -5,7 +5,8 @@ Registered (``METHODS``; ``agentkit solve --method NAME``, a sweep spec's ``[[me
 - ``long-cot``: one chain of thought, the baseline of both papers (``long_cot``);
 - ``bci``: behavior-conditioned inference with retrieved behaviors (``bci``);
 - ``pdr`` / ``sr``: Parallel-Distill-Refine and Sequential Refinement (``pdr``, ``sr``, ``plan_draft_tokens``);
-- ``self-improve`` / ``critique-revise``: behavior-guided self-improvement and its baseline.
+- ``self-improve`` / ``critique-revise``: behavior-guided self-improvement and its baseline;
+- ``self-consistency``: N chains of thought at the matched budget, majority vote (``self_consistency``).
 
 Not registered (they build handbooks and training data rather than answer problems): behavior curation
 (``curate``, ``build_handbook``) and BC-SFT data (``teach``, ``generate_bc_sft``).
@@ -21,6 +22,7 @@ from .bci import BCI, bci, retrieve_behaviors
 from .curation import BuildReport, Curation, build_handbook, curate
 from .long_cot import LongCoT, long_cot
 from .pdr import PDR, SR, SR_METHOD, PDRConfig, PDRResult, pdr, plan_draft_tokens, sr
+from .self_consistency import SelfConsistency, self_consistency
 from .self_improve import CritiqueRevise, Improvement, SelfImprove, critique_revise, self_improve
 
 # The built-in methods, in the order the CLI lists them.
@@ -30,6 +32,7 @@ register(PDR())
 register(SR_METHOD)
 register(SelfImprove())
 register(CritiqueRevise())
+register(SelfConsistency())
 
 __all__ = [
     "BCI",
@@ -47,6 +50,7 @@ __all__ = [
     "MethodResult",
     "PDRConfig",
     "PDRResult",
+    "SelfConsistency",
     "SelfImprove",
     "bci",
     "build_handbook",
@@ -60,6 +64,7 @@ __all__ = [
     "plan_draft_tokens",
     "register",
     "retrieve_behaviors",
+    "self_consistency",
     "self_improve",
     "sft_example",
     "sr",

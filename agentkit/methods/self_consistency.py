@@ -1,0 +1,100 @@
+"""Self-consistency: N independent chains of thought, the answer most of them reach (majority vote).
+
+The baseline every parallel method is compared with ("Self-Consistency Improves Chain of Thought Reasoning",
+Wang et al., 2022). The N samples are N branches of one stage, so at a sequential budget ``B_seq`` each gets
+the same output cap as one long chain of thought (``B_seq = P + m``, the critical path of one sample) while
+``B_total`` grows N-fold: it is PDR's matched-``B_seq`` comparison. Samples are the Student's answering calls,
+with seeds ``seed + i`` and temperature ``max(temperature, min_temperature)`` so that they differ.
+
+The vote groups answers with ``answers_match``; the largest group wins, ties go to the group whose first
+sample came first; samples without an answer do not vote. The winning group's first sample is the answer (its
+call is marked final in the ledger). ``details`` has every sample's answer, the votes and the agreement.
+Registered as ``self-consistency``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import Field
+
+from agentkit.backends.base import Backend
+from agentkit.bus import Bus
+from agentkit.evaluation.answers import answers_match
+from agentkit.ledger import Ledger
+from agentkit.memory.store import BehaviorStore
+from agentkit.messages import AnswerRequest, Problem, Solution, TokenUsage
+from agentkit.registry import Method, MethodParams, MethodResult
+from agentkit.roles import Student, ask, attached
+
+from ._common import budget_ledger, single_call_tokens, start_run
+
+__all__ = ["SelfConsistency", "SelfConsistencyParams", "majority_vote", "self_consistency"]
+
+
+def majority_vote(answers: list[str | None]) -> tuple[int | None, list[list[int]]]:
+    """The index of the winning sample (None when no sample has an answer) and the answer groups (sample
+    indices), largest first, ties by first appearance."""
+    groups: list[list[int]] = []
+    for i, answer in enumerate(answers):
+        if answer is None:
+            continue
+        for group in groups:
+            if answers_match(answer, answers[group[0]]):
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    groups.sort(key=lambda g: (-len(g), g[0]))
+    return (groups[0][0] if groups else None), groups
+
+
+async def self_consistency(problem: Problem, backend: Backend, *, samples: int = 8, ledger: Ledger | None = None,
+                           max_tokens: int | None = 1024, temperature: float = 0.7, seed: int | None = 0,
+                           bus: Bus | None = None) -> tuple[Solution, dict[str, Any]]:
+    """``samples`` chains of thought and their majority answer; returns the answer and the vote details."""
+    problem, ledger = start_run(problem, ledger)
+    async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), samples)]) as active:
+        answers = list(await asyncio.gather(*(ask(active, problem.derive(
+            AnswerRequest, sender="self-consistency", problem=problem, max_tokens=max_tokens, temperature=temperature,
+            seed=None if seed is None else seed + i, round=1, branch=i, final=False, method="sample"), Solution)
+            for i in range(samples))))
+    winner, groups = majority_vote([s.answer for s in answers])
+    chosen = answers[winner if winner is not None else 0]
+    branch = winner if winner is not None else 0
+    call = next(r for r in ledger.records if r.round == 1 and r.branch == branch)
+    ledger.mark_final(call.call_id)
+    solution = chosen.with_(
+        method="self-consistency", b_seq=ledger.b_seq, b_total=ledger.b_total,
+        usage=TokenUsage(input_tokens=ledger.input_tokens, output_tokens=ledger.output_tokens, calls=ledger.calls))
+    details = {"answers": [s.answer for s in answers], "votes": [len(g) for g in groups],
+               "agreement": round(len(groups[0]) / samples, 3) if groups else 0.0, "chosen": branch}
+    return solution, details
+
+
+class SelfConsistencyParams(MethodParams):
+    samples: int = Field(default=8, ge=1, le=256)
+    """N: independent chains of thought, run in parallel."""
+    min_temperature: float = Field(default=0.7, ge=0.0, le=5.0)
+    """Samples are drawn at ``max(temperature, min_temperature)`` so that they differ."""
+
+
+class SelfConsistency(Method):
+    name = "self-consistency"
+    summary = "N chains of thought in parallel, majority vote (the parallel baseline)"
+    params_model = SelfConsistencyParams
+    templates = ("long_cot",)
+
+    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
+                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
+                  bus: Bus | None = None) -> MethodResult:
+        p = self.coerce(params)
+        assert isinstance(p, SelfConsistencyParams)
+        ledger = budget_ledger(problem, budget)
+        solution, details = await self_consistency(
+            problem, backend, samples=p.samples, ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
+            temperature=max(p.temperature, p.min_temperature), seed=seed, bus=bus)
+        return MethodResult(solution=solution, ledger=ledger, details=details)
+
+
