@@ -99,3 +99,43 @@ async def test_metacognitive_reuse_recipes(tmp_path: Path) -> None:
         assert lines[0].startswith("gsm8k-test-0: answer 18 (reference 18)")
         stats = lines[2:]
         assert len(stats) == 3 and all("retrieved 2, cited 0" in line for line in stats)  # k=3 of 3 seeded
+
+
+async def test_a_method_registered_in_a_recipe_runs_in_the_recipe_the_cli_and_a_sweep(tmp_path: Path) -> None:
+    """recipes/custom_method.py registers `adaptive-consistency`; `agentkit solve --plugin` and a sweep spec's
+    `plugins` run it through the same registry as the built-in methods."""
+    import json
+
+    from agentkit.registry import METHODS
+    from agentkit.sweep import ResultsDB, load_spec, run_sweep
+
+    answers = iter(["7", "9", "9", "9", "4", "4"] * 10)
+    async with ScriptedServer(lambda body: Reply(f"so \\boxed{{{next(answers)}}}")) as server:
+        spec = f"openai-compatible:{server.base_url}?model=scripted"
+        out, _ = await run_recipe("custom_method.py", "--backend", spec, "--limit", "1")
+        assert out.startswith("gsm8k-test-0: 9 (reference 18, wrong) after 3 samples")  # 7, 9, 9: two agree
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agentkit.cli", "solve", "--plugin", str(ROOT / "recipes" / "custom_method.py"),
+            "--method", "adaptive-consistency", "--param", "max_samples=3", "--backend", spec, "--limit", "1",
+            "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode in (0, 1), err.decode()
+        [row] = [json.loads(line) for line in stdout.decode().splitlines()]
+        assert row["answer"] == "4" and row["calls"] == 3  # the stream goes on: 9, 4, 4 (two agree at the third)
+        toml = tmp_path / "custom.toml"
+        toml.write_text(f'name = "custom"\nplugins = ["{ROOT / "recipes" / "custom_method.py"}"]\nbudgets = [2000]\n'
+                        f'[[datasets]]\nname = "gsm8k"\nlimit = 2\n[[methods]]\nname = "adaptive-consistency"\n'
+                        f'params = {{ max_samples = 4 }}\n[[backends]]\nspec = "{spec}"\nconcurrency = 1\n')
+        summary = await run_sweep(load_spec(toml), tmp_path / "custom.sqlite")
+    assert "adaptive-consistency" in METHODS and summary.ran == 2 and summary.failed == 0
+    db = ResultsDB(tmp_path / "custom.sqlite")
+    try:
+        assert {r["method"] for r in db.rows()} == {"adaptive-consistency(max_samples=4)"}
+    finally:
+        db.close()
+    # An unknown method is one line naming the registered ones, not a traceback.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentkit.cli", "solve", "--plugin", str(tmp_path / "missing.py"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2 and err.decode().startswith("agentkit: no plugin file")
