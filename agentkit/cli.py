@@ -447,7 +447,7 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _build(args: argparse.Namespace, handbook: Any) -> dict[str, Any]:
+async def _build(args: argparse.Namespace, handbook: BehaviorStore) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from agentkit.backends import backend_from_spec
