@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -121,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--shard", default="0/1", help="i/n: run only the cells of shard i of n (default: all)")
         p.add_argument("--plugin", action="append", default=[],
                        help="a module that registers methods (a .py path or a dotted name); repeatable")
+        p.add_argument("--retry-failed", default="transient", choices=["transient", "all", "none"],
+                       help="failed cells already in --db to run again: those that failed for a transient reason "
+                            "(backend outage, timeout; default), all, or none")
     p = ssub.add_parser("merge", help="combine shard databases into one")
     p.add_argument("out", help="the database to merge into (created if missing)")
     p.add_argument("inputs", nargs="+", help="shard databases")
@@ -367,6 +371,8 @@ async def _sweep(args: argparse.Namespace) -> int:
     from agentkit.sweep import ResultsDB, load_spec, run_sweep, write_report
 
     if args.action == "merge":
+        for source in args.inputs:  # every input must be a results database before anything is written
+            ResultsDB(source, create=False).close()
         db = ResultsDB(args.out)
         try:
             added = await asyncio.to_thread(db.merge, args.inputs)
@@ -408,8 +414,13 @@ async def _sweep(args: argparse.Namespace) -> int:
             stats["tokens"] += row["b_total"] or 0
             bar.update(task, advance=1, status=f"{stats['failed']} failed, {stats['tokens']:,} tokens")
 
-        summary = await run_sweep(spec, args.db, shard=(index, count), on_cell=advance, on_start=start)
+        summary = await run_sweep(spec, args.db, shard=(index, count), on_cell=advance, on_start=start,
+                                  retry=args.retry_failed)
     print(json.dumps(summary.model_dump()))
+    if summary.failed:
+        print(f"agentkit: {summary.failed} of {summary.ran} cells run failed (their rows hold the errors; "
+              f"`agentkit sweep resume` reruns the transient ones)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -514,7 +525,7 @@ async def _handbook(args: argparse.Namespace) -> int:
         elif action == "export":
             out = {"exported": await handbook.export_jsonl(args.file), "file": args.file}
         elif action == "import":
-            text = await asyncio.to_thread(Path(args.file).read_text, "utf-8")
+            text = await asyncio.to_thread(_read_text, args.file)
             if text.lstrip().startswith("{") and "\n{" not in text.strip():
                 out = await handbook.import_behavior_json(text, topics=tuple(args.topic))
             else:
@@ -525,6 +536,19 @@ async def _handbook(args: argparse.Namespace) -> int:
         await handbook.close()
     _print_handbook(out, args.json)
     return 0
+
+
+def _read_text(path: str) -> str:
+    """A UTF-8 text file's content; a missing file, a directory or bytes that are not UTF-8 are a ``ConfigError``."""
+    from agentkit.errors import ConfigError
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"no file at {path}" if not file.exists() else f"{path} is not a file")
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def _print_handbook(out: Any, as_json: bool) -> None:
@@ -588,6 +612,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         problems = "; ".join(f"{field}: {reason}" for field, reason in validation_problems(exc))
         print(f"agentkit: invalid input: {problems}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error, UnicodeError) as exc:  # a path that is not what it should be, and the like
+        named = isinstance(exc, OSError) and exc.filename
+        print(f"agentkit: {exc.filename}: {exc.strerror or exc}" if named else f"agentkit: {exc}",  # type: ignore[union-attr]
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -7,7 +7,7 @@ A method is an object that declares
 - ``params_model``: its parameters as a pydantic model (defaults, bounds, ``Literal`` choices), always including
   ``max_tokens`` (the output cap of each answering call when no budget is given) and ``temperature``;
 - ``templates``: the prompt templates it renders (their hashes make ``prompt_hash``, stored with every result);
-- ``run(problem, backend, *, params, budget, seed, handbook, bus)``: one run on one problem, returning a
+- ``run(problem, backend, *, params, budget, seed, handbook, bus, ledger)``: one run on one problem, returning a
   ``MethodResult`` (the final ``Solution``, the run's ``Ledger``, and method-specific ``details``).
 
 ``budget`` is the run's **sequential budget** ``B_seq`` (the latency proxy of "Rethinking Thinking Tokens"): a
@@ -121,9 +121,10 @@ class Method(abc.ABC):
     @abc.abstractmethod
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None) -> MethodResult:
+                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         """One run on ``problem``. ``budget``: the sequential budget B_seq (see the module doc); ``handbook``:
-        behaviors for methods that use them; ``bus``: the bus to attach the run's roles to (None: its own)."""
+        behaviors for methods that use them; ``bus``: the bus to attach the run's roles to (None: its own);
+        ``ledger``: where the run's calls are recorded (None: a new one), which keeps what a failed run spent."""
 
 
 METHODS: dict[str, Method] = {}

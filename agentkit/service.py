@@ -16,15 +16,17 @@ import hmac
 import json
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import models_json_schema
 
 from agentkit.errors import BehaviorNotFound, ConfigError, StoreError, validation_problems
 from agentkit.log import get_logger
-from agentkit.memory import Behavior, PrunePolicy, QdrantBehaviorStore
-from agentkit.memory.behavior import USAGE_EVENTS
+from agentkit.memory import Behavior, ImportReport, Provenance, PruneDecision, PrunePolicy, QdrantBehaviorStore
+from agentkit.memory.behavior import MAX_INSTRUCTION_CHARS, MAX_NAME_CHARS, NAME_PATTERN
 
 __all__ = ["DEFAULT_MAX_BODY", "create_app", "generate_token", "openapi_spec"]
 
@@ -32,85 +34,184 @@ _log = get_logger(__name__)
 DEFAULT_MAX_BODY = 1 << 20
 STORE_KEY: web.AppKey[QdrantBehaviorStore] = web.AppKey("store", QdrantBehaviorStore)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+B = TypeVar("B", bound=BaseModel)
 
 
 def generate_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+_STRICT = ConfigDict(extra="forbid", strict=True)
+Name = Annotated[str, Field(pattern=NAME_PATTERN.pattern, max_length=MAX_NAME_CHARS,
+                            description="behavior_ followed by lowercase letters, digits and underscores")]
+
+
 class _Search(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     query: str = Field(min_length=1, max_length=4000)
     k: int = Field(default=5, ge=1, le=200)
-    topics: list[str] | None = None
-    min_score: float | None = None
+    topics: list[str] | None = Field(default=None, max_length=32)
+    min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
     include_inactive: bool = False
 
 
+class _NewBehavior(BaseModel):
+    """What a caller may set on a new behavior; version, status, statistics and timestamps are the store's."""
+
+    model_config = _STRICT
+    name: Name
+    instruction: str = Field(min_length=1, max_length=MAX_INSTRUCTION_CHARS)
+    topics: list[str] = Field(default_factory=list, max_length=32)
+    provenance: list[Provenance] = Field(default_factory=list, max_length=100)
+
+
 class _Add(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    behavior: Behavior
+    model_config = _STRICT
+    behavior: _NewBehavior
     dedup: bool = True
 
 
 class _Update(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    instruction: str | None = None
-    topics: list[str] | None = None
-    status: str | None = None
-    note: str | None = None
+    model_config = _STRICT
+    instruction: str | None = Field(default=None, min_length=1, max_length=MAX_INSTRUCTION_CHARS)
+    topics: list[str] | None = Field(default=None, max_length=32)
+    status: Literal["active", "deprecated", "pruned"] | None = None
+    note: str | None = Field(default=None, max_length=2000)
 
 
 class _UsageEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    event: str
+    model_config = _STRICT
+    name: Name
+    event: Literal["retrieved", "cited", "cited_correct", "cited_wrong"]
     count: int = Field(default=1, ge=1, le=1_000_000)
 
 
 class _Usage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     events: list[_UsageEvent] = Field(max_length=10_000)
 
 
 class _Prune(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     policy: PrunePolicy
     dry_run: bool = True
 
 
 class _Import(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    jsonl: str | None = None
-    """An ``export`` (JSON Lines): imported exactly."""
-    behaviors: dict[str, Any] | None = None
-    """The paper's ``{"behavior_name": "instruction"}`` JSON: added with dedup."""
-    topics: list[str] = []
+    model_config = _STRICT
+    jsonl: str | None = Field(default=None, description="An export (JSON Lines), imported exactly.")
+    behaviors: dict[str, str] | None = Field(default=None,
+                                             description="The paper's {behavior_name: instruction} JSON, with dedup.")
+    topics: list[str] = Field(default_factory=list, max_length=32)
 
 
 class _Rollback(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    model_config = _STRICT
+    version: int = Field(ge=1, le=1_000_000)
 
 
 class _Reason(BaseModel):
+    model_config = _STRICT
+    reason: str = Field(default="", max_length=2000)
+
+
+class _Empty(BaseModel):
+    model_config = _STRICT
+
+
+class _GetQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = ""
+    version: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class _ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["active", "deprecated", "pruned", "all"] = "active"
+
+
+class _TopicQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(default=40, ge=1, le=1000)
+
+
+class _Error(BaseModel):
+    error: str
+    fields: list[dict[str, str]] = []
+
+
+class _BehaviorList(BaseModel):
+    behaviors: list[Behavior]
+
+
+class _Versions(BaseModel):
+    versions: list[Behavior]
+
+
+class _Hit(BaseModel):
+    behavior: Behavior
+    score: float
+
+
+class _Hits(BaseModel):
+    hits: list[_Hit]
+
+
+class _Recorded(BaseModel):
+    recorded: int
+
+
+class _Decisions(BaseModel):
+    dry_run: bool
+    decisions: list[PruneDecision]
+
+
+class _Deleted(BaseModel):
+    deleted: int
+
+
+class _Stats(BaseModel):
+    counts: dict[str, int]
+    embedder: str
+    dim: int
+
+
+class _Health(BaseModel):
+    status: str
+    behaviors: int
 
 
 def _fields(exc: ValidationError) -> list[dict[str, str]]:
     return [{"field": field, "reason": reason} for field, reason in validation_problems(exc, root="body")]
 
 
-async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+async def _body(request: web.Request, model: type[B]) -> B:
+    """The request body validated into ``model`` (bytes -> JSON -> model in one step: invalid UTF-8, invalid
+    JSON, wrong types and unknown fields are all a 422 naming the field)."""
     raw = await request.read()  # aiohttp raises 413 past client_max_size
+    return model.model_validate_json(raw or b"{}")
+
+
+def _query(request: web.Request, model: type[B]) -> B:
+    """The query string validated into ``model`` (a 422 naming ``query.<param>``)."""
     try:
-        data = json.loads(raw or b"{}")
-    except json.JSONDecodeError as exc:
-        raise web.HTTPUnprocessableEntity(
-            text=json.dumps({"error": "body is not JSON", "fields": [{"field": "body", "reason": str(exc)}]}),
-            content_type="application/json") from None
-    return model.model_validate(data)
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise _Invalid([{"field": f"query.{field.removeprefix('query.')}", "reason": reason}
+                        for field, reason in validation_problems(exc, root="query")]) from None
+
+
+def _name(request: web.Request) -> str:
+    """The ``{name}`` path parameter, which must be a valid behavior name (else 404: no such behavior)."""
+    name = request.match_info["name"]
+    if not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME_CHARS:
+        raise BehaviorNotFound(f"no behavior named {name!r} (names match behavior_[a-z0-9_]+)")
+    return name
+
+
+class _Invalid(Exception):
+    def __init__(self, fields: list[dict[str, str]]) -> None:
+        super().__init__("invalid input")
+        self.fields = fields
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -123,6 +224,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ValidationError as exc:
         return _json({"error": "invalid input", "fields": _fields(exc)}, 422)
+    except _Invalid as exc:
+        return _json({"error": "invalid input", "fields": exc.fields}, 422)
     except BehaviorNotFound as exc:
         return _json({"error": str(exc)}, 404)
     except ConfigError as exc:
@@ -161,69 +264,76 @@ async def _openapi(request: web.Request) -> web.Response:
 
 
 async def _search(request: web.Request) -> web.Response:
-    body: _Search = await _body(request, _Search)
+    body = await _body(request, _Search)
     hits = await _store(request).search(body.query, body.k, topics=body.topics, min_score=body.min_score,
                                         include_inactive=body.include_inactive)
     return _json({"hits": [{"behavior": _dump(h.behavior), "score": h.score} for h in hits]})
 
 
 async def _list(request: web.Request) -> web.Response:
-    status = request.query.get("status", "active")
+    status = _query(request, _ListQuery).status
     behaviors = await _store(request).list_behaviors(status=None if status == "all" else status)
     return _json({"behaviors": [_dump(b) for b in behaviors]})
 
 
 async def _get(request: web.Request) -> web.Response:
-    version = request.query.get("version")
-    try:
-        number = int(version) if version is not None else None
-    except ValueError:
-        raise ConfigError("version must be an integer") from None
-    return _json(_dump(await _store(request).get(request.match_info["name"], number)))
+    name, version = _name(request), _query(request, _GetQuery).version
+    return _json(_dump(await _store(request).get(name, version)))
 
 
 async def _history(request: web.Request) -> web.Response:
-    return _json({"versions": [_dump(b) for b in await _store(request).history(request.match_info["name"])]})
+    name = _name(request)
+    versions = await _store(request).history(name)
+    if not versions:
+        raise BehaviorNotFound(f"no behavior named {name!r}")
+    return _json({"versions": [_dump(b) for b in versions]})
 
 
 async def _add(request: web.Request) -> web.Response:
-    body: _Add = await _body(request, _Add)
-    return _json(_dump(await _store(request).add(body.behavior, dedup=body.dedup)), 201)
+    body = await _body(request, _Add)
+    new = body.behavior
+    behavior = Behavior(name=new.name, instruction=new.instruction, topics=tuple(new.topics),
+                        provenance=tuple(new.provenance))
+    return _json(_dump(await _store(request).add(behavior, dedup=body.dedup)), 201)
 
 
 async def _update(request: web.Request) -> web.Response:
-    body: _Update = await _body(request, _Update)
+    name = _name(request)
+    body = await _body(request, _Update)
     changes = body.model_dump(exclude_none=True)
     if not changes:
         raise ConfigError("nothing to change: give instruction, topics, status or note")
-    return _json(_dump(await _store(request).update(request.match_info["name"], **changes)))
+    return _json(_dump(await _store(request).update(name, **changes)))
 
 
 async def _rollback(request: web.Request) -> web.Response:
-    body: _Rollback = await _body(request, _Rollback)
-    return _json(_dump(await _store(request).rollback(request.match_info["name"], body.version)))
+    name = _name(request)
+    body = await _body(request, _Rollback)
+    return _json(_dump(await _store(request).rollback(name, body.version)))
 
 
 async def _deprecate(request: web.Request) -> web.Response:
-    body: _Reason = await _body(request, _Reason)
-    return _json(_dump(await _store(request).deprecate(request.match_info["name"], body.reason)))
+    name = _name(request)
+    body = await _body(request, _Reason)
+    return _json(_dump(await _store(request).deprecate(name, body.reason)))
 
 
 async def _restore(request: web.Request) -> web.Response:
-    return _json(_dump(await _store(request).restore(request.match_info["name"])))
+    name = _name(request)
+    await _body(request, _Empty)
+    return _json(_dump(await _store(request).restore(name)))
 
 
 async def _topic(request: web.Request) -> web.Response:
-    k = int(request.query.get("k", "40"))
+    k = _query(request, _TopicQuery).k
     return _json({"behaviors": [_dump(b) for b in await _store(request).by_topic(request.match_info["topic"], k)]})
 
 
 async def _usage(request: web.Request) -> web.Response:
-    body: _Usage = await _body(request, _Usage)
-    bad = [e.event for e in body.events if e.event not in USAGE_EVENTS]
-    if bad:
-        raise ConfigError(f"unknown usage event(s) {sorted(set(bad))}; use {', '.join(USAGE_EVENTS)}")
+    body = await _body(request, _Usage)
     store = _store(request)
+    for name in dict.fromkeys(e.name for e in body.events):  # all or nothing: every name must exist
+        await store.get(name)
     for e in body.events:
         await store.record_usage(e.name, e.event, e.count)
     await store.flush_usage()  # visible to every client at once
@@ -231,12 +341,13 @@ async def _usage(request: web.Request) -> web.Response:
 
 
 async def _prune(request: web.Request) -> web.Response:
-    body: _Prune = await _body(request, _Prune)
+    body = await _body(request, _Prune)
     decisions = await _store(request).prune(body.policy, dry_run=body.dry_run)
     return _json({"dry_run": body.dry_run, "decisions": [d.model_dump() for d in decisions]})
 
 
 async def _compact(request: web.Request) -> web.Response:
+    await _body(request, _Empty)
     return _json({"deleted": await _store(request).compact()})
 
 
@@ -255,7 +366,7 @@ async def _import(request: web.Request) -> web.Response:
     import tempfile
     from pathlib import Path
 
-    body: _Import = await _body(request, _Import)
+    body = await _body(request, _Import)
     if (body.jsonl is None) == (body.behaviors is None):
         raise ConfigError("give exactly one of jsonl (an export) or behaviors ({name: instruction})")
     store = _store(request)
@@ -275,46 +386,101 @@ async def _stats(request: web.Request) -> web.Response:
     return _json({"counts": counts, "embedder": store.embedder.name, "dim": store.embedder.dim})
 
 
-_ROUTES: list[tuple[str, str, Handler, str]] = [
-    ("GET", "/health", _health, "Liveness and the number of active behaviors (no auth)."),
-    ("GET", "/openapi.json", _openapi, "This API's OpenAPI description (no auth)."),
-    ("POST", "/v1/search", _search, "Behaviors closest to a query: {query, k, topics, min_score, include_inactive}."),
-    ("GET", "/v1/behaviors", _list, "Latest versions; ?status=active|deprecated|pruned|all."),
-    ("POST", "/v1/behaviors", _add, "Add a behavior (merged into a near-duplicate unless dedup is false): {behavior, dedup}."),
-    ("GET", "/v1/behaviors/{name}", _get, "One behavior; ?version=N for an older version."),
-    ("PATCH", "/v1/behaviors/{name}", _update, "A new version with {instruction, topics, status, note}."),
-    ("GET", "/v1/behaviors/{name}/history", _history, "Every version, oldest first."),
-    ("POST", "/v1/behaviors/{name}/rollback", _rollback, "A new version equal to {version}."),
-    ("POST", "/v1/behaviors/{name}/deprecate", _deprecate, "Deprecate: {reason}."),
-    ("POST", "/v1/behaviors/{name}/restore", _restore, "Undo a prune or deprecation."),
-    ("GET", "/v1/topics/{topic}", _topic, "Active behaviors with a topic, most useful first; ?k=40."),
-    ("POST", "/v1/usage", _usage, "Usage events {events: [{name, event, count}]}; event in retrieved, cited, cited_correct, cited_wrong."),
-    ("POST", "/v1/prune", _prune, "Prune by {policy, dry_run}; returns the decisions and reasons."),
-    ("POST", "/v1/compact", _compact, "Delete pruned behaviors for real."),
-    ("GET", "/v1/export", _export, "Every version as JSON Lines."),
-    ("POST", "/v1/import", _import, "Import {jsonl} (an export, exactly) or {behaviors, topics} (the paper's JSON)."),
-    ("GET", "/v1/stats", _stats, "Counts by status and the embedder."),
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    reply: type[BaseModel] | None = None
+    status: int = 200
+
+
+_NAME_ROUTE = "/v1/behaviors/{name}"
+_ROUTES: list[_Route] = [
+    _Route("GET", "/health", _health, "Liveness and the number of active behaviors (no auth).", reply=_Health),
+    _Route("GET", "/openapi.json", _openapi, "This API's OpenAPI description (no auth)."),
+    _Route("POST", "/v1/search", _search, "Behaviors closest to a query.", body=_Search, reply=_Hits),
+    _Route("GET", "/v1/behaviors", _list, "Latest versions of one status (or all).", query=_ListQuery,
+           reply=_BehaviorList),
+    _Route("POST", "/v1/behaviors", _add, "Add a behavior (merged into a near-duplicate unless dedup is false); "
+           "version, status, statistics and timestamps are the store's.", body=_Add, reply=Behavior, status=201),
+    _Route("GET", _NAME_ROUTE, _get, "One behavior; ?version=N for an older version.", query=_GetQuery,
+           reply=Behavior),
+    _Route("PATCH", _NAME_ROUTE, _update, "A new version with the given changes.", body=_Update, reply=Behavior),
+    _Route("GET", _NAME_ROUTE + "/history", _history, "Every version, oldest first.", reply=_Versions),
+    _Route("POST", _NAME_ROUTE + "/rollback", _rollback, "A new version equal to an older one.", body=_Rollback,
+           reply=Behavior),
+    _Route("POST", _NAME_ROUTE + "/deprecate", _deprecate, "Deprecate, with a reason.", body=_Reason, reply=Behavior),
+    _Route("POST", _NAME_ROUTE + "/restore", _restore, "Undo a prune or deprecation.", body=_Empty, reply=Behavior),
+    _Route("GET", "/v1/topics/{topic}", _topic, "Active behaviors with a topic, most useful first.",
+           query=_TopicQuery, reply=_BehaviorList),
+    _Route("POST", "/v1/usage", _usage, "Usage events, applied all or none (every name must exist).", body=_Usage,
+           reply=_Recorded, status=202),
+    _Route("POST", "/v1/prune", _prune, "Prune by a policy (a dry run unless dry_run is false); the decisions.",
+           body=_Prune, reply=_Decisions),
+    _Route("POST", "/v1/compact", _compact, "Delete pruned behaviors for real.", body=_Empty, reply=_Deleted),
+    _Route("GET", "/v1/export", _export, "Every version as JSON Lines (application/x-ndjson)."),
+    _Route("POST", "/v1/import", _import, "Import {jsonl} (an export, validated as a whole, then exactly) or "
+           "{behaviors, topics} (the paper's JSON).", body=_Import, reply=ImportReport),
+    _Route("GET", "/v1/stats", _stats, "Counts by status and the embedder.", reply=_Stats),
 ]
 
 
 def openapi_spec() -> dict[str, Any]:
-    """A minimal OpenAPI 3.1 description of the routes (request schemas from the pydantic models)."""
-    bodies: dict[str, type[BaseModel]] = {"/v1/search": _Search, "/v1/behaviors": _Add, "/v1/usage": _Usage,
-                                          "/v1/prune": _Prune, "/v1/import": _Import}
+    """The OpenAPI 3.1 description of the routes, generated from the pydantic models the handlers validate
+    requests with (bodies and query strings) and build replies from; every reference resolves to
+    ``components/schemas``."""
+    models = {m for r in _ROUTES for m in (r.body, r.reply) if m is not None} | {_Error}
+    _, defs = models_json_schema([(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+                                 ref_template="#/components/schemas/{model}")
+    schemas = defs.get("$defs", {})
+
+    def ref(model: type[BaseModel]) -> dict[str, str]:
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    error = {"application/json": {"schema": ref(_Error)}}
     paths: dict[str, dict[str, Any]] = {}
-    for method, path, _, summary in _ROUTES:
-        op: dict[str, Any] = {"summary": summary, "responses": {"200": {"description": "OK"}}}
-        if path.startswith("/v1/"):
+    for route in _ROUTES:
+        responses: dict[str, Any] = {str(route.status): {"description": "OK"}}
+        if route.reply is not None:
+            responses[str(route.status)]["content"] = {"application/json": {"schema": ref(route.reply)}}
+        elif route.path == "/v1/export":
+            responses["200"]["content"] = {"application/x-ndjson": {"schema": {"type": "string"}}}
+        else:
+            responses["200"]["content"] = {"application/json": {"schema": {"type": "object"}}}
+        op: dict[str, Any] = {"summary": route.summary, "operationId": f"{route.method.lower()}_{route.handler.__name__[1:]}",
+                              "responses": responses}
+        parameters: list[dict[str, Any]] = []
+        for name in ("name", "topic"):
+            if "{" + name + "}" in route.path:
+                schema: dict[str, Any] = {"type": "string", "minLength": 1}
+                if name == "name":
+                    schema = {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$", "maxLength": MAX_NAME_CHARS}
+                parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+        if route.query is not None:
+            query_schema = route.query.model_json_schema()
+            for field, spec in query_schema.get("properties", {}).items():
+                parameters.append({"name": field, "in": "query", "required": False, "schema": spec})
+        if parameters:
+            op["parameters"] = parameters
+        if route.body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(route.body)}}}
+        if route.path.startswith("/v1/"):
             op["security"] = [{"bearer": []}]
-            op["responses"].update({"401": {"description": "missing or wrong token"},
-                                    "413": {"description": "body too large"},
-                                    "422": {"description": "invalid input, with fields and reasons"}})
-        model: type[BaseModel] | None = bodies.get(path) if method == "POST" else (_Update if method == "PATCH" else None)
-        if model is not None:
-            op["requestBody"] = {"content": {"application/json": {"schema": model.model_json_schema()}}}
-        paths.setdefault(path, {})[method.lower()] = op
+            responses["401"] = {"description": "missing or wrong bearer token", "content": error}
+            if route.body is not None:
+                responses["413"] = {"description": "body too large"}
+            if route.body is not None or route.query is not None:
+                responses["422"] = {"description": "invalid input, with the fields at fault", "content": error}
+            if "{name}" in route.path or route.path == "/v1/usage":
+                responses["404"] = {"description": "no such behavior", "content": error}
+            responses["503"] = {"description": "the store failed", "content": error}
+        paths.setdefault(route.path, {})[route.method.lower()] = op
     return {"openapi": "3.1.0", "info": {"title": "agentkit behavior handbook", "version": "1"}, "paths": paths,
-            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}}
+            "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}}
 
 
 def create_app(store: QdrantBehaviorStore, *, token: str, max_body: int = DEFAULT_MAX_BODY) -> web.Application:
@@ -323,8 +489,8 @@ def create_app(store: QdrantBehaviorStore, *, token: str, max_body: int = DEFAUL
         raise ConfigError("the handbook service needs a bearer token")
     app = web.Application(middlewares=[_auth(token), _errors], client_max_size=max_body)
     app[STORE_KEY] = store
-    for method, path, handler, _ in _ROUTES:
-        app.router.add_route(method, path, handler)
+    for route in _ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
 
     async def on_startup(app: web.Application) -> None:
         await app[STORE_KEY].open()

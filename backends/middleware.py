@@ -104,6 +104,9 @@ class RetryPolicy(BaseModel):
     """Largest backoff between attempts (a longer Retry-After is capped to ``max_retry_after``)."""
     max_retry_after: float = Field(default=120.0, ge=0)
     """Longest Retry-After honoured; a server asking for more is waited on for this long."""
+    refused_attempts: int = Field(default=3, ge=1)
+    """Attempts when the connection is refused (nothing listens at the address: a wrong port, a server not
+    up), so a mistake fails in about a second instead of after the whole backoff."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -140,8 +143,13 @@ class Retrying(Wrapper):
 
     async def complete(self, request: ChatRequest) -> list[Completion]:
         policy = self.policy
+        def refused(state: tenacity.RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            return getattr(exc, "cause", "") == "connection refused" and state.attempt_number >= policy.refused_attempts
+
         retryer = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(policy.max_time),
+            stop=(tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(policy.max_time)
+                  | refused),
             wait=self._wait,
             retry=tenacity.retry_if_exception(is_transient),
             before_sleep=self._before_sleep,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import json
 import time
 from typing import Any
@@ -87,9 +88,22 @@ def timeout_error(where: str) -> BackendUnavailable:
     return BackendUnavailable(f"{where}: the request timed out", cause="timeout")
 
 
-def connection_error(where: str, cause: object) -> BackendUnavailable:
+def connection_error(where: str, cause: object, *, refused: bool = False) -> BackendUnavailable:
+    """A failed connection; ``refused``: nothing listens at the address (retried briefly, see
+    ``RetryPolicy.refused_attempts``)."""
     detail = f" ({cause})" if cause else ""
-    return BackendUnavailable(f"{where}: connection failed{detail}", cause="connection error")
+    return BackendUnavailable(f"{where}: connection {'refused' if refused else 'failed'}{detail}",
+                              cause="connection refused" if refused else "connection error")
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error means nothing listens there (ECONNREFUSED somewhere in its chain)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return True
+        seen = seen.__cause__ or seen.__context__ if seen.__cause__ is not seen else None
+    return False
 
 
 def map_openai_error(exc: Exception, where: str) -> BackendError:
@@ -228,7 +242,7 @@ class OpenAICompatible(Backend):
         except TimeoutError:
             raise timeout_error(self.name) from None
         except aiohttp.ClientError as exc:  # refused, dropped, reset, a truncated body
-            raise connection_error(self.name, str(exc) or type(exc).__name__) from exc
+            raise connection_error(self.name, str(exc) or type(exc).__name__, refused=_refused(exc)) from exc
         try:
             body = json.loads(raw)
         except ValueError:

@@ -16,6 +16,9 @@ every filtered field is a keyword string (Edge 0.9.0 never matches boolean filte
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,11 +26,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agentkit.errors import StoreError, StoreLocked
+from agentkit.log import get_logger
 
 __all__ = ["ClientEngine", "EdgeEngine", "Engine", "Record", "Where"]
 
 Where = Mapping[str, str | Sequence[str]]
 KEYWORD_FIELDS = ("kind", "name", "latest", "live", "status", "topics")
+_log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,39 @@ def _record(point: Any, with_vector: bool = False) -> Record:
                   vector=list(vector) if vector is not None else None)
 
 
+_EDGE_CONFIG = "edge_config.json"
+
+
+def _load(path: Path) -> Any:
+    import qdrant_edge as qe
+
+    return qe.EdgeShard.load(str(path))
+
+
+def _create(path: Path, dim: int) -> None:
+    """Build a new shard in a temporary sibling and rename it to ``path`` (see ``EdgeEngine.open``)."""
+    import qdrant_edge as qe
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    building = path.with_name(f".{path.name}.creating-{uuid.uuid4().hex[:12]}")
+    try:
+        shard = qe.EdgeShard.create(
+            str(building), qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)))
+        for field in KEYWORD_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+        shard.flush()
+        shard.close()
+        try:
+            os.rename(building, path)  # atomic; replaces an empty directory, fails on a non-empty one
+        except OSError:
+            if not (path / _EDGE_CONFIG).exists():
+                raise  # neither ours nor someone else's store is there: a real error
+            # another process created the store first: open theirs
+    finally:
+        if building.exists():
+            shutil.rmtree(building, ignore_errors=True)
+
+
 class EdgeEngine:
     """Qdrant Edge shard in a directory (created on first use)."""
 
@@ -87,18 +125,25 @@ class EdgeEngine:
 
     @classmethod
     async def open(cls, path: Path, dim: int) -> EdgeEngine:
-        def _open() -> Any:
-            import qdrant_edge as qe
+        """Open the shard at ``path``, creating it if there is none. Creation is atomic: the shard is built in a
+        temporary sibling directory and renamed into place, so a crash never leaves a half-made store, and of
+        two processes creating one store at once the second opens the first's (or is told it is locked). A
+        directory an older version left half-created (no ``edge_config.json``: nothing in it can be loaded) is
+        moved aside to ``<path>.incomplete-<time>`` and the store is created anew, with a warning."""
 
-            path.mkdir(parents=True, exist_ok=True)
+        def _open() -> Any:
+            if path.exists() and not path.is_dir():
+                raise StoreError(f"{path} is a file, not an embedded store directory; give a directory path")
             try:
-                if any(path.iterdir()):
-                    shard = qe.EdgeShard.load(str(path))
-                else:
-                    shard = qe.EdgeShard.create(
-                        str(path), qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)))
-                    for field in KEYWORD_FIELDS:
-                        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+                if path.is_dir() and any(path.iterdir()) and not (path / _EDGE_CONFIG).exists():
+                    aside = path.with_name(f"{path.name}.incomplete-{int(time.time())}")
+                    os.rename(path, aside)
+                    _log.warning("half-created store moved aside", store=str(path), moved_to=str(aside))
+                if not (path / _EDGE_CONFIG).exists():
+                    _create(path, dim)
+                return _load(path)
+            except StoreError:
+                raise
             except Exception as exc:
                 if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
                     raise StoreLocked(
@@ -107,7 +152,6 @@ class EdgeEngine:
                         "`--store URL`), or use a Qdrant server URL"
                     ) from None
                 raise StoreError(f"cannot open the embedded store {path}: {exc}") from exc
-            return shard
 
         return cls(await asyncio.to_thread(_open), dim)
 

@@ -17,15 +17,30 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
+import yarl
 
 from agentkit.errors import BehaviorNotFound, ConfigError, StoreError
 
-from .behavior import Behavior
+from .behavior import MAX_NAME_CHARS, NAME_PATTERN, Behavior
 from .store import ImportReport, PruneDecision, PrunePolicy, SearchHit, parse_behavior_json
 
 __all__ = ["HandbookClient"]
+
+
+def _behavior_path(name: str, tail: str = "") -> str:
+    """``/v1/behaviors/<name><tail>`` for a valid behavior name, percent-encoded; anything else is refused here,
+    before a request is sent (a name like ``x/../../v1/compact`` must never become another route)."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME_CHARS:
+        raise BehaviorNotFound(f"no behavior named {name!r} (names match behavior_[a-z0-9_]+)")
+    return f"/v1/behaviors/{_segment(name)}{tail}"
+
+
+def _segment(text: str) -> str:
+    """One path segment, percent-encoded so that no ``/``, ``..`` or ``#`` in it can change the route."""
+    return quote(text, safe="").replace(".", "%2E")
 
 
 class HandbookClient:
@@ -44,7 +59,10 @@ class HandbookClient:
         if self._session is None:
             self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
         try:
-            async with self._session.request(method, self.url + path, json=body, params=params) as response:
+            url = yarl.URL(self.url + path, encoded=True)  # already encoded: no dot-segment normalisation
+            if params:
+                url = url.with_query(params)
+            async with self._session.request(method, url, json=body) as response:
                 raw = await response.text()
                 if response.status < 300:
                     return raw if text else json.loads(raw)
@@ -65,32 +83,34 @@ class HandbookClient:
         raise StoreError(f"handbook service answered HTTP {response.status}: {message}")
 
     async def add(self, behavior: Behavior, *, dedup: bool = True) -> Behavior:
-        data = await self._call("POST", "/v1/behaviors", body={"behavior": behavior.model_dump(mode="json"),
-                                                                "dedup": dedup})
+        """Add a behavior; as in the store, version, status, statistics and timestamps are the service's (only
+        name, instruction, topics and provenance are sent)."""
+        sent = behavior.model_dump(mode="json", include={"name", "instruction", "topics", "provenance"})
+        data = await self._call("POST", "/v1/behaviors", body={"behavior": sent, "dedup": dedup})
         return Behavior.model_validate(data)
 
     async def update(self, name: str, **changes: Any) -> Behavior:
         payload = {k: (list(v) if isinstance(v, tuple) else v) for k, v in changes.items()}
-        return Behavior.model_validate(await self._call("PATCH", f"/v1/behaviors/{name}", body=payload))
+        return Behavior.model_validate(await self._call("PATCH", _behavior_path(name), body=payload))
 
     async def get(self, name: str, version: int | None = None) -> Behavior:
         params = {"version": str(version)} if version is not None else None
-        return Behavior.model_validate(await self._call("GET", f"/v1/behaviors/{name}", params=params))
+        return Behavior.model_validate(await self._call("GET", _behavior_path(name), params=params))
 
     async def history(self, name: str) -> list[Behavior]:
-        data = await self._call("GET", f"/v1/behaviors/{name}/history")
+        data = await self._call("GET", _behavior_path(name, "/history"))
         return [Behavior.model_validate(b) for b in data["versions"]]
 
     async def rollback(self, name: str, version: int) -> Behavior:
-        return Behavior.model_validate(await self._call("POST", f"/v1/behaviors/{name}/rollback",
+        return Behavior.model_validate(await self._call("POST", _behavior_path(name, "/rollback"),
                                                         body={"version": version}))
 
     async def deprecate(self, name: str, reason: str = "") -> Behavior:
-        return Behavior.model_validate(await self._call("POST", f"/v1/behaviors/{name}/deprecate",
+        return Behavior.model_validate(await self._call("POST", _behavior_path(name, "/deprecate"),
                                                         body={"reason": reason}))
 
     async def restore(self, name: str) -> Behavior:
-        return Behavior.model_validate(await self._call("POST", f"/v1/behaviors/{name}/restore", body={}))
+        return Behavior.model_validate(await self._call("POST", _behavior_path(name, "/restore"), body={}))
 
     async def list_behaviors(self, *, status: str | None = "active") -> list[Behavior]:
         data = await self._call("GET", "/v1/behaviors", params={"status": status or "all"})
@@ -104,7 +124,7 @@ class HandbookClient:
         return [SearchHit(behavior=Behavior.model_validate(h["behavior"]), score=h["score"]) for h in data["hits"]]
 
     async def by_topic(self, topic: str, k: int = 40) -> list[Behavior]:
-        data = await self._call("GET", f"/v1/topics/{topic}", params={"k": str(k)})
+        data = await self._call("GET", f"/v1/topics/{_segment(topic)}", params={"k": str(k)})
         return [Behavior.model_validate(b) for b in data["behaviors"]]
 
     async def record_usage(self, name: str, event: str, count: int = 1) -> None:

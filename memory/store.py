@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -64,7 +64,7 @@ _LATEST: Where = {"kind": "behavior", "latest": "yes"}
 # "live" = latest version and active, precomputed at write time: the hot search path filters on this one
 # keyword instead of three conditions, which halves Edge's exact search time at 100k (27.5 -> 13.8 ms).
 _LIVE: Where = {"live": "yes"}
-_FLAGS = {"kind", "latest", "live"}
+_FLAGS = {"kind", "latest", "live", "usage_seq"}  # store bookkeeping, not behavior fields
 
 
 def _point_id(name: str, version: int) -> str:
@@ -95,17 +95,17 @@ class PrunePolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    unused_after_retrievals: int | None = Field(default=None, ge=1)
+    unused_after_retrievals: int | None = Field(default=None, ge=1, le=10**12)
     """Retrieved at least this many times and never cited."""
-    unused_after_days: float | None = Field(default=None, gt=0)
+    unused_after_days: float | None = Field(default=None, gt=0, le=36_500)
     """Created at least this long ago and never cited."""
-    harmful_min_count: int | None = Field(default=None, ge=1)
+    harmful_min_count: int | None = Field(default=None, ge=1, le=10**12)
     """Graded citations needed before the harmful rule applies."""
     harmful_ratio: float = Field(default=0.6, gt=0, le=1)
     """Share of graded citations that were in wrong answers, at or above which a behavior is harmful."""
-    stale_after_days: float | None = Field(default=None, gt=0)
+    stale_after_days: float | None = Field(default=None, gt=0, le=36_500)
     """Not used (retrieved or cited) for this long (since creation, if never used)."""
-    capacity: int | None = Field(default=None, ge=0)
+    capacity: int | None = Field(default=None, ge=0, le=10**9)
     """Keep only the top N active behaviors by utility (``Behavior.stats.utility``)."""
 
 
@@ -149,7 +149,56 @@ class BehaviorStore(Protocol):
     async def prune(self, policy: PrunePolicy, *, dry_run: bool = True) -> list[PruneDecision]: ...
     async def compact(self) -> int: ...
     async def export_jsonl(self, path: str | Path) -> int: ...
-    async def import_jsonl(self, path: str | Path) -> ImportReport: ...
+    async def import_jsonl(self, path: str | Path) -> ImportReport:
+        """Import an ``export_jsonl`` file exactly (versions, statuses, statistics). The file is validated as a
+        whole before anything is written: every line a behavior version (a JSON object), no version twice, and
+        exactly one ``latest`` version per behavior, the highest; otherwise nothing is imported and the
+        ``ConfigError`` lists every problem. Names already in the store are skipped (reported)."""
+        text = await asyncio.to_thread(Path(path).read_text, "utf-8")
+        versions: dict[str, list[tuple[Behavior, bool]]] = {}
+        problems: list[str] = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError(f"a behavior version is a JSON object, not {type(row).__name__}")
+                latest = row.pop("latest", False)
+                if not isinstance(latest, bool):
+                    raise ValueError("latest must be true or false")
+                behavior = Behavior.model_validate(row)
+            except ValidationError as exc:
+                problems.append(f"line {number}: {_explain(exc)}")
+                continue
+            except ValueError as exc:  # JSONDecodeError included
+                problems.append(f"line {number}: {exc}")
+                continue
+            versions.setdefault(behavior.name, []).append((behavior, latest))
+        for name, items in versions.items():
+            numbers = [b.version for b, _ in items]
+            latest_versions = [b.version for b, latest in items if latest]
+            if len(set(numbers)) != len(numbers):
+                problems.append(f"{name}: a version appears twice")
+            if len(latest_versions) != 1:
+                problems.append(f"{name}: {len(latest_versions)} versions marked latest (exactly one must be)")
+            elif latest_versions[0] != max(numbers):
+                problems.append(f"{name}: the latest version ({latest_versions[0]}) is not the highest")
+        if problems:
+            raise ConfigError(f"{path} is not a valid handbook export, nothing was imported: " + "; ".join(problems))
+        report = ImportReport()
+        for name, items in versions.items():
+            vectors = await self.embedder.embed([b.text for b, _ in items])
+            async with self._lock:
+                if await self._latest(name) is not None:
+                    report.skipped[name] = "already in the store"
+                    continue
+                await (await self._e()).upsert([
+                    (_point_id(b.name, b.version), v, self._payload(b, latest))
+                    for (b, latest), v in zip(items, vectors, strict=True)])
+            report.imported.append(name)
+        return report
+
     async def import_behavior_json(self, data: str | Mapping[str, Any], *,
                                    topics: Sequence[str] = ()) -> ImportReport: ...
     async def close(self) -> None: ...
@@ -209,7 +258,10 @@ class QdrantBehaviorStore:
         self._lock = asyncio.Lock()
         self._open_lock = asyncio.Lock()
         self._pending: dict[str, Counter[str]] = {}
+        self._pending_seq: dict[str, int] = {}
         self._pending_count = 0
+        self._journal: IO[str] | None = None
+        self._seq = 0
         self.dropped_usage = 0
         """Usage events for names that did not exist when applied (logged, then dropped)."""
 
@@ -231,10 +283,12 @@ class QdrantBehaviorStore:
                                                  path=self.local_path, collection=self.collection, dim=dim)
             try:
                 await self._check_meta(engine)
+                self._engine = engine
+                await self._replay_journal()
             except Exception:
+                self._engine = None
                 await engine.close()
                 raise
-            self._engine = engine
         return self
 
     async def _check_meta(self, engine: Engine) -> None:
@@ -266,6 +320,9 @@ class QdrantBehaviorStore:
             return
         await self.flush_usage()
         engine, self._engine = self._engine, None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         await engine.close()
 
     async def __aenter__(self) -> QdrantBehaviorStore:
@@ -307,9 +364,13 @@ class QdrantBehaviorStore:
 
     # -- writes ------------------------------------------------------------------------------------
     async def add(self, behavior: Behavior, *, dedup: bool = True) -> Behavior:
-        """Add a behavior as version 1, or merge it into a near-duplicate (returns what was stored)."""
+        """Add a behavior as version 1, or merge it into a near-duplicate (returns what was stored). The store
+        owns version, status, statistics and timestamps: whatever ``behavior`` carries there is ignored (only
+        ``import_jsonl`` restores them, from an export)."""
         if not isinstance(behavior, Behavior):
             raise ConfigError(f"add() takes a Behavior, got {type(behavior).__name__}")
+        behavior = behavior.model_copy(update={"stats": BehaviorStats(), "version": 1, "status": Status.ACTIVE,
+                                               "note": ""})
         vector = await self._embed_one(behavior.text)  # CPU work, outside the critical section
         async with self._lock:
             await self._apply_pending()
@@ -418,16 +479,29 @@ class QdrantBehaviorStore:
 
     # -- usage -------------------------------------------------------------------------------------
     async def record_usage(self, name: str, event: str, count: int = 1) -> None:
-        """Count a usage event (``retrieved``, ``cited``, ``cited_correct``, ``cited_wrong``). Buffered: applied
-        in batches of ``usage_batch`` by the single writer, and before any read."""
+        """Count a usage event (``retrieved``, ``cited``, ``cited_correct``, ``cited_wrong``).
+
+        Acknowledged means durable: when this returns, the event is on disk. For the embedded store it is
+        appended to the store's usage journal (``usage.journal``: one write, no model of the batch lost to a
+        kill -9) and applied to the behaviors in batches of ``usage_batch`` and before any read; a store
+        opened after a crash replays the journal exactly once (each behavior remembers the last journal entry
+        applied to it). Other engines apply each event before returning. Events for a name the store does not
+        have are dropped when applied (logged, counted in ``dropped_usage``)."""
         if event not in USAGE_EVENTS:
             raise ConfigError(f"unknown usage event {event!r}; use one of {', '.join(USAGE_EVENTS)}")
         if count < 1:
             raise ConfigError(f"count must be >= 1, got {count}")
+        if self._engine is None:
+            await self.open()
         # No await between reading and writing the buffer: concurrent callers cannot lose an increment.
+        self._seq += 1
+        if self._journal is not None:
+            self._journal.write(json.dumps({"seq": self._seq, "name": name, "event": event, "count": count}) + "\n")
+            self._journal.flush()  # in the OS before acknowledging: survives the process being killed
         self._pending.setdefault(name, Counter())[event] += count
+        self._pending_seq[name] = self._seq
         self._pending_count += count
-        if self._pending_count >= self.usage_batch:
+        if self._journal is None or self._pending_count >= self.usage_batch:
             await self.flush_usage()
 
     async def record_usage_many(self, events: Iterable[tuple[str, str]]) -> None:
@@ -445,10 +519,15 @@ class QdrantBehaviorStore:
         """Caller holds the lock."""
         if not self._pending:
             return
-        pending, self._pending, self._pending_count = self._pending, {}, 0
+        pending, seqs = self._pending, self._pending_seq
+        self._pending, self._pending_seq, self._pending_count = {}, {}, 0
+        await self._apply_counts(pending, seqs)
+        await self._truncate_journal()
+
+    async def _apply_counts(self, counts_by_name: Mapping[str, Counter[str]], seqs: Mapping[str, int]) -> None:
         engine = await self._e()
         now = _now()
-        for name, counts in pending.items():
+        for name, counts in counts_by_name.items():
             record = await self._latest(name)
             if record is None:
                 self.dropped_usage += sum(counts.values())
@@ -456,7 +535,55 @@ class QdrantBehaviorStore:
                 continue
             stats = self._behavior(record).stats
             delta = BehaviorStats(**{e: counts.get(e, 0) for e in USAGE_EVENTS}, last_used=now)
-            await engine.set_payload(record.id, {"stats": stats.plus(delta).model_dump(mode="json")})
+            await engine.set_payload(record.id, {"stats": stats.plus(delta).model_dump(mode="json"),
+                                                 "usage_seq": seqs.get(name, 0)})
+
+    # -- the usage journal (embedded store) --------------------------------------------------------
+    @property
+    def _journal_path(self) -> Path | None:
+        return self.path / "usage.journal" if self.path is not None else None
+
+    async def _replay_journal(self) -> None:
+        """Apply what a crash left in the journal (each entry once), then start an empty one."""
+        path = self._journal_path
+        if path is None:
+            return
+        [meta] = await (await self._e()).retrieve([_META_ID])
+        self._seq = int(meta.payload.get("usage_seq", 0))
+        entries: list[dict[str, Any]] = []
+        if path.exists():
+            for line in (await asyncio.to_thread(path.read_text, "utf-8")).splitlines():
+                try:
+                    entry = json.loads(line)
+                    entries.append({"seq": int(entry["seq"]), "name": str(entry["name"]),
+                                    "event": str(entry["event"]), "count": int(entry["count"])})
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut by the crash was never acknowledged
+        if entries:
+            self._seq = max(self._seq, *(e["seq"] for e in entries))
+            counts: dict[str, Counter[str]] = {}
+            seqs: dict[str, int] = {}
+            for name in {e["name"] for e in entries}:
+                record = await self._latest(name)
+                done = int(record.payload.get("usage_seq", 0)) if record is not None else 0
+                for e in entries:
+                    if e["name"] == name and e["seq"] > done and e["event"] in USAGE_EVENTS:
+                        counts.setdefault(name, Counter())[e["event"]] += e["count"]
+                        seqs[name] = max(seqs.get(name, 0), e["seq"])
+            async with self._lock:
+                await self._apply_counts(counts, seqs)
+            _log.info("usage journal replayed", store=str(self.path), entries=len(entries))
+        self._journal = await asyncio.to_thread(path.open, "a", encoding="utf-8")
+        async with self._lock:
+            await self._truncate_journal()
+
+    async def _truncate_journal(self) -> None:
+        """Everything journaled is applied: remember the last sequence number, then empty the journal."""
+        if self._journal is None:
+            return
+        await (await self._e()).set_payload(_META_ID, {"usage_seq": self._seq})
+        self._journal.truncate(0)
+        self._journal.seek(0)
 
     # -- reads -------------------------------------------------------------------------------------
     async def get(self, name: str, version: int | None = None) -> Behavior:

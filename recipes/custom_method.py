@@ -55,13 +55,15 @@ class AdaptiveConsistency(Method):
 
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None) -> MethodResult:
+                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
         assert isinstance(p, AdaptiveParams)
         run_id = problem.run_id or problem.id
         problem = problem.with_(run_id=run_id)
         # Samples run one after another, so the sequential budget is shared between them (the ledger caps each).
-        ledger = Ledger(Budget(sequential=budget) if budget else None, run_id=run_id)
+        ledger = ledger if ledger is not None else Ledger(run_id=run_id)
+        if budget:
+            ledger.budget = Budget(sequential=budget)
         samples: list[Solution] = []
         async with attached(bus, run_id, [(Student(backend, ledger=ledger), 1)]) as active:
             for i in range(p.max_samples):

@@ -28,9 +28,14 @@ def start_run(problem: Problem, ledger: Ledger | None) -> tuple[Problem, Ledger]
     return problem, ledger
 
 
-def budget_ledger(problem: Problem, budget: int | None) -> Ledger:
-    """A ledger for a run that enforces the sequential budget ``budget`` (none when None)."""
-    return Ledger(Budget(sequential=budget) if budget is not None else None, run_id=problem.run_id or problem.id)
+def budget_ledger(problem: Problem, budget: int | None, ledger: Ledger | None = None) -> Ledger:
+    """The run's ledger (``ledger``, or a new one) enforcing the sequential budget ``budget`` (none when None)."""
+    if ledger is None:
+        return Ledger(Budget(sequential=budget) if budget is not None else None, run_id=problem.run_id or problem.id)
+    if budget is not None:
+        ledger.budget = Budget(total=ledger.budget.total, sequential=budget)
+    ledger.run_id = ledger.run_id or problem.run_id or problem.id
+    return ledger
 
 
 def planning_prompt_tokens(problem_text: str, config: PDRConfig | None = None) -> int:

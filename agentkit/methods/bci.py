@@ -105,13 +105,13 @@ class BCI(Method):
 
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None) -> MethodResult:
+                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
         assert isinstance(p, BCIParams)
         if p.behaviors is None and handbook is None:
             raise ConfigError("a bci request needs behaviors, or a handbook to retrieve them (params.store, "
                               "--store, or a Student with a handbook)")
-        ledger = budget_ledger(problem, budget)
+        ledger = budget_ledger(problem, budget, ledger)
         solution = await bci(problem, backend, behaviors=p.behaviors, handbook=handbook, k=p.k, retrieval=p.retrieval,
                              ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
                              temperature=p.temperature, seed=seed, bus=bus)

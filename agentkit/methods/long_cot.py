@@ -38,9 +38,9 @@ class LongCoT(Method):
 
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None) -> MethodResult:
+                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
-        ledger = budget_ledger(problem, budget)
+        ledger = budget_ledger(problem, budget, ledger)
         solution = await long_cot(problem, backend, ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
                                   temperature=p.temperature, seed=seed, bus=bus)
         return MethodResult(solution=solution, ledger=ledger)

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agentkit._behavior import Behavior
 from agentkit.backends.base import Backend
 from agentkit.bus import Bus
-from agentkit.errors import BackendError, ConfigError, HandlerFailed
+from agentkit.errors import BackendError, BackendRequestError, BackendUnavailable, ConfigError, HandlerFailed
 from agentkit.evaluation.answers import answers_match
 from agentkit.ledger import Ledger
 from agentkit.log import get_logger
@@ -151,8 +151,12 @@ async def pdr(problem: Problem, backend: Backend, config: PDRConfig | None = Non
                     raise exc  # a bug, or a budget that left nothing: never swallowed
                 _log.warning("draft dropped", problem=problem.problem_id, round=r, error=str(exc))
             if not drafts:
-                raise BackendError(f"every draft of round {r} failed; last error: {failed[-1]}",
-                                   cause=getattr(failed[-1], "cause", "draft failed"))
+                last = failed[-1]
+                message = f"every draft of round {r} failed; last error: {last}"
+                cause, status = getattr(last, "cause", "draft failed"), getattr(last, "status", None)
+                if all(isinstance(e, BackendRequestError) for e in failed):  # refused: rerunning will not help
+                    raise BackendRequestError(message, cause=cause, status=status)
+                raise BackendUnavailable(message, cause=cause, status=status)
             drafts.sort(key=lambda d: d.branch)
             all_drafts.extend(drafts)
             diag = _round_diagnostics(drafts, failed, problem.reference)
@@ -268,14 +272,14 @@ class PDR(Method):
 
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None) -> MethodResult:
+                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
         assert isinstance(p, PDRParams)
         config = PDRConfig(rounds=p.rounds, drafts=p.drafts, kappa=p.kappa, variant=p.variant, k=p.k,
                            select=p.select, max_tokens=p.max_tokens, temperature=max(p.temperature, p.min_temperature),
                            seed=seed or 0)
         return await _run(self, problem, backend, config, budget, handbook if p.behaviors else None, p.behaviors,
-                          p.retrieval, bus)
+                          p.retrieval, bus, ledger)
 
 
 class SR(Method):
@@ -286,21 +290,23 @@ class SR(Method):
 
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None) -> MethodResult:
+                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
         assert isinstance(p, SRParams)
-        return await _run(self, problem, backend, sr_config(p, seed=seed), budget, None, 0, "embedding", bus)
+        return await _run(self, problem, backend, sr_config(p, seed=seed), budget, None, 0, "embedding", bus,
+                          ledger)
 
 
 async def _run(method: Method, problem: Problem, backend: Backend, config: PDRConfig, budget: int | None,
-               handbook: BehaviorStore | None, k: int, retrieval: Retrieval, bus: Bus | None) -> MethodResult:
+               handbook: BehaviorStore | None, k: int, retrieval: Retrieval, bus: Bus | None,
+               given: Ledger | None) -> MethodResult:
     if budget is not None:
         m = plan_draft_tokens(budget, prompt_tokens=planning_prompt_tokens(problem.text, config), config=config)
         config = config.model_copy(update={"max_tokens": m})
     if k and handbook is None:
         raise ConfigError(f"{method.name} with behaviors={k} needs a handbook (params.store or --store)")
     behaviors = await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval) if handbook is not None else []
-    ledger = budget_ledger(problem, budget)
+    ledger = budget_ledger(problem, budget, given)
     result = await pdr(problem, backend, config, ledger=ledger, bus=bus, behaviors=behaviors, handbook=handbook)
     return MethodResult(solution=_solution(problem, result, ledger, method, behaviors), ledger=ledger,
                         details={"pdr": result})

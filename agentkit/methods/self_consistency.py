@@ -88,10 +88,10 @@ class SelfConsistency(Method):
 
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None) -> MethodResult:
+                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
         assert isinstance(p, SelfConsistencyParams)
-        ledger = budget_ledger(problem, budget)
+        ledger = budget_ledger(problem, budget, ledger)
         solution, details = await self_consistency(
             problem, backend, samples=p.samples, ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
             temperature=max(p.temperature, p.min_temperature), seed=seed, bus=bus)

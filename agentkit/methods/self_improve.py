@@ -30,7 +30,7 @@ from agentkit.messages import AnswerRequest, BehaviorProposal, CurateRequest, Pr
 from agentkit.registry import Method, MethodParams, MethodResult
 from agentkit.roles import Strategist, Student, ask, attached
 
-from ._common import single_call_tokens, start_run
+from ._common import budget_ledger, single_call_tokens, start_run
 
 __all__ = ["CritiqueRevise", "Improvement", "SelfImprove", "SelfImproveParams", "critique_revise", "self_improve"]
 
@@ -142,11 +142,11 @@ class SelfImprove(Method):
 
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None) -> MethodResult:
+                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
         assert isinstance(p, SelfImproveParams)
         # The budget caps each answering call as it caps long CoT; curation calls come on top (as in the paper).
-        ledger = Ledger(run_id=problem.run_id or problem.id)
+        ledger = budget_ledger(problem, None, ledger)
         improvement = await self_improve(
             problem, backend, attempts=p.attempts, ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
             curation_tokens=p.curation_tokens, max_behaviors=p.max_behaviors, temperature=p.temperature, seed=seed,
@@ -161,9 +161,9 @@ class CritiqueRevise(Method):
 
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None) -> MethodResult:
+                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
-        ledger = Ledger(run_id=problem.run_id or problem.id)
+        ledger = budget_ledger(problem, None, ledger)
         improvement = await critique_revise(problem, backend, ledger=ledger,
                                             max_tokens=single_call_tokens(problem, p, budget),
                                             temperature=p.temperature, seed=seed, bus=bus)

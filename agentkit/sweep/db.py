@@ -52,21 +52,42 @@ COLUMNS: dict[str, str] = {
 
 
 _INSERT = f"INSERT OR IGNORE INTO results VALUES ({', '.join(f':{name}' for name in COLUMNS)})"
+# A rerun of a failed cell replaces its failed row (and only a failed row: a finished cell is never overwritten).
+_RETRY = (f"INSERT INTO results VALUES ({', '.join(f':{name}' for name in COLUMNS)}) ON CONFLICT(key) DO UPDATE SET "
+          + ", ".join(f"{name}=excluded.{name}" for name in COLUMNS if name != "key")
+          + " WHERE results.status != 'ok' AND excluded.finished_at > results.finished_at")
+TRANSIENT_ERRORS = ("BackendUnavailable", "MalformedResponse", "RequestTimeout")
+"""Failed cells whose error is one of these are rerun by a resume by default (the others, a budget too small
+or a request the server refused, fail the same way again; ``retry="all"`` reruns them too)."""
 
 
 class ResultsDB:
     """``ResultsDB(path)``; ``write(row)``, ``finished_keys()``, ``rows()``, ``merge(paths)``."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        """Open (``create``: or create) the results database at ``path``; a path that is a directory, a file
+        that is not SQLite, or (without ``create``) a missing file is a ``ConfigError`` saying so."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
-        self._conn.execute(f"CREATE TABLE IF NOT EXISTS results ({columns})")
-        have = {r[1] for r in self._conn.execute("PRAGMA table_info(results)")}
+        if self.path.is_dir():
+            raise ConfigError(f"{self.path} is a directory, not a results database")
+        if not create and not self.path.is_file():
+            raise ConfigError(f"no results database at {self.path}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open a results database at {self.path}: {exc}") from None
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
+            self._conn.execute(f"CREATE TABLE IF NOT EXISTS results ({columns})")
+            have = {r[1] for r in self._conn.execute("PRAGMA table_info(results)")}
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise ConfigError(f"{self.path} is not a sweep results database ({exc})") from None
         if missing := set(COLUMNS) - have:
+            self._conn.close()
             raise ConfigError(f"{self.path} is not a sweep results database (missing {', '.join(sorted(missing))})")
 
     def write(self, row: dict[str, Any]) -> bool:
@@ -89,11 +110,25 @@ class ResultsDB:
         before = self._conn.total_changes
         with self._conn:  # BEGIN ... COMMIT (ROLLBACK on error)
             self._conn.execute("BEGIN")
-            self._conn.executemany(_INSERT, values)
+            self._conn.executemany(_RETRY, values)
         return self._conn.total_changes - before
 
-    def finished_keys(self) -> set[str]:
-        return {r[0] for r in self._conn.execute("SELECT key FROM results")}
+    def finished_keys(self, *, retry: str = "transient") -> set[str]:
+        """Keys of the cells a run skips: every ok cell, and the failed ones that are not to be rerun
+        (``retry``: ``"transient"`` reruns cells that failed for a transient reason, ``"all"`` every failed
+        cell, ``"none"`` none)."""
+        if retry not in {"transient", "all", "none"}:
+            raise ConfigError(f"retry must be transient, all or none, got {retry!r}")
+        keys: set[str] = set()
+        for key, status, error in self._conn.execute("SELECT key, status, error FROM results"):
+            if status == "ok" or retry == "none":
+                keys.add(key)
+            elif retry == "transient" and not str(error or "").startswith(TRANSIENT_ERRORS):
+                keys.add(key)
+        return keys
+
+    def failed_count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM results WHERE status != 'ok'").fetchone()[0])
 
     def count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
@@ -106,8 +141,11 @@ class ResultsDB:
     def merge(self, others: Iterable[str | Path]) -> int:
         """Copy every row of the other databases in; returns how many were new."""
         added = 0
-        for other in others:
-            source = ResultsDB(other)
+        sources = list(others)
+        for other in sources:  # every input is checked before anything is merged
+            ResultsDB(other, create=False).close()
+        for other in sources:
+            source = ResultsDB(other, create=False)
             try:
                 for row in source.rows():
                     added += self.write(row)

@@ -135,7 +135,7 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
                  prices: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Any]:
     """Write ``report.md``, ``report.html`` and one ``<dataset>.png`` per dataset; returns their paths and the
     summaries."""
-    db = ResultsDB(db_path)
+    db = ResultsDB(db_path, create=False)
     try:
         groups = summarise(db.rows(), prices)
     finally:

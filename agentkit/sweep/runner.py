@@ -69,15 +69,16 @@ class SweepSummary(BaseModel):
 
 async def run_cell(problem: Problem, backend: Backend, method: MethodEntry, budget: int, seed: int, *,
                    temperature: float = 0.0, handbooks: dict[str, BehaviorStore] | None = None,
-                   bus: Bus | None = None) -> dict[str, Any]:
+                   bus: Bus | None = None, ledger: Ledger | None = None) -> dict[str, Any]:
     """Run one registered method on one problem at one sequential budget (``Method.run``, the path
-    ``agentkit solve`` takes); the answer, text and the run's ledger."""
+    ``agentkit solve`` takes); the answer, text and the run's ledger (``ledger``, when given, records the
+    calls even if the run fails)."""
     registered = get_method(method.name)
     values = {"temperature": temperature, **method.params}
     store = values.get("store")
     handbook = (handbooks or {}).get(store) if isinstance(store, str) else None
     result = await registered.run(problem, backend, params=registered.params(**values), budget=budget, seed=seed,
-                                  handbook=handbook, bus=bus)
+                                  handbook=handbook, bus=bus, ledger=ledger)
     return {"answer": result.answer, "text": result.text, "ledger": result.ledger}
 
 
@@ -89,11 +90,14 @@ async def run_sweep(
     backends: dict[str, Backend] | None = None,
     on_cell: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    retry: str = "transient",
 ) -> SweepSummary:
     """Run (or resume) ``spec`` into the database at ``db_path``.
 
     ``backends`` maps a backend spec string to a ready backend (tests and embedding programs); the others are
-    built from their specs and closed at the end. ``on_start(cells, finished)`` is called once before any
+    built from their specs and closed at the end. Cells already in the database are skipped, except failed
+    ones that ``retry`` says to rerun (``"transient"``, the default: backend outages and timeouts; ``"all"``;
+    ``"none"``); a rerun replaces the failed row. ``on_start(cells, finished)`` is called once before any
     cell runs (the shard's cell count and how many of them the database already has: a progress bar's total
     and ETA); ``on_cell(row)`` after every written row.
     """
@@ -103,6 +107,7 @@ async def run_sweep(
     index, count = shard
     if not 0 <= index < count:
         raise ConfigError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
+    db = await asyncio.to_thread(ResultsDB, db_path)  # a bad --db fails before anything starts
     problems: dict[str, dict[str, Problem]] = {}
     for d in spec.datasets:
         loaded = load_dataset(d.name, limit=d.limit, seed=d.sample_seed, problem_field=d.problem_field,
@@ -114,8 +119,7 @@ async def run_sweep(
     live = {**built, **given}
     gates = {b.spec: asyncio.Semaphore(b.concurrency) for b in spec.backends}
     handbooks = await _open_handbooks(spec)
-    db = ResultsDB(db_path)
-    done = await asyncio.to_thread(db.finished_keys)
+    done = await asyncio.to_thread(db.finished_keys, retry=retry)
     summary = SweepSummary(db=str(db_path))
     grader = MathVerifyGrader(workers=2, timeout=spec.grader_timeout)
     bus = Bus(name=f"sweep:{spec.name}")  # every cell's roles attach here for the length of the cell
@@ -234,13 +238,17 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: B
     }
     started = time.perf_counter()
     problem = problem.with_(run_id=f"{cell.key}")
+    spent = Ledger(run_id=cell.key)
     try:
         async with gate:
             out = await run_cell(problem, backend, method, cell.budget, cell.seed, temperature=spec.temperature,
-                                 handbooks=handbooks, bus=bus)
+                                 handbooks=handbooks, bus=bus, ledger=spent)
     except AgentkitError as exc:
         _log.warning("cell failed", dataset=cell.dataset, item=cell.item_id, method=cell.method, error=str(exc))
-        return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "b_seq": 0, "b_total": 0,
+        figures = spent.summary()  # a failed cell keeps what it spent before it failed
+        return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "b_seq": figures["B_seq"],
+                "b_total": figures["B_total"], "input_tokens": figures["input_tokens"],
+                "output_tokens": figures["output_tokens"], "calls": figures["calls"],
                 "latency_s": time.perf_counter() - started}
     ledger: Ledger | None = out.get("ledger")
     figures = ledger.summary() if ledger is not None else {}

@@ -126,6 +126,12 @@ class SweepSpec(BaseModel):
             raise ValueError("two methods have the same label/parameters; give each a distinct label")
         if any(b < 64 for b in self.budgets):
             raise ValueError("every budget must be at least 64 tokens")
+        for field, values in (("budgets", self.budgets), ("seeds", self.seeds),
+                              ("datasets", [d.name for d in self.datasets]),
+                              ("backends", [b.spec for b in self.backends])):
+            repeated = sorted({str(v) for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"{field} lists {', '.join(repeated)} more than once (each cell would run twice)")
         return self
 
 
