@@ -149,56 +149,7 @@ class BehaviorStore(Protocol):
     async def prune(self, policy: PrunePolicy, *, dry_run: bool = True) -> list[PruneDecision]: ...
     async def compact(self) -> int: ...
     async def export_jsonl(self, path: str | Path) -> int: ...
-    async def import_jsonl(self, path: str | Path) -> ImportReport:
-        """Import an ``export_jsonl`` file exactly (versions, statuses, statistics). The file is validated as a
-        whole before anything is written: every line a behavior version (a JSON object), no version twice, and
-        exactly one ``latest`` version per behavior, the highest; otherwise nothing is imported and the
-        ``ConfigError`` lists every problem. Names already in the store are skipped (reported)."""
-        text = await asyncio.to_thread(Path(path).read_text, "utf-8")
-        versions: dict[str, list[tuple[Behavior, bool]]] = {}
-        problems: list[str] = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError(f"a behavior version is a JSON object, not {type(row).__name__}")
-                latest = row.pop("latest", False)
-                if not isinstance(latest, bool):
-                    raise ValueError("latest must be true or false")
-                behavior = Behavior.model_validate(row)
-            except ValidationError as exc:
-                problems.append(f"line {number}: {_explain(exc)}")
-                continue
-            except ValueError as exc:  # JSONDecodeError included
-                problems.append(f"line {number}: {exc}")
-                continue
-            versions.setdefault(behavior.name, []).append((behavior, latest))
-        for name, items in versions.items():
-            numbers = [b.version for b, _ in items]
-            latest_versions = [b.version for b, latest in items if latest]
-            if len(set(numbers)) != len(numbers):
-                problems.append(f"{name}: a version appears twice")
-            if len(latest_versions) != 1:
-                problems.append(f"{name}: {len(latest_versions)} versions marked latest (exactly one must be)")
-            elif latest_versions[0] != max(numbers):
-                problems.append(f"{name}: the latest version ({latest_versions[0]}) is not the highest")
-        if problems:
-            raise ConfigError(f"{path} is not a valid handbook export, nothing was imported: " + "; ".join(problems))
-        report = ImportReport()
-        for name, items in versions.items():
-            vectors = await self.embedder.embed([b.text for b, _ in items])
-            async with self._lock:
-                if await self._latest(name) is not None:
-                    report.skipped[name] = "already in the store"
-                    continue
-                await (await self._e()).upsert([
-                    (_point_id(b.name, b.version), v, self._payload(b, latest))
-                    for (b, latest), v in zip(items, vectors, strict=True)])
-            report.imported.append(name)
-        return report
-
+    async def import_jsonl(self, path: str | Path) -> ImportReport: ...
     async def import_behavior_json(self, data: str | Mapping[str, Any], *,
                                    topics: Sequence[str] = ()) -> ImportReport: ...
     async def close(self) -> None: ...
@@ -687,22 +638,43 @@ class QdrantBehaviorStore:
         return len(lines)
 
     async def import_jsonl(self, path: str | Path) -> ImportReport:
-        """Import an ``export_jsonl`` file exactly (versions, statuses, statistics). Names already in the store
-        are skipped (reported)."""
+        """Import an ``export_jsonl`` file exactly (versions, statuses, statistics). The file is validated as a
+        whole before anything is written: every line a behavior version (a JSON object), no version twice, and
+        exactly one ``latest`` version per behavior, the highest; otherwise nothing is imported and the
+        ``ConfigError`` lists every problem. Names already in the store are skipped (reported)."""
         text = await asyncio.to_thread(Path(path).read_text, "utf-8")
         versions: dict[str, list[tuple[Behavior, bool]]] = {}
-        report = ImportReport()
+        problems: list[str] = []
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                latest = bool(row.pop("latest", False))
+                if not isinstance(row, dict):
+                    raise ValueError(f"a behavior version is a JSON object, not {type(row).__name__}")
+                latest = row.pop("latest", False)
+                if not isinstance(latest, bool):
+                    raise ValueError("latest must be true or false")
                 behavior = Behavior.model_validate(row)
-            except (json.JSONDecodeError, ValidationError, AttributeError) as exc:
-                report.skipped[f"line {number}"] = _explain(exc) if isinstance(exc, ValidationError) else str(exc)
+            except ValidationError as exc:
+                problems.append(f"line {number}: {_explain(exc)}")
+                continue
+            except ValueError as exc:  # JSONDecodeError included
+                problems.append(f"line {number}: {exc}")
                 continue
             versions.setdefault(behavior.name, []).append((behavior, latest))
+        for name, items in versions.items():
+            numbers = [b.version for b, _ in items]
+            latest_versions = [b.version for b, latest in items if latest]
+            if len(set(numbers)) != len(numbers):
+                problems.append(f"{name}: a version appears twice")
+            if len(latest_versions) != 1:
+                problems.append(f"{name}: {len(latest_versions)} versions marked latest (exactly one must be)")
+            elif latest_versions[0] != max(numbers):
+                problems.append(f"{name}: the latest version ({latest_versions[0]}) is not the highest")
+        if problems:
+            raise ConfigError(f"{path} is not a valid handbook export, nothing was imported: " + "; ".join(problems))
+        report = ImportReport()
         for name, items in versions.items():
             vectors = await self.embedder.embed([b.text for b, _ in items])
             async with self._lock:

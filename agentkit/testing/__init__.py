@@ -196,6 +196,8 @@ class _Scripted:
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.billed = 0
+        """Tokens (prompt + completion) of every successful reply sent: what a real server would bill."""
 
     def set_script(self, script: Script | None) -> None:
         """Replace the script: a list of actions (then echo replies once it runs out), a callable that
@@ -296,6 +298,7 @@ class ScriptedServer(_Scripted):
                 "finish_reason": "length" if truncated else reply.finish_reason,
             })
         prompt_tokens = _usage_prompt(body.get("messages", []))
+        self.billed += prompt_tokens + completion_tokens
         return {
             "id": f"chatcmpl-scripted-{len(self.requests)}", "object": "chat.completion",
             "created": int(time.time()), "model": body.get("model", self.model), "choices": choices,
