@@ -143,13 +143,17 @@ class Retrying(Wrapper):
 
     async def complete(self, request: ChatRequest) -> list[Completion]:
         policy = self.policy
-        def refused(state: tenacity.RetryCallState) -> bool:
-            exc = state.outcome.exception() if state.outcome is not None else None
-            return getattr(exc, "cause", "") == "connection refused" and state.attempt_number >= policy.refused_attempts
+        class _Refused(tenacity.stop.stop_base):
+            """Stop once a refused connection has been tried ``refused_attempts`` times."""
+
+            def __call__(self, state: tenacity.RetryCallState) -> bool:
+                exc = state.outcome.exception() if state.outcome is not None else None
+                return (getattr(exc, "cause", "") == "connection refused"
+                        and state.attempt_number >= policy.refused_attempts)
 
         retryer = tenacity.AsyncRetrying(
             stop=(tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_before_delay(policy.max_time)
-                  | refused),
+                  | _Refused()),
             wait=self._wait,
             retry=tenacity.retry_if_exception(is_transient),
             before_sleep=self._before_sleep,

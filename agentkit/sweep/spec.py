@@ -126,10 +126,11 @@ class SweepSpec(BaseModel):
             raise ValueError("two methods have the same label/parameters; give each a distinct label")
         if any(b < 64 for b in self.budgets):
             raise ValueError("every budget must be at least 64 tokens")
-        for field, values in (("budgets", self.budgets), ("seeds", self.seeds),
-                              ("datasets", [d.name for d in self.datasets]),
-                              ("backends", [b.spec for b in self.backends])):
-            repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        grid: tuple[tuple[str, list[str]], ...] = (
+            ("budgets", [str(b) for b in self.budgets]), ("seeds", [str(s) for s in self.seeds]),
+            ("datasets", [d.name for d in self.datasets]), ("backends", [b.spec for b in self.backends]))
+        for field, values in grid:
+            repeated = sorted({v for v in values if values.count(v) > 1})
             if repeated:
                 raise ValueError(f"{field} lists {', '.join(repeated)} more than once (each cell would run twice)")
         return self
