@@ -8,6 +8,8 @@
   shares: ``id``, ``answer``, ``reference``, ``correct``, ``B_seq``, ``B_total``, ``output_tokens``,
   ``calls``; PDR/SR add ``rounds``, BCI adds ``behaviors`` (given), ``cited`` and ``behavior_tokens``.
 
+- ``agentkit sweep validate SPEC``: plan every cell with the real prompts and name the infeasible ones (exit 1);
+  ``sweep run`` does this first and refuses an infeasible spec unless ``--no-validate``.
 - ``agentkit sweep run|resume SPEC --db PATH [--shard i/n]``, ``agentkit sweep merge OUT IN...``,
   ``agentkit sweep report DB --out DIR``: concurrent, resumable benchmark sweeps (``agentkit.sweep``).
 - ``agentkit serve --store PATH [--port P] [--token T]``: the behavior handbook over HTTP (prints its URL and,
@@ -125,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--retry-failed", default="transient", choices=["transient", "all", "none"],
                        help="failed cells already in --db to run again: those that failed for a transient reason "
                             "(backend outage, timeout; default), all, or none")
+        p.add_argument("--no-validate", action="store_true",
+                       help="run even if `sweep validate` finds cells whose budget leaves no useful output")
+    p = ssub.add_parser("validate", help="plan every cell with the real prompts; name the infeasible ones")
+    p.add_argument("spec", help="a sweep spec (TOML)")
+    p.add_argument("--plugin", action="append", default=[],
+                   help="a module that registers methods (a .py path or a dotted name); repeatable")
+    p.add_argument("--json", action="store_true", help="every planned (dataset, method, budget) as JSON")
     p = ssub.add_parser("merge", help="combine shard databases into one")
     p.add_argument("out", help="the database to merge into (created if missing)")
     p.add_argument("inputs", nargs="+", help="shard databases")
@@ -133,6 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--spec", default=None, help="the sweep spec, for its per-backend price table")
     p.add_argument("--x", default="B_seq", choices=["B_seq", "B_total", "output_tokens"], help="the plots' x axis")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary rows as JSON (the numbers of the Markdown/HTML report) instead of the table")
 
     serve = sub.add_parser("serve", help="serve a behavior handbook over HTTP")
     serve.add_argument("--store", default=DEFAULT_STORE, help="embedded store directory (default: %(default)s)")
@@ -368,7 +379,7 @@ def _print_row(row: dict[str, Any], as_json: bool) -> None:
 
 async def _sweep(args: argparse.Namespace) -> int:
     from agentkit.errors import ConfigError
-    from agentkit.sweep import ResultsDB, load_spec, run_sweep, write_report
+    from agentkit.sweep import ResultsDB, infeasible, load_spec, run_sweep, validate_spec, write_report
 
     if args.action == "merge":
         for source in args.inputs:  # every input must be a results database before anything is written
@@ -384,16 +395,37 @@ async def _sweep(args: argparse.Namespace) -> int:
     if args.action == "report":
         prices = {b.spec: b.price_per_million for b in load_spec(args.spec).backends} if args.spec else None
         out = await asyncio.to_thread(write_report, args.db, args.out, x_field=args.x, prices=prices)
+        if args.json:
+            print(json.dumps({"groups": out["groups"], "markdown": out["markdown"], "html": out["html"],
+                              "plots": out["plots"]}, default=str))
+            return 0
         for g in out["groups"]:
             failed = f", {g['failed']} failed" if g["failed"] else ""
             print(f"{g['dataset']:<10} {g['method']:<28} @{g['budget']:<6} accuracy {g['accuracy']:.2f} "
-                  f"[{g['ci_low']:.2f}-{g['ci_high']:.2f}] of {g['graded']}{failed}   B_seq {g['B_seq']:.0f}   "
+                  f"[{g['ci_low']:.2f}-{g['ci_high']:.2f}] of {g['graded']} cells{failed}   B_seq {g['B_seq']:.0f}   "
                   f"B_total {g['B_total']:.0f}")
         print(f"report: {out['markdown']}\nhtml:   {out['html']}")
         for dataset, path in out["plots"].items():
             print(f"plot:   {path} ({dataset})")
         return 0
     spec = load_spec(args.spec)
+    if args.action == "validate" or not args.no_validate:
+        plans = await asyncio.to_thread(validate_spec, spec)
+        problems = infeasible(plans, spec.min_draft_tokens)
+        if args.action == "validate":
+            if args.json:
+                print(json.dumps([p.model_dump() for p in plans]))
+            else:
+                for p in plans:
+                    verdict = "ok" if p.feasible else f"INFEASIBLE on {p.infeasible}/{p.problems}"
+                    print(f"{p.dataset:<10} {p.method[:44]:<44} B_seq {p.budget:>6}: {p.min_tokens:>6}-{p.max_tokens:<6} "
+                          f"tokens per answering call  {verdict}")
+            for line in problems:
+                print(f"agentkit: infeasible: {line}", file=sys.stderr)
+            return 1 if problems else 0
+        if problems:
+            raise ConfigError(f"{args.spec}: {len(problems)} infeasible cell group(s) (`agentkit sweep validate` "
+                              "lists them; --no-validate runs anyway): " + "; ".join(problems))
     try:
         index, count = (int(x) for x in args.shard.split("/"))
     except ValueError:

@@ -31,6 +31,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,12 +40,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.errors import ConfigError, validation_problems
-from agentkit.ledger import Ledger
+from agentkit.ledger import Ledger, estimate_prompt_tokens
 from agentkit.memory.store import BehaviorStore
 from agentkit.messages import Problem, Solution
 from agentkit.prompts import load_prompt
 
-__all__ = ["METHODS", "Method", "MethodParams", "MethodResult", "get_method", "load_plugin", "method_names",
+__all__ = ["METHODS", "Method", "MethodParams", "MethodResult", "Plan", "get_method", "load_plugin", "method_names",
            "register"]
 
 
@@ -80,6 +81,22 @@ class MethodResult(BaseModel):
         return self.solution.text
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How a sequential budget splits for one method on one problem (``Method.plan``)."""
+
+    max_tokens: int
+    """The output cap of each answering call the budget leaves (below 1: the budget is infeasible)."""
+    fixed: int
+    """What the critical path spends apart from those caps: prompts, workspaces, fixed-size outputs."""
+    per_token: int = 1
+    """How many times each token of the cap lies on the critical path (PDR: once per round and distill)."""
+
+    def needs(self, tokens: int) -> int:
+        """The sequential budget that gives each answering call ``tokens`` output tokens."""
+        return self.fixed + self.per_token * tokens
+
+
 class Method(abc.ABC):
     """A registered test-time method (see the module doc)."""
 
@@ -111,6 +128,13 @@ class Method(abc.ABC):
         """One hash over every template the method uses (a changed prompt changes it)."""
         joined = "".join(load_prompt(name).hash for name in self.templates)
         return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+    def plan(self, problem: Problem, params: MethodParams | None, budget: int) -> Plan:
+        """How ``budget`` (B_seq) splits on ``problem`` with the real prompts: by default one chain of thought
+        (its prompt, then the output cap). Methods with another critical path override it; ``agentkit sweep
+        validate`` plans every cell with it before anything runs."""
+        prompt = estimate_prompt_tokens(load_prompt("long_cot").render(problem=problem.text))
+        return Plan(max_tokens=budget - prompt, fixed=prompt)
 
     def describe(self) -> str:
         """``name``, the summary and the parameters with their defaults (CLI help)."""

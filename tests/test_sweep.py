@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -182,9 +183,9 @@ async def test_report_renders_tables_and_a_valid_png(tmp_path: Path) -> None:
     out = write_report(tmp_path / "r.sqlite", tmp_path / "report", prices=prices)
     check_files(out)
     for g in out["groups"]:
-        # 3 graded problems (one always fails) x 2 seeds; only gsm8k-test-0 is right
-        assert g["graded"] == 6 and g["failed"] == 2 and g["accuracy"] == pytest.approx(1 / 3)
-        assert g["pass@1"] == pytest.approx(g["accuracy"]) and g["pass@2"] == pytest.approx(1 / 3)
+        # 4 problems (one always fails, which counts as wrong) x 2 seeds; only gsm8k-test-0 is right
+        assert g["graded"] == 8 and g["failed"] == 2 and g["accuracy"] == pytest.approx(2 / 8)
+        assert g["pass@1"] == pytest.approx(g["accuracy"]) and g["pass@2"] == pytest.approx(1 / 4)
 
 
 def test_report_plots_all_wrong_all_right_and_all_failed_configurations(tmp_path: Path) -> None:
@@ -202,7 +203,7 @@ def test_report_plots_all_wrong_all_right_and_all_failed_configurations(tmp_path
     out = write_report(tmp_path / "r.sqlite", tmp_path / "report")
     groups = {g["method"]: g for g in out["groups"]}
     assert groups["wrong"]["ci_low"] == 0.0 and groups["right"]["ci_high"] == 1.0
-    assert groups["broken"]["graded"] == 0 and groups["broken"]["failed"] == 3
+    assert groups["broken"]["graded"] == 3 and groups["broken"]["failed"] == 3 and groups["broken"]["accuracy"] == 0
     assert Path(out["plots"]["gsm8k"]).read_bytes().startswith(b"\x89PNG")
 
 
@@ -235,3 +236,28 @@ def test_shipped_specs_validate(name: str) -> None:
     root = Path(__file__).resolve().parent.parent
     spec = load_spec(root / "benchmarks" / "sweeps" / f"{name}.toml")
     assert spec.budgets and spec.methods
+
+
+def test_failed_cells_count_as_wrong_and_report_json_has_the_table_numbers(tmp_path: Path) -> None:
+    """A method whose hard problems fail does not look better than one that answers them wrong."""
+    db = ResultsDB(tmp_path / "r.sqlite")
+    rows = []
+    for method, outcomes in {"answers": ["right", "right", "wrong", "wrong"],
+                             "fails": ["right", "right", "failed", "failed"]}.items():
+        for i, outcome in enumerate(outcomes):
+            rows.append({"key": f"{method}-{i}", "dataset": "gsm8k", "item_id": f"p{i}", "method": method,
+                         "backend": "b", "budget": 512, "seed": 0,
+                         "status": "failed" if outcome == "failed" else "ok",
+                         "correct": None if outcome == "failed" else int(outcome == "right"),
+                         "b_seq": 100, "b_total": 100, "output_tokens": 90, "input_tokens": 10, "latency_s": 1.0,
+                         "grader": "g", "error": "BudgetExceeded: no room" if outcome == "failed" else None})
+    db.write_many(rows)
+    db.close()
+    out = subprocess.run([sys.executable, "-m", "agentkit.cli", "sweep", "report", str(tmp_path / "r.sqlite"),
+                          "--out", str(tmp_path / "report"), "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    groups = {g["method"]: g for g in json.loads(out.stdout)["groups"]}
+    assert groups["answers"]["accuracy"] == groups["fails"]["accuracy"] == 0.5  # was 1.0 for "fails"
+    assert groups["fails"]["failed"] == 2 and groups["fails"]["graded"] == 4
+    table = (tmp_path / "report" / "report.md").read_text()
+    assert "| fails | b | 512 | 4 | 1 | 0.500 | 0.15-0.85 |" in table

@@ -8,13 +8,14 @@ from agentkit.errors import BudgetExceeded
 from agentkit.ledger import Budget, Ledger, estimate_prompt_tokens
 from agentkit.messages import Problem
 from agentkit.prompts import load_prompt
-from agentkit.registry import MethodParams
+from agentkit.registry import MethodParams, Plan
 from agentkit.roles.pdr_roles import JUDGE_OUTPUT_TOKENS
 
 if TYPE_CHECKING:
     from .pdr import PDRConfig
 
-__all__ = ["budget_ledger", "plan_draft_tokens", "planning_prompt_tokens", "single_call_tokens", "start_run"]
+__all__ = ["budget_ledger", "plan_budget", "plan_draft_tokens", "planning_prompt_tokens", "single_call_tokens",
+           "start_run"]
 
 
 def start_run(problem: Problem, ledger: Ledger | None) -> tuple[Problem, Ledger]:
@@ -46,33 +47,37 @@ def planning_prompt_tokens(problem_text: str, config: PDRConfig | None = None) -
     return estimate_prompt_tokens(load_prompt(template).render(problem=problem_text, workspace=""))
 
 
-def plan_draft_tokens(target_bseq: int, *, prompt_tokens: int, config: PDRConfig | None = None) -> int:
-    """Per-draft ``max_tokens`` so that a run's ``B_seq`` is at most ``target_bseq`` (``config`` None: one long
-    chain of thought). Model of the critical path, with P = prompt tokens and m = draft output:
+def plan_budget(target_bseq: int, *, prompt_tokens: int, config: PDRConfig | None = None) -> Plan:
+    """How a sequential budget ``target_bseq`` splits: the per-draft ``max_tokens`` m and what else lies on the
+    critical path (``config`` None: one long chain of thought). Model of the critical path, with P = prompt
+    tokens and m = draft output:
 
     - long CoT: ``P + m``;
     - PDR/SR: every round's draft stage ``P + W_r + m`` (W_1 = 0, W_r = kappa), plus for r < R the distill
       stage: ``summary``/``error-analysis`` ``P + M_r * m + kappa``; ``judge`` selection
       ``P + M_r * m + 16``; agreement-based and random selection make no call.
-
-    Raises ``BudgetExceeded`` when not even one output token per draft fits.
     """
     if config is None:
-        m = target_bseq - prompt_tokens
-    else:
-        schedule = config.schedule
-        fixed, per_m = 0, 0
-        for r, drafts in enumerate(schedule, 1):
-            fixed += prompt_tokens + (config.kappa if r > 1 else 0)
-            per_m += 1
-            if r < len(schedule):
-                if config.variant in {"summary", "error-analysis"}:
-                    fixed += prompt_tokens + config.kappa
-                    per_m += drafts
-                elif config.select == "judge" and config.variant in {"topk", "topk-per-sample"}:
-                    fixed += prompt_tokens + JUDGE_OUTPUT_TOKENS
-                    per_m += drafts
-        m = (target_bseq - fixed) // per_m
+        return Plan(max_tokens=target_bseq - prompt_tokens, fixed=prompt_tokens)
+    schedule = config.schedule
+    fixed, per_m = 0, 0
+    for r, drafts in enumerate(schedule, 1):
+        fixed += prompt_tokens + (config.kappa if r > 1 else 0)
+        per_m += 1
+        if r < len(schedule):
+            if config.variant in {"summary", "error-analysis"}:
+                fixed += prompt_tokens + config.kappa
+                per_m += drafts
+            elif config.select == "judge" and config.variant in {"topk", "topk-per-sample"}:
+                fixed += prompt_tokens + JUDGE_OUTPUT_TOKENS
+                per_m += drafts
+    return Plan(max_tokens=(target_bseq - fixed) // per_m, fixed=fixed, per_token=per_m)
+
+
+def plan_draft_tokens(target_bseq: int, *, prompt_tokens: int, config: PDRConfig | None = None) -> int:
+    """Per-draft ``max_tokens`` so that a run's ``B_seq`` is at most ``target_bseq`` (``plan_budget``'s m).
+    Raises ``BudgetExceeded`` when not even one output token per draft fits."""
+    m = plan_budget(target_bseq, prompt_tokens=prompt_tokens, config=config).max_tokens
     if m < 1:
         raise BudgetExceeded(f"a sequential budget of {target_bseq} tokens leaves no room for a draft "
                              f"(prompt {prompt_tokens} tokens); raise the budget or lower kappa/rounds")

@@ -50,11 +50,11 @@ from agentkit.messages import (
     Workspace,
     WorkspaceVariant,
 )
-from agentkit.registry import Method, MethodParams, MethodResult
+from agentkit.registry import Method, MethodParams, MethodResult, Plan
 from agentkit.roles import Distiller, Refiner, ask, attached
 from agentkit.roles.pdr_roles import EXTRACTIVE, distill, write_draft
 
-from ._common import budget_ledger, plan_draft_tokens, planning_prompt_tokens, start_run
+from ._common import budget_ledger, plan_budget, plan_draft_tokens, planning_prompt_tokens, start_run
 
 __all__ = ["PDR", "SR", "PDRConfig", "PDRParams", "PDRResult", "SRParams", "Variant", "distill", "pdr",
            "plan_draft_tokens", "planning_prompt_tokens", "sr", "sr_config", "write_draft"]
@@ -264,20 +264,32 @@ def _solution(problem: Problem, result: PDRResult, ledger: Ledger, method: Metho
         behaviors=tuple(b.name for b in behaviors), cited=final.cited)
 
 
+def _pdr_config(p: PDRParams, seed: int | None) -> PDRConfig:
+    return PDRConfig(rounds=p.rounds, drafts=p.drafts, kappa=p.kappa, variant=p.variant, k=p.k, select=p.select,
+                     max_tokens=p.max_tokens, temperature=max(p.temperature, p.min_temperature), seed=seed or 0)
+
+
+def _plan(problem: Problem, config: PDRConfig, budget: int) -> Plan:
+    return plan_budget(budget, prompt_tokens=planning_prompt_tokens(problem.text, config), config=config)
+
+
 class PDR(Method):
     name = "pdr"
     summary = "Parallel-Distill-Refine: M drafts a round, distilled into a bounded workspace"
     params_model = PDRParams
     templates = ("long_cot", "pdr_refine", "pdr_summary", "pdr_judge")
 
+    def plan(self, problem: Problem, params: MethodParams | None, budget: int) -> Plan:
+        p = self.coerce(params)
+        assert isinstance(p, PDRParams)
+        return _plan(problem, _pdr_config(p, 0), budget)
+
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
                   bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
         assert isinstance(p, PDRParams)
-        config = PDRConfig(rounds=p.rounds, drafts=p.drafts, kappa=p.kappa, variant=p.variant, k=p.k,
-                           select=p.select, max_tokens=p.max_tokens, temperature=max(p.temperature, p.min_temperature),
-                           seed=seed or 0)
+        config = _pdr_config(p, seed)
         return await _run(self, problem, backend, config, budget, handbook if p.behaviors else None, p.behaviors,
                           p.retrieval, bus, ledger)
 
@@ -287,6 +299,11 @@ class SR(Method):
     summary = "Sequential Refinement: one draft a round, refined from the previous one"
     params_model = SRParams
     templates = ("long_cot", "pdr_refine", "sr_error_analysis")
+
+    def plan(self, problem: Problem, params: MethodParams | None, budget: int) -> Plan:
+        p = self.coerce(params)
+        assert isinstance(p, SRParams)
+        return _plan(problem, sr_config(p), budget)
 
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,

@@ -6,6 +6,7 @@ from .db import ResultsDB
 from .report import write_report
 from .runner import SweepSummary, run_cell, run_sweep
 from .spec import Cell, SweepSpec, iter_cells, load_spec
+from .validate import CellPlan, infeasible, validate_spec
 
-__all__ = ["Cell", "ResultsDB", "SweepSpec", "SweepSummary", "iter_cells", "load_spec", "run_cell", "run_sweep",
-           "write_report"]
+__all__ = ["Cell", "CellPlan", "ResultsDB", "SweepSpec", "SweepSummary", "infeasible", "iter_cells", "load_spec",
+           "run_cell", "run_sweep", "validate_spec", "write_report"]

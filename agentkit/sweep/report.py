@@ -2,10 +2,13 @@
 Pareto front marked (one point per method, backend and budget, per dataset), as the papers plot them.
 
 Per group (dataset, method, backend, budget): problems, samples per problem (seeds), accuracy = mean over
-every graded sample with a 95% Wilson interval (over all samples), pass@1 and pass@n by the unbiased
-estimator (averaged over problems; pass@1 equals the mean accuracy whatever n is), mean output / input
-tokens, ``B_seq``, ``B_total``, latency, failed cells, and cost when a price table is given (USD per
-million input / output tokens, per backend spec).
+**every cell of the grid** that has a reference, a failed cell (a timeout, an infeasible budget, a backend
+that gave up) counting as a wrong answer and also counted in its own ``failed`` column, so a method whose
+hard problems fail never looks better than one that answers them; a 95% Wilson interval (over all cells),
+pass@1 and pass@n by the unbiased estimator (averaged over problems, failed samples wrong; pass@1 equals the
+mean accuracy whatever n is), mean output / input tokens, ``B_seq``, ``B_total`` and latency over the cells
+that finished, and cost when a price table is given (USD per million input / output tokens, per backend
+spec; failed cells' tokens included).
 """
 
 from __future__ import annotations
@@ -36,12 +39,13 @@ def summarise(rows: Iterable[Mapping[str, Any]], prices: Mapping[str, Mapping[st
     out = []
     for (dataset, method, backend, budget), members in sorted(groups.items()):
         ok = [r for r in members if r["status"] == "ok"]
-        graded = [r for r in ok if r["correct"] is not None]
+        # Every cell counts: a failed cell is a wrong answer (ungraded cells, without a reference, do not count).
+        graded = [r for r in members if r["status"] != "ok" or r["correct"] is not None]
         per_item: dict[str, list[bool]] = defaultdict(list)
         for r in graded:
-            per_item[r["item_id"]].append(bool(r["correct"]))
+            per_item[r["item_id"]].append(r["status"] == "ok" and bool(r["correct"]))
         samples = min((len(v) for v in per_item.values()), default=0)
-        correct = sum(bool(r["correct"]) for r in graded)
+        correct = sum(sum(v) for v in per_item.values())
         low, high = wilson_interval(correct, len(graded))
 
         def mean(field: str, rows: list[Mapping[str, Any]] = ok) -> float:
@@ -60,7 +64,7 @@ def summarise(rows: Iterable[Mapping[str, Any]], prices: Mapping[str, Mapping[st
         price = (prices or {}).get(backend)
         if price:
             summary["cost_usd"] = sum((r["input_tokens"] or 0) * price.get("input", 0.0)
-                                      + (r["output_tokens"] or 0) * price.get("output", 0.0) for r in ok) / 1e6
+                                      + (r["output_tokens"] or 0) * price.get("output", 0.0) for r in members) / 1e6
         out.append(summary)
     return out
 
@@ -88,7 +92,7 @@ def _plot(dataset: str, groups: list[dict[str, Any]], x_field: str) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
-    groups = [g for g in groups if g["graded"]]  # a configuration whose every cell failed has no accuracy to plot
+    groups = [g for g in groups if g["graded"] > g["failed"]]  # every cell failed: no tokens to place it at
     points = [(g[x_field], g["accuracy"]) for g in groups]
     for g in groups:
         label = f"{g['method']} @{g['budget']}" + (f" ({g['backend']})" if len({x['backend'] for x in groups}) > 1
@@ -147,7 +151,8 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
         by_dataset[g["dataset"]].append(g)
     header = _COLUMNS + (["cost_usd"] if any("cost_usd" in g for g in groups) else [])
     md = [f"# Sweep report: {db_path}", "",
-          "Accuracy: mean over graded samples with a 95% Wilson interval; tokens are means per problem; "
+          "Accuracy: mean over every cell of the grid (a failed cell counts as wrong and is also in the `failed` "
+          "column) with a 95% Wilson interval; tokens are means over the cells that finished; "
           f"plots show accuracy against mean {x_field} with the Pareto front.", ""]
     page = [f"<h1>Sweep report</h1><p>{html.escape(str(db_path))}</p>"]
     plots = {}

@@ -27,6 +27,10 @@ concurrency = 4                      # cells in flight on this backend
 price_per_million = { input = 0.1, output = 0.4 }    # optional, for reports
 ```
 
+A method may list its own ``budgets = [...]`` (instead of the spec's). ``min_draft_tokens`` (default 64) is
+the smallest per-call output cap ``agentkit sweep validate`` (run first by ``sweep run``) accepts: it plans
+every cell with the real prompts and names each infeasible one.
+
 ``budget`` means ``B_seq``: each method's per-call ``max_tokens`` is planned from it (``plan_draft_tokens``)
 and a ``Ledger(Budget(sequential=...))`` enforces it. Method names and ``params`` are checked against the
 method registry when the spec loads (a user's own methods: ``plugins = ["path/to/module.py"]`` at the top of the
@@ -69,6 +73,9 @@ class MethodEntry(BaseModel):
     label: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
     """The method's parameters (checked against its parameter model)."""
+    budgets: list[int] | None = Field(default=None, min_length=1)
+    """This method's budgets (B_seq), instead of the spec's: a method whose critical path is longer (PDR with
+    many rounds and a large workspace) is compared where it is feasible."""
 
     @field_validator("name")
     @classmethod
@@ -118,17 +125,20 @@ class SweepSpec(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     temperature: float = 0.0
     grader_timeout: float = Field(default=10.0, gt=0)
+    min_draft_tokens: int = Field(default=64, ge=1)
+    """The smallest output cap per answering call that ``sweep validate`` accepts as a useful cell."""
 
     @model_validator(mode="after")
     def _unique(self) -> SweepSpec:
         keys = [m.key for m in self.methods]
         if len(set(keys)) != len(keys):
             raise ValueError("two methods have the same label/parameters; give each a distinct label")
-        if any(b < 64 for b in self.budgets):
+        if any(b < 64 for b in self.budgets + [b for m in self.methods for b in m.budgets or []]):
             raise ValueError("every budget must be at least 64 tokens")
         grid: tuple[tuple[str, list[str]], ...] = (
             ("budgets", [str(b) for b in self.budgets]), ("seeds", [str(s) for s in self.seeds]),
-            ("datasets", [d.name for d in self.datasets]), ("backends", [b.spec for b in self.backends]))
+            ("datasets", [d.name for d in self.datasets]), ("backends", [b.spec for b in self.backends]),
+            *((f"methods.{m.key}.budgets", [str(b) for b in m.budgets]) for m in self.methods if m.budgets))
         for field, values in grid:
             repeated = sorted({v for v in values if values.count(v) > 1})
             if repeated:
@@ -185,7 +195,7 @@ def iter_cells(spec: SweepSpec, items: dict[str, list[str]]) -> Iterator[Cell]:
         for item_id in items[dataset.name]:
             for method in spec.methods:
                 for backend in spec.backends:
-                    for budget in spec.budgets:
+                    for budget in method.budgets or spec.budgets:
                         for seed in spec.seeds:
                             yield Cell(dataset=dataset.name, item_id=item_id, method=method.key,
                                        backend=backend.spec, budget=budget, seed=seed)
