@@ -37,8 +37,8 @@ async def test_samples_vote_and_budgets_match_one_chain_sequentially() -> None:
     method = METHODS["self-consistency"]
     assert isinstance(method, SelfConsistency)
     result = await method.run(PROBLEM, backend, params=method.params(samples=5, max_tokens=50), seed=3)
-    seeds = sorted(b["seed"] for b in backend.requests)
-    assert seeds == [3, 4, 5, 6, 7] and all(b["temperature"] == 0.7 for b in backend.requests)  # distinct, sampled
+    seeds = [b["seed"] for b in backend.requests]
+    assert len(set(seeds)) == 5 and all(b["temperature"] == 0.7 for b in backend.requests)  # distinct, sampled
     assert result.answer == "9" and result.details["votes"] == [3, 1, 1] and result.details["agreement"] == 0.6
     ledger = result.ledger
     per_call = [r.tokens for r in ledger.records]

@@ -53,6 +53,7 @@ from agentkit.messages import (
 from agentkit.registry import Method, MethodParams, MethodResult, Plan
 from agentkit.roles import Distiller, Refiner, ask, attached
 from agentkit.roles.pdr_roles import EXTRACTIVE, distill, write_draft
+from agentkit.seeds import derive_seed
 
 from ._common import budget_ledger, plan_budget, plan_draft_tokens, planning_prompt_tokens, start_run
 
@@ -141,7 +142,8 @@ async def pdr(problem: Problem, backend: Backend, config: PDRConfig | None = Non
                 [workspaces[b] if len(workspaces) > 1 else workspaces[0] for b in range(m)]
             requests = [problem.derive(RefineRequest, sender="pdr", problem=problem, workspace=inputs[b], round=r,
                                        branch=b, max_tokens=config.max_tokens, temperature=config.temperature,
-                                       seed=config.seed + 1000 * r + b, final=final, behaviors=given)
+                                       seed=derive_seed(config.seed, problem.problem_id, "draft", r, b), final=final,
+                                       behaviors=given)
                         for b in range(m)]
             outcomes = await asyncio.gather(*(ask(active, q, Draft) for q in requests), return_exceptions=True)
             drafts = [o for o in outcomes if isinstance(o, Draft)]

@@ -4,7 +4,7 @@ The baseline every parallel method is compared with ("Self-Consistency Improves 
 Wang et al., 2022). The N samples are N branches of one stage, so at a sequential budget ``B_seq`` each gets
 the same output cap as one long chain of thought (``B_seq = P + m``, the critical path of one sample) while
 ``B_total`` grows N-fold: it is PDR's matched-``B_seq`` comparison. Samples are the Student's answering calls,
-with seeds ``seed + i`` and temperature ``max(temperature, min_temperature)`` so that they differ.
+with seeds hashed from (seed, problem, sample) (``agentkit.seeds``) and temperature ``max(temperature, min_temperature)`` so that they differ.
 
 The vote groups answers with ``answers_match``; the largest group wins, ties go to the group whose first
 sample came first; samples without an answer do not vote. The winning group's first sample is the answer (its
@@ -27,6 +27,7 @@ from agentkit.memory.store import BehaviorStore
 from agentkit.messages import AnswerRequest, Problem, Solution, TokenUsage
 from agentkit.registry import Method, MethodParams, MethodResult
 from agentkit.roles import Student, ask, attached
+from agentkit.seeds import derive_seed
 
 from ._common import budget_ledger, single_call_tokens, start_run
 
@@ -58,7 +59,8 @@ async def self_consistency(problem: Problem, backend: Backend, *, samples: int =
     async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), samples)]) as active:
         answers = list(await asyncio.gather(*(ask(active, problem.derive(
             AnswerRequest, sender="self-consistency", problem=problem, max_tokens=max_tokens, temperature=temperature,
-            seed=None if seed is None else seed + i, round=1, branch=i, final=False, method="sample"), Solution)
+            seed=derive_seed(seed, problem.problem_id, "sample", i), round=1, branch=i, final=False,
+            method="sample"), Solution)
             for i in range(samples))))
     winner, groups = majority_vote([s.answer for s in answers])
     chosen = answers[winner if winner is not None else 0]

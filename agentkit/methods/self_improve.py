@@ -29,6 +29,7 @@ from agentkit.memory.store import BehaviorStore
 from agentkit.messages import AnswerRequest, BehaviorProposal, CurateRequest, Problem, Solution, TokenUsage
 from agentkit.registry import Method, MethodParams, MethodResult
 from agentkit.roles import Strategist, Student, ask, attached
+from agentkit.seeds import derive_seed
 
 from ._common import budget_ledger, single_call_tokens, start_run
 
@@ -54,7 +55,7 @@ class Improvement(BaseModel):
 def _attempt(problem: Problem, max_tokens: int | None, temperature: float, seed: int | None, branch: int
              ) -> AnswerRequest:
     return problem.derive(AnswerRequest, sender="self-improve", problem=problem, max_tokens=max_tokens,
-                          temperature=temperature, seed=None if seed is None else seed + branch, round=1,
+                          temperature=temperature, seed=derive_seed(seed, problem.problem_id, "attempt", branch), round=1,
                           branch=branch, final=False, method="attempt")
 
 

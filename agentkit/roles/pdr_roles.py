@@ -44,6 +44,7 @@ from agentkit.evaluation.answers import answers_match, extract_answer
 from agentkit.ledger import Ledger
 from agentkit.messages import DistillRequest, DistillResult, Draft, RefineRequest, TokenUsage, Workspace
 from agentkit.prompts import load_prompt
+from agentkit.seeds import derive_seed
 
 from ._base import Role
 
@@ -176,7 +177,7 @@ async def distill(request: DistillRequest, backend: Backend, ledger: Ledger) -> 
     if request.variant not in EXTRACTIVE:
         raise ConfigError(f"unknown workspace variant {request.variant!r}")
     k = min(request.k, len(drafts))
-    rng = random.Random(request.seed * 7919 + r)
+    rng = random.Random(derive_seed(request.seed, request.problem.problem_id, "distill", r))
     if request.variant == "topk":
         order = (await _judge_order(request, list(range(len(drafts))), backend, ledger, 0)
                  if request.select == "judge" else agreement_order(drafts))
