@@ -261,3 +261,67 @@ def test_failed_cells_count_as_wrong_and_report_json_has_the_table_numbers(tmp_p
     assert groups["fails"]["failed"] == 2 and groups["fails"]["graded"] == 4
     table = (tmp_path / "report" / "report.md").read_text()
     assert "| fails | b | 512 | 4 | 1 | 0.500 | 0.15-0.85 |" in table
+
+
+STRICT_SPEC = """
+name = "strict"
+budgets = [900]
+lenient_answers = {lenient}
+[[datasets]]
+name = "gsm8k"
+limit = 2
+[[methods]]
+name = "long-cot"
+[[methods]]
+name = "pdr"
+params = {{ rounds = 2, drafts = 2, kappa = 64, variant = "topk" }}
+[[backends]]
+spec = "openai-compatible:{url}?model=scripted&retries=1"
+"""
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+async def test_answers_from_cut_off_text_do_not_count_unless_lenient_and_rows_explain_themselves(
+        tmp_path: Path, lenient: bool) -> None:
+    def script(body: dict[str, Any]) -> Reply:
+        if "robe takes 2 bolts" in body["messages"][-1]["content"]:  # gsm8k-test-1: runs past any cap
+            return Reply("so far 18 then " + "more " * 3000)
+        return Reply("The total is 3 bolts plus 15 more, 18")  # finished, no \\boxed: GSM8K's final-number rule
+
+    async with ScriptedServer(script) as server:
+        path = tmp_path / "strict.toml"
+        path.write_text(STRICT_SPEC.format(url=server.base_url, lenient=str(lenient).lower()))
+        await run_sweep(load_spec(path), tmp_path / "r.sqlite")
+    db = ResultsDB(tmp_path / "r.sqlite")
+    rows = {(r["item_id"], r["method"].split("(")[0]): r for r in db.rows()}
+    db.close()
+    finished, cut = rows[("gsm8k-test-0", "long-cot")], rows[("gsm8k-test-1", "long-cot")]
+    assert finished["finish_reason"] == "stop" and cut["finish_reason"] == "length"
+    if lenient:
+        assert finished["extraction"] == cut["extraction"] == "lenient" and cut["answer"] is not None
+    else:
+        assert (finished["answer"], finished["extraction"]) == ("18", "final-number")
+        assert (cut["answer"], cut["extraction"], cut["correct"]) == (None, "none", 0)
+    details = json.loads(rows[("gsm8k-test-0", "pdr")]["details"])
+    assert [len(r["answers"]) for r in details["rounds"]] == [2, 1] and details["schedule"] == [2, 1]
+    assert {"agreement", "failed", "correct_drafts"} <= set(details["rounds"][0])
+    assert details["rounds"][0]["workspace_tokens"][0] > 0
+    out = write_report(tmp_path / "r.sqlite", tmp_path / "report")
+    [pdr_group] = [g for g in out["groups"] if g["method"].startswith("pdr")]
+    assert len(pdr_group["round_accuracy"]) == 2
+    assert "Drafts right per round" in await asyncio.to_thread(Path(out["markdown"]).read_text)
+
+
+def test_an_older_results_database_gains_the_new_columns(tmp_path: Path) -> None:
+    from agentkit.sweep.db import ADDED_COLUMNS, COLUMNS
+
+    old = [c for c in COLUMNS if c not in ADDED_COLUMNS]
+    conn = sqlite3.connect(tmp_path / "old.sqlite")
+    conn.execute(f"CREATE TABLE results ({', '.join(f'{c} {COLUMNS[c]}' for c in old)})")
+    conn.execute("INSERT INTO results (key, status) VALUES ('k', 'ok')")
+    conn.commit()
+    conn.close()
+    db = ResultsDB(tmp_path / "old.sqlite", create=False)
+    [row] = list(db.rows())
+    db.close()
+    assert row["key"] == "k" and row["extraction"] is None and row["details"] is None

@@ -1,7 +1,8 @@
 """Answer extraction and a light equivalence check.
 
 ``extract_answer`` takes the last ``\\boxed{...}`` (balanced braces), else the text after a final
-``Answer:``, else the last number in the text. ``answers_match`` compares two answers numerically when both
+``Answer:``, else the last number in the text. ``extract_strict`` is the evaluation rule sweeps use: it also says
+how the answer was found, and text cut off by its token cap counts only with a boxed answer. ``answers_match`` compares two answers numerically when both
 parse as numbers (``1,000`` = ``1000``, ``18.0`` = ``18``, ``$18`` = ``18``) and as normalised strings
 otherwise. Full symbolic equivalence with math-verify, in a process pool with its own timeout, is the
 job of the sweep grader; this module is what ``agentkit solve`` needs for GSM8K-style numeric answers.
@@ -11,8 +12,13 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from typing import Literal
 
-__all__ = ["answers_match", "extract_answer", "last_boxed"]
+__all__ = ["Extraction", "answers_match", "extract_answer", "extract_strict", "last_boxed"]
+
+Extraction = Literal["boxed", "answer-line", "final-number", "pattern", "none"]
+"""How an answer was found: the last ``\\boxed{}``, a final ``Answer:`` line, the last number in the text, a
+caller's pattern, or not at all."""
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _ANSWER_LINE = re.compile(r"answer\s*(?:is)?\s*[:=]?\s*(.+)", re.IGNORECASE)
@@ -38,25 +44,46 @@ def last_boxed(text: str) -> str | None:
 
 
 def extract_answer(text: str, *, pattern: str | None = None) -> str | None:
-    """The final answer a model wrote, or None. ``pattern``: a regular expression whose first group (or whole
-    match) is the answer; its last match wins, and no other rule applies."""
+    """The final answer a model wrote, or None (lenient: the last number counts when nothing else does).
+    ``pattern``: a regular expression whose first group (or whole match) is the answer; its last match wins,
+    and no other rule applies."""
+    return _extract(text, pattern=pattern, final_number=True)[0]
+
+
+def extract_strict(text: str, *, finish_reason: str = "stop", final_number: bool = True,
+                   pattern: str | None = None) -> tuple[str | None, Extraction]:
+    """The answer and how it was found, under the evaluation rule: a ``\\boxed{}`` answer always counts; a
+    final ``Answer:`` line or (with ``final_number``, GSM8K's rule) the last number counts only when the text
+    finished by itself: text cut off by its token cap (``finish_reason == "length"``) without a boxed answer has
+    no answer, since its last number is wherever the cap fell."""
+    finished = finish_reason != "length"
+    answer, how = _extract(text, pattern=pattern, final_number=final_number)
+    if how in ("answer-line", "final-number") and not finished:
+        return None, "none"
+    return answer, how
+
+
+def _extract(text: str, *, pattern: str | None, final_number: bool) -> tuple[str | None, Extraction]:
     if not text:
-        return None
+        return None, "none"
     if pattern is not None:
         matches = list(re.finditer(pattern, text))
         if not matches:
-            return None
+            return None, "none"
         last = matches[-1]
-        return (last.group(1) if last.groups() else last.group(0)).strip() or None
+        found = (last.group(1) if last.groups() else last.group(0)).strip() or None
+        return found, "pattern" if found else "none"
     boxed = last_boxed(text)
     if boxed:
-        return boxed
+        return boxed, "boxed"
     lines = [m.group(1).strip() for m in _ANSWER_LINE.finditer(text)]
     if lines and lines[-1]:
         numbers = _NUMBER.findall(lines[-1])
-        return numbers[0].replace(",", "") if numbers else lines[-1].rstrip(".")
+        return (numbers[0].replace(",", "") if numbers else lines[-1].rstrip(".")), "answer-line"
+    if not final_number:
+        return None, "none"
     numbers = _NUMBER.findall(text)
-    return numbers[-1].replace(",", "") if numbers else None
+    return (numbers[-1].replace(",", ""), "final-number") if numbers else (None, "none")
 
 
 def _as_number(text: str) -> Fraction | None:

@@ -48,7 +48,12 @@ COLUMNS: dict[str, str] = {
     "prompt_hash": "TEXT",
     "sampling": "TEXT",
     "finished_at": "REAL",
+    "extraction": "TEXT",
+    "finish_reason": "TEXT",
+    "details": "TEXT",
 }
+ADDED_COLUMNS = ("extraction", "finish_reason", "details")
+"""Columns added after the first results databases were written: opening an older database adds them (NULL)."""
 
 
 _INSERT = f"INSERT OR IGNORE INTO results VALUES ({', '.join(f':{name}' for name in COLUMNS)})"
@@ -86,6 +91,10 @@ class ResultsDB:
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise ConfigError(f"{self.path} is not a sweep results database ({exc})") from None
+        for name in ADDED_COLUMNS:
+            if name not in have and "key" in have:
+                self._conn.execute(f"ALTER TABLE results ADD COLUMN {name} {COLUMNS[name]}")
+                have.add(name)
         if missing := set(COLUMNS) - have:
             self._conn.close()
             raise ConfigError(f"{self.path} is not a sweep results database (missing {', '.join(sorted(missing))})")
@@ -102,7 +111,7 @@ class ResultsDB:
         values = []
         for row in rows:
             v = {name: row.get(name) for name in COLUMNS}
-            for name in ("method_params", "backend_info", "sampling"):
+            for name in ("method_params", "backend_info", "sampling", "details"):
                 if not isinstance(v[name], (str, type(None))):
                     v[name] = json.dumps(v[name], sort_keys=True)
             v["finished_at"] = v["finished_at"] or now

@@ -61,12 +61,30 @@ def summarise(rows: Iterable[Mapping[str, Any]], prices: Mapping[str, Mapping[st
             "B_total": mean("b_total"), "latency_s": mean("latency_s"),
             "grader": sorted({str(r["grader"]) for r in members}),
         }
+        rounds = _round_accuracy(ok)
+        if rounds:
+            summary["round_accuracy"] = rounds
         price = (prices or {}).get(backend)
         if price:
             summary["cost_usd"] = sum((r["input_tokens"] or 0) * price.get("input", 0.0)
                                       + (r["output_tokens"] or 0) * price.get("output", 0.0) for r in members) / 1e6
         out.append(summary)
     return out
+
+
+def _round_accuracy(rows: list[Mapping[str, Any]]) -> list[float]:
+    """PDR/SR: per round, the share of that round's drafts whose answer was right (mean over cells)."""
+    per_round: dict[int, list[float]] = defaultdict(list)
+    for r in rows:
+        details = r.get("details")
+        if isinstance(details, str):
+            import json
+
+            details = json.loads(details)
+        for i, diag in enumerate((details or {}).get("rounds") or []):
+            if diag.get("drafts") and "correct_drafts" in diag:
+                per_round[i].append(diag["correct_drafts"] / diag["drafts"])
+    return [round(sum(v) / len(v), 4) for _, v in sorted(per_round.items())]
 
 
 def _mean_pass(per_item: Mapping[str, list[bool]], k: int) -> float:
@@ -164,6 +182,11 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
         md += [f"## {dataset}", "", f"![{dataset}]({path.name})", "", "| " + " | ".join(header) + " |",
                "|" + "---|" * len(header)]
         md += ["| " + " | ".join(_cells(g)) + " |" for g in members]
+        refined = [g for g in members if g.get("round_accuracy")]
+        if refined:
+            md += ["", "Drafts right per round (PDR/SR, mean over cells): " + "; ".join(
+                f"{g['method']} @{g['budget']}: " + " -> ".join(f"{a:.2f}" for a in g["round_accuracy"])
+                for g in refined)]
         md += ["", f"grader: {', '.join(sorted({v for g in members for v in g['grader']}))}", ""]
         rows_html = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(g)) + "</tr>"
                             for g in members)

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.errors import AgentkitError, ConfigError
+from agentkit.evaluation.answers import extract_strict
 from agentkit.evaluation.grader import MathVerifyGrader
 from agentkit.ledger import Ledger
 from agentkit.log import get_logger
@@ -41,7 +42,7 @@ from agentkit.messages import Problem
 from agentkit.registry import get_method
 
 from .db import ResultsDB
-from .spec import Cell, MethodEntry, SweepSpec, iter_cells
+from .spec import Cell, DatasetEntry, MethodEntry, SweepSpec, iter_cells
 
 __all__ = ["SweepSummary", "run_cell", "run_sweep"]
 
@@ -79,7 +80,8 @@ async def run_cell(problem: Problem, backend: Backend, method: MethodEntry, budg
     handbook = (handbooks or {}).get(store) if isinstance(store, str) else None
     result = await registered.run(problem, backend, params=registered.params(**values), budget=budget, seed=seed,
                                   handbook=handbook, bus=bus, ledger=ledger)
-    return {"answer": result.answer, "text": result.text, "ledger": result.ledger}
+    return {"answer": result.answer, "text": result.text, "ledger": result.ledger,
+            "finish_reason": result.solution.finish_reason, "details": result.details}
 
 
 async def run_sweep(
@@ -114,6 +116,7 @@ async def run_sweep(
                               answer_field=d.answer_field, id_field=d.id_field, subject_field=d.subject_field)
         problems[d.name] = {p.problem_id: p for p in loaded}
     methods = {m.key: m for m in spec.methods}
+    datasets = {d.name: d for d in spec.datasets}
     given = dict(backends or {})
     built = {b.spec: backend_from_spec(b.spec) for b in spec.backends if b.spec not in given}
     live = {**built, **given}
@@ -170,7 +173,8 @@ async def run_sweep(
     async def worker() -> None:
         while (cell := await next_cell()) is not None:
             row = await _run_one(cell, problems[cell.dataset][cell.item_id], methods[cell.method],
-                                 live[cell.backend], gates[cell.backend], spec, grader, handbooks, bus)
+                                 live[cell.backend], gates[cell.backend], spec, grader, handbooks, bus,
+                                 datasets[cell.dataset])
             await finished.put(row)
 
     async def work() -> None:
@@ -226,9 +230,19 @@ async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
     return stores
 
 
+def _row_details(details: dict[str, Any]) -> dict[str, Any] | None:
+    """What a row keeps of a run's details: PDR/SR's per-round diagnostics (answers, agreement, workspace
+    tokens, drafts dropped), self-consistency's votes; never the drafts' text."""
+    result = details.get("pdr")
+    if result is not None:
+        return {"rounds": result.diagnostics["rounds"], "schedule": result.diagnostics["schedule"]}
+    kept = {k: v for k, v in details.items() if k in {"answers", "votes", "agreement", "chosen", "samples"}}
+    return kept or None
+
+
 async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: Backend,
                    gate: asyncio.Semaphore, spec: SweepSpec, grader: MathVerifyGrader,
-                   handbooks: dict[str, BehaviorStore], bus: Bus) -> dict[str, Any]:
+                   handbooks: dict[str, BehaviorStore], bus: Bus, dataset: DatasetEntry) -> dict[str, Any]:
     row: dict[str, Any] = {
         "key": cell.key, "sweep": spec.name, "dataset": cell.dataset, "item_id": cell.item_id,
         "method": cell.method, "method_params": {"name": method.name, **method.params}, "backend": cell.backend,
@@ -252,10 +266,16 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: B
                 "latency_s": time.perf_counter() - started}
     ledger: Ledger | None = out.get("ledger")
     figures = ledger.summary() if ledger is not None else {}
-    grade = await grader.grade(out["answer"], problem.reference or "", extracted=True) \
+    finish = str(out.get("finish_reason") or "")
+    if spec.lenient_answers:
+        answer, how = out["answer"], "lenient"
+    else:
+        answer, how = extract_strict(out.get("text") or "", finish_reason=finish, final_number=dataset.numeric)
+    grade = await grader.grade(answer, problem.reference or "", extracted=True) \
         if problem.reference is not None else None
     return {
-        **row, "status": "ok", "error": None, "answer": out["answer"],
+        **row, "status": "ok", "error": None, "answer": answer, "extraction": how, "finish_reason": finish,
+        "details": _row_details(out.get("details") or {}),
         "correct": None if grade is None else int(grade.correct),
         "grade_status": None if grade is None else grade.status,
         "b_seq": figures.get("B_seq"), "b_total": figures.get("B_total"),

@@ -63,6 +63,13 @@ class DatasetEntry(BaseModel):
     answer_field: str = "answer"
     id_field: str = "id"
     subject_field: str = "subject"
+    final_number: bool | None = None
+    """Whether the last number of a finished answer counts when it has no ``\\boxed{}`` (GSM8K's rule); None:
+    only for the GSM8K datasets."""
+
+    @property
+    def numeric(self) -> bool:
+        return self.final_number if self.final_number is not None else self.name.startswith("gsm8k")
 
 
 class MethodEntry(BaseModel):
@@ -125,6 +132,9 @@ class SweepSpec(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     temperature: float = 0.0
     grader_timeout: float = Field(default=10.0, gt=0)
+    lenient_answers: bool = False
+    """Take answers as the methods extracted them (the last number of a cut-off text included) instead of the
+    strict rule (``agentkit.evaluation.answers.extract_strict``); every row records which."""
     min_draft_tokens: int = Field(default=64, ge=1)
     """The smallest output cap per answering call that ``sweep validate`` accepts as a useful cell."""
 
