@@ -144,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--x", default="B_seq", choices=["B_seq", "B_total", "output_tokens"], help="the plots' x axis")
     p.add_argument("--json", action="store_true",
                    help="print the summary rows as JSON (the numbers of the Markdown/HTML report) instead of the table")
+    p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), default=None,
+                   help="a paired comparison of method A against method B (method keys as in the report); "
+                        "repeatable; default: every method against long CoT")
 
     serve = sub.add_parser("serve", help="serve a behavior handbook over HTTP")
     serve.add_argument("--store", default=DEFAULT_STORE, help="embedded store directory (default: %(default)s)")
@@ -394,16 +397,21 @@ async def _sweep(args: argparse.Namespace) -> int:
         return 0
     if args.action == "report":
         prices = {b.spec: b.price_per_million for b in load_spec(args.spec).backends} if args.spec else None
-        out = await asyncio.to_thread(write_report, args.db, args.out, x_field=args.x, prices=prices)
+        pairs = [tuple(p) for p in args.compare] if args.compare else None
+        out = await asyncio.to_thread(write_report, args.db, args.out, x_field=args.x, prices=prices, pairs=pairs)
         if args.json:
-            print(json.dumps({"groups": out["groups"], "markdown": out["markdown"], "html": out["html"],
-                              "plots": out["plots"]}, default=str))
+            print(json.dumps({"groups": out["groups"], "comparisons": out["comparisons"], "markdown": out["markdown"],
+                              "html": out["html"], "plots": out["plots"]}, default=str))
             return 0
         for g in out["groups"]:
             failed = f", {g['failed']} failed" if g["failed"] else ""
             print(f"{g['dataset']:<10} {g['method']:<28} @{g['budget']:<6} accuracy {g['accuracy']:.2f} "
                   f"[{g['ci_low']:.2f}-{g['ci_high']:.2f}] of {g['graded']} cells{failed}   B_seq {g['B_seq']:.0f}   "
                   f"B_total {g['B_total']:.0f}")
+        for c in out["comparisons"]:
+            print(f"{c['dataset']:<10} {c['a']} - {c['b']} @{c['budget']}: {c['difference']:+.3f} "
+                  f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] over {c['items']} items, "
+                  f"wins/losses/ties {c['wins']}/{c['losses']}/{c['ties']}")
         print(f"report: {out['markdown']}\nhtml:   {out['html']}")
         for dataset, path in out["plots"].items():
             print(f"plot:   {path} ({dataset})")

@@ -58,10 +58,14 @@ def write_spec(tmp_path: Path, url: str, concurrency: int = 4) -> Path:
     return path
 
 
-def table(db: Path) -> dict[str, tuple[Any, ...]]:
+def table(db: Path, *, missing_ok: bool = False) -> dict[str, tuple[Any, ...]]:
     conn = sqlite3.connect(db)
     try:
         rows = conn.execute("SELECT key, status, answer, correct, b_seq, b_total FROM results").fetchall()
+    except sqlite3.OperationalError:
+        if not missing_ok:  # polling a database another process is creating: its table may not exist yet
+            raise
+        rows = []
     finally:
         conn.close()
     return {r[0]: r[1:] for r in rows}
@@ -141,7 +145,7 @@ async def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path) ->
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env)
         for _ in range(600):
             await asyncio.sleep(0.1)
-            if db.exists() and len(table(db)) >= 6:
+            if db.exists() and len(table(db, missing_ok=True)) >= 6:
                 break
         os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()
@@ -170,9 +174,13 @@ def check_files(out: dict[str, Any]) -> None:
     png = Path(out["plots"]["gsm8k"]).read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
     md = Path(out["markdown"]).read_text()
-    assert md.count("| long-cot |") == 2 and md.count("| sr(kappa=64,rounds=2) |") == 2 and "cost_usd" in md
+    lines = md.splitlines()
+    assert sum(line.startswith("| long-cot |") for line in lines) == 2 and "cost_usd" in md
+    paired = sum(line.startswith("| sr(kappa=64,rounds=2) | long-cot |") for line in lines)
+    assert paired == 2  # the paired comparison with long CoT, one per budget
+    assert sum(line.startswith("| sr(kappa=64,rounds=2) |") for line in lines) - paired == 2
     page = Path(out["html"]).read_text()
-    assert "data:image/png;base64," in page and page.count("<tr>") == 5
+    assert "data:image/png;base64," in page and page.split("<h3>")[0].count("<tr>") == 5
 
 
 async def test_report_renders_tables_and_a_valid_png(tmp_path: Path) -> None:
@@ -325,3 +333,44 @@ def test_an_older_results_database_gains_the_new_columns(tmp_path: Path) -> None
     [row] = list(db.rows())
     db.close()
     assert row["key"] == "k" and row["extraction"] is None and row["details"] is None
+
+
+def test_paired_comparisons_bootstrap_over_problems_and_seed_spread(tmp_path: Path) -> None:
+    """Two methods on the same 6 problems x 3 seeds: the report pairs them per item (seeds averaged), with a
+    bootstrap over problems; seeds of one problem never count as independent evidence."""
+    from agentkit.evaluation.stats import bootstrap_mean_ci, paired_difference, seed_mean_se
+
+    db = ResultsDB(tmp_path / "r.sqlite")
+    rows = []
+    right = {"long-cot": {0, 1}, "pdr": {0, 1, 2, 3}}  # pdr also solves p2, p3 (every seed)
+    for method, solved in right.items():
+        for item in range(6):
+            for seed in range(3):
+                rows.append({"key": f"{method}-{item}-{seed}", "dataset": "gsm8k", "item_id": f"p{item}",
+                             "method": method, "method_params": {"name": method}, "backend": "b", "budget": 512,
+                             "seed": seed, "status": "ok", "answer": "1" if item in solved else "2",
+                             "correct": int(item in solved), "b_seq": 1, "b_total": 1, "output_tokens": 1,
+                             "input_tokens": 1, "latency_s": 0.1, "grader": "g"})
+    db.write_many(rows)
+    db.close()
+    out = write_report(tmp_path / "r.sqlite", tmp_path / "report")
+    [c] = out["comparisons"]
+    assert (c["a"], c["b"], c["items"]) == ("pdr", "long-cot", 6)
+    assert c["difference"] == pytest.approx(2 / 6) and (c["wins"], c["losses"], c["ties"]) == (2, 0, 4)
+    # With 6 problems the paired interval still includes 0 (a resample without p2 and p3 is likely enough).
+    assert c["ci_low"] == 0.0 < c["difference"] <= c["ci_high"] <= 4 / 6
+    groups = {g["method"]: g for g in out["groups"]}
+    assert groups["pdr"]["seed_se"] == 0 and groups["pdr"]["seeds"] == 3 and groups["pdr"]["maj@3"] == 4 / 6
+    # The bootstrap over 6 problems is wider than a Wilson interval that takes 18 cells as independent.
+    g = groups["long-cot"]
+    assert g["boot_high"] - g["boot_low"] > g["ci_high"] - g["ci_low"]
+    assert "| pdr | long-cot | 512 | 6 | +0.333 |" in Path(out["markdown"]).read_text()
+    assert bootstrap_mean_ci([[1.0, 1.0], [0.0, 0.0]], seed=1) == bootstrap_mean_ci([[1.0, 1.0], [0.0, 0.0]], seed=1)
+    assert seed_mean_se([0.5, 0.7]) == pytest.approx((0.6, 0.1))
+    assert paired_difference({}, {"x": 1.0})["items"] == 0
+    cli = subprocess.run([sys.executable, "-m", "agentkit.cli", "sweep", "report", str(tmp_path / "r.sqlite"), "--out",
+                          str(tmp_path / "r2"), "--compare", "long-cot", "pdr", "--json"], capture_output=True,
+                         text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    [back] = json.loads(cli.stdout)["comparisons"]
+    assert back["a"] == "long-cot" and back["difference"] == pytest.approx(-2 / 6)

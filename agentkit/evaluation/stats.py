@@ -5,17 +5,24 @@
 problems a local run affords. ``pass_at_k`` is the unbiased estimator of Chen et al. (2021): with n samples of
 which c are correct, ``1 - C(n-c, k) / C(n, k)``; its mean over problems at k = 1 equals the mean accuracy
 over samples whatever n is.
+
+For repeated samples of one problem (seeds), samples are not independent: ``bootstrap_mean_ci`` resamples
+problems with their samples together, ``seed_mean_se`` gives the spread across seeds, and
+``paired_difference`` compares two methods on the same problems (a paired bootstrap and win/loss counts),
+which is the question users ask ("does PDR beat long CoT here?").
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import random
+from collections.abc import Iterable, Mapping, Sequence
 from statistics import NormalDist
 
 from agentkit.errors import ConfigError
 
-__all__ = ["accuracy_summary", "pass_at_k", "wilson_interval"]
+__all__ = ["accuracy_summary", "bootstrap_mean_ci", "paired_difference", "pass_at_k", "seed_mean_se",
+           "wilson_interval"]
 
 
 def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
@@ -54,3 +61,42 @@ def accuracy_summary(correct: Iterable[bool], *, confidence: float = 0.95) -> di
     n, k = len(outcomes), sum(outcomes)
     low, high = wilson_interval(k, n, confidence=confidence)
     return {"n": n, "correct": k, "accuracy": k / n if n else 0.0, "ci_low": low, "ci_high": high}
+
+
+def bootstrap_mean_ci(per_item: Sequence[Sequence[float]], *, confidence: float = 0.95, resamples: int = 2000,
+                      seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap interval of the mean of per-item means, resampling **items** (each item's samples,
+    e.g. its seeds, stay together: they are not independent draws). Seeded, so a report is reproducible."""
+    means = [sum(v) / len(v) for v in per_item if v]
+    if not means:
+        return 0.0, 0.0
+    rng = random.Random(seed)
+    n = len(means)
+    stats = sorted(sum(means[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    alpha = (1 - confidence) / 2
+    return stats[int(alpha * (resamples - 1))], stats[int((1 - alpha) * (resamples - 1))]
+
+
+def seed_mean_se(per_seed: Sequence[float]) -> tuple[float, float]:
+    """The mean of per-seed accuracies and its standard error across seeds (0 with one seed)."""
+    if not per_seed:
+        return 0.0, 0.0
+    mean = sum(per_seed) / len(per_seed)
+    if len(per_seed) < 2:
+        return mean, 0.0
+    variance = sum((x - mean) ** 2 for x in per_seed) / (len(per_seed) - 1)
+    return mean, math.sqrt(variance / len(per_seed))
+
+
+def paired_difference(a: Mapping[str, float], b: Mapping[str, float], *, confidence: float = 0.95,
+                      resamples: int = 2000, seed: int = 0) -> dict[str, float | int]:
+    """Method A minus method B on the items both have (``a``/``b``: item -> its score, e.g. the mean correctness
+    over seeds): the mean difference, a paired bootstrap interval (items resampled together for both methods),
+    and the items A won, lost and tied."""
+    items = sorted(set(a) & set(b))
+    diffs = [a[i] - b[i] for i in items]
+    if not diffs:
+        return {"items": 0, "difference": 0.0, "ci_low": 0.0, "ci_high": 0.0, "wins": 0, "losses": 0, "ties": 0}
+    low, high = bootstrap_mean_ci([[d] for d in diffs], confidence=confidence, resamples=resamples, seed=seed)
+    return {"items": len(items), "difference": sum(diffs) / len(diffs), "ci_low": low, "ci_high": high,
+            "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs), "ties": sum(d == 0 for d in diffs)}

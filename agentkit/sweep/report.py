@@ -8,7 +8,12 @@ hard problems fail never looks better than one that answers them; a 95% Wilson i
 pass@1 and pass@n by the unbiased estimator (averaged over problems, failed samples wrong; pass@1 equals the
 mean accuracy whatever n is), mean output / input tokens, ``B_seq``, ``B_total`` and latency over the cells
 that finished, and cost when a price table is given (USD per million input / output tokens, per backend
-spec; failed cells' tokens included).
+spec; failed cells' tokens included). With several seeds, a bootstrap interval over problems (a problem's
+samples resampled together), the mean accuracy over seeds with its standard error, and majority@n.
+
+``compare`` (and the report's "Paired comparisons" section, ``sweep report --compare A B``): two methods on
+the same items, budget and backend, the accuracy difference with a paired bootstrap interval and the items
+each one won; by default every method against long CoT.
 """
 
 from __future__ import annotations
@@ -16,16 +21,18 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from agentkit.evaluation.stats import pass_at_k, wilson_interval
+from agentkit.evaluation.answers import answers_match
+from agentkit.evaluation.stats import bootstrap_mean_ci, paired_difference, pass_at_k, seed_mean_se, wilson_interval
 
 from .db import ResultsDB
 
-__all__ = ["pareto_front", "summarise", "write_report"]
+__all__ = ["compare", "pareto_front", "summarise", "write_report"]
 
 GroupKey = tuple[str, str, str, int]
 
@@ -61,6 +68,13 @@ def summarise(rows: Iterable[Mapping[str, Any]], prices: Mapping[str, Mapping[st
             "B_total": mean("b_total"), "latency_s": mean("latency_s"),
             "grader": sorted({str(r["grader"]) for r in members}),
         }
+        per_seed: dict[int, list[bool]] = defaultdict(list)
+        for r in graded:
+            per_seed[int(r.get("seed") or 0)].append(r["status"] == "ok" and bool(r["correct"]))
+        seed_mean, seed_se = seed_mean_se([sum(v) / len(v) for v in per_seed.values() if v])
+        boot_low, boot_high = bootstrap_mean_ci([[float(x) for x in v] for v in per_item.values()])
+        summary.update({"seeds": len(per_seed), "seed_mean": seed_mean, "seed_se": seed_se, "boot_low": boot_low,
+                        "boot_high": boot_high, f"maj@{samples}": _majority(graded) if samples else 0.0})
         rounds = _round_accuracy(ok)
         if rounds:
             summary["round_accuracy"] = rounds
@@ -72,14 +86,67 @@ def summarise(rows: Iterable[Mapping[str, Any]], prices: Mapping[str, Mapping[st
     return out
 
 
+def _majority(rows: list[Mapping[str, Any]]) -> float:
+    """majority@n: per problem, whether the answer most of its samples gave (failed samples give none) is right;
+    the mean over problems."""
+    by_item: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_item[r["item_id"]].append(r)
+    scores = []
+    for members in by_item.values():
+        groups: list[list[Mapping[str, Any]]] = []
+        for r in members:
+            if r["status"] != "ok" or r.get("answer") is None:
+                continue
+            for group in groups:
+                if answers_match(r["answer"], group[0]["answer"]):
+                    group.append(r)
+                    break
+            else:
+                groups.append([r])
+        best = max(groups, key=len, default=None)
+        scores.append(float(bool(best and best[0]["correct"])))
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] | None = None
+            ) -> list[dict[str, Any]]:
+    """Paired comparisons of methods on the same items, budget and backend: each method against long CoT by
+    default, or the given (A, B) pairs of method keys. Per item the score is its mean correctness over seeds
+    (a failed cell counts as wrong); the difference A - B has a paired bootstrap interval over items."""
+    scores: dict[tuple[str, str, int], dict[str, dict[str, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list)))
+    baselines: set[str] = set()
+    for r in rows:
+        if r["status"] == "ok" and r["correct"] is None:
+            continue  # no reference: not graded
+        params = r.get("method_params")
+        name = (json.loads(params) if isinstance(params, str) else params or {}).get("name", r["method"])
+        if name == "long-cot":
+            baselines.add(r["method"])
+        ok = r["status"] == "ok" and bool(r["correct"])
+        scores[(r["dataset"], r["backend"], int(r["budget"]))][r["method"]][r["item_id"]].append(float(ok))
+    wanted = list(pairs) if pairs is not None else None
+    out = []
+    for (dataset, backend, budget), methods in sorted(scores.items()):
+        todo = wanted if wanted is not None else [(m, b) for b in sorted(baselines & set(methods))
+                                                  for m in sorted(methods) if m != b]
+        for a, b in todo:
+            if a not in methods or b not in methods:
+                continue
+            per_a = {i: sum(v) / len(v) for i, v in methods[a].items()}
+            per_b = {i: sum(v) / len(v) for i, v in methods[b].items()}
+            out.append({"dataset": dataset, "backend": backend, "budget": budget, "a": a, "b": b,
+                        **paired_difference(per_a, per_b)})
+    return out
+
+
 def _round_accuracy(rows: list[Mapping[str, Any]]) -> list[float]:
     """PDR/SR: per round, the share of that round's drafts whose answer was right (mean over cells)."""
     per_round: dict[int, list[float]] = defaultdict(list)
     for r in rows:
         details = r.get("details")
         if isinstance(details, str):
-            import json
-
             details = json.loads(details)
         for i, diag in enumerate((details or {}).get("rounds") or []):
             if diag.get("drafts") and "correct_drafts" in diag:
@@ -134,8 +201,8 @@ def _plot(dataset: str, groups: list[dict[str, Any]], x_field: str) -> bytes:
     return buffer.getvalue()
 
 
-_COLUMNS = ["method", "backend", "budget", "problems", "samples", "accuracy", "ci", "pass@1", "output_tokens",
-            "input_tokens", "B_seq", "B_total", "latency_s", "failed"]
+_COLUMNS = ["method", "backend", "budget", "problems", "samples", "accuracy", "ci", "boot_ci", "seeds_mean_se",
+            "pass@1", "output_tokens", "input_tokens", "B_seq", "B_total", "latency_s", "failed"]
 
 
 def _cells(g: dict[str, Any]) -> list[str]:
@@ -143,6 +210,10 @@ def _cells(g: dict[str, Any]) -> list[str]:
     for c in _COLUMNS:
         if c == "ci":
             cells.append(f"{g['ci_low']:.2f}-{g['ci_high']:.2f}")
+        elif c == "boot_ci":
+            cells.append(f"{g['boot_low']:.2f}-{g['boot_high']:.2f}")
+        elif c == "seeds_mean_se":
+            cells.append(f"{g['seed_mean']:.3f} ± {g['seed_se']:.3f} ({g['seeds']})")
         elif isinstance(g[c], float):
             cells.append(f"{g[c]:.3f}" if c in ("accuracy", "pass@1") else f"{g[c]:.0f}" if c != "latency_s"
                          else f"{g[c]:.1f}")
@@ -154,14 +225,17 @@ def _cells(g: dict[str, Any]) -> list[str]:
 
 
 def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_seq",
-                 prices: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Any]:
-    """Write ``report.md``, ``report.html`` and one ``<dataset>.png`` per dataset; returns their paths and the
-    summaries."""
+                 prices: Mapping[str, Mapping[str, float]] | None = None,
+                 pairs: Iterable[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """Write ``report.md``, ``report.html`` and one ``<dataset>.png`` per dataset; returns their paths, the
+    summaries and the paired comparisons (``pairs`` of method keys, default each method against long CoT)."""
     db = ResultsDB(db_path, create=False)
     try:
-        groups = summarise(db.rows(), prices)
+        rows = list(db.rows())
     finally:
         db.close()
+    groups = summarise(rows, prices)
+    comparisons = compare(rows, pairs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -170,7 +244,10 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
     header = _COLUMNS + (["cost_usd"] if any("cost_usd" in g for g in groups) else [])
     md = [f"# Sweep report: {db_path}", "",
           "Accuracy: mean over every cell of the grid (a failed cell counts as wrong and is also in the `failed` "
-          "column) with a 95% Wilson interval; tokens are means over the cells that finished; "
+          "column). `ci`: a 95% Wilson interval over cells (treats seeds of one problem as independent); "
+          "`boot_ci`: a 95% bootstrap over problems (a problem's seeds resampled together: the honest one when "
+          "there are several seeds); `seeds_mean_se`: the mean of per-seed accuracies, its standard error across "
+          "seeds and the number of seeds. Tokens are means over the cells that finished; "
           f"plots show accuracy against mean {x_field} with the Pareto front.", ""]
     page = [f"<h1>Sweep report</h1><p>{html.escape(str(db_path))}</p>"]
     plots = {}
@@ -187,14 +264,33 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
             md += ["", "Drafts right per round (PDR/SR, mean over cells): " + "; ".join(
                 f"{g['method']} @{g['budget']}: " + " -> ".join(f"{a:.2f}" for a in g["round_accuracy"])
                 for g in refined)]
+        paired = [c for c in comparisons if c["dataset"] == dataset]
+        if paired:
+            md += ["", "Paired comparisons (same items, budget and backend; per item the mean over seeds, a failed "
+                   "cell wrong; 95% paired bootstrap over items):", "",
+                   "| A | B | budget | items | A - B | 95% CI | wins / losses / ties |", "|---|---|---|---|---|---|---|"]
+            md += [f"| {c['a']} | {c['b']} | {c['budget']} | {c['items']} | {c['difference']:+.3f} | "
+                   f"{c['ci_low']:+.3f} to {c['ci_high']:+.3f} | {c['wins']} / {c['losses']} / {c['ties']} |"
+                   for c in paired]
+            paired_html = ("<h3>Paired comparisons</h3><table border='1' cellspacing='0' cellpadding='3'><tr><th>A</th>"
+                        "<th>B</th><th>budget</th><th>items</th><th>A - B</th><th>95% CI</th><th>wins / losses / "
+                        "ties</th></tr>" + "".join(
+                            f"<tr><td>{html.escape(c['a'])}</td><td>{html.escape(c['b'])}</td><td>{c['budget']}</td>"
+                            f"<td>{c['items']}</td><td>{c['difference']:+.3f}</td><td>{c['ci_low']:+.3f} to "
+                            f"{c['ci_high']:+.3f}</td><td>{c['wins']} / {c['losses']} / {c['ties']}</td></tr>"
+                            for c in paired) + "</table>")
+        else:
+            paired_html = ""
         md += ["", f"grader: {', '.join(sorted({v for g in members for v in g['grader']}))}", ""]
         rows_html = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(g)) + "</tr>"
                             for g in members)
         page.append(f"<h2>{html.escape(dataset)}</h2><img alt='{html.escape(dataset)}' "
                     f"src='data:image/png;base64,{base64.b64encode(png).decode()}'/>"
                     "<table border='1' cellspacing='0' cellpadding='3'><tr>"
-                    + "".join(f"<th>{html.escape(h)}</th>" for h in header) + f"</tr>{rows_html}</table>")
+                    + "".join(f"<th>{html.escape(h)}</th>" for h in header) + f"</tr>{rows_html}</table>"
+                    + paired_html)
     (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     (out / "report.html").write_text("<!doctype html><html><head><meta charset='utf-8'><title>Sweep report</title>"
                                      "</head><body>" + "".join(page) + "</body></html>\n", encoding="utf-8")
-    return {"markdown": str(out / "report.md"), "html": str(out / "report.html"), "plots": plots, "groups": groups}
+    return {"markdown": str(out / "report.md"), "html": str(out / "report.html"), "plots": plots, "groups": groups,
+            "comparisons": comparisons}
