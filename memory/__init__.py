@@ -12,7 +12,16 @@ renderer.
 from .behavior import Behavior, BehaviorStats, Provenance, Status, as_behaviors, find_citations, render_behaviors
 from .client import HandbookClient
 from .embedders import BGEM3Embedder, Embedder, MiniLMEmbedder, default_embedder
-from .retrieval import RETRIEVALS, Retrieval, record_citations, retrieve_behaviors, topics_of
+from .retrieval import (
+    RETRIEVALS,
+    HandbookMode,
+    Retrieval,
+    UsageLog,
+    UsageTarget,
+    record_citations,
+    retrieve_behaviors,
+    topics_of,
+)
 from .store import (
     BehaviorStore,
     ImportReport,
@@ -30,6 +39,7 @@ __all__ = [
     "BehaviorStore",
     "Embedder",
     "HandbookClient",
+    "HandbookMode",
     "ImportReport",
     "MiniLMEmbedder",
     "Provenance",
@@ -39,6 +49,8 @@ __all__ = [
     "Retrieval",
     "SearchHit",
     "Status",
+    "UsageLog",
+    "UsageTarget",
     "as_behaviors",
     "default_embedder",
     "find_citations",

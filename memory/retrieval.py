@@ -1,15 +1,19 @@
 """Retrieval and usage accounting for behavior-conditioned inference, over any ``BehaviorStore``.
 
 Behaviors are retrieved once per problem, before generation: by embedding top-K (the paper's AIME setting),
-by topic (its MATH setting), or both (embedding search restricted to the problem's topics). Usage goes back
-to the handbook as events: ``retrieved`` for every behavior put in context, ``cited`` for every one an answer
-names, and ``cited_correct`` / ``cited_wrong`` when the answer was graded.
+by topic (its MATH setting), or both (embedding search restricted to the problem's topics). A behavior
+curated from the problem itself (its provenance names the problem's id) is never retrieved for it
+(``exclude_own``). Usage goes to a ``UsageTarget`` as events: ``retrieved`` for every behavior put in context,
+``cited`` for every one an answer names, and ``cited_correct`` / ``cited_wrong`` when the answer was graded.
+The target is the handbook itself (online: later retrievals rank by what earlier answers did), or a
+``UsageLog`` that keeps the events apart (frozen: what evaluation does by default, so a test set never tunes
+the handbook it is answered with).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 from agentkit._behavior import Behavior
 from agentkit.errors import ConfigError
@@ -17,10 +21,30 @@ from agentkit.messages import Problem
 
 from .store import BehaviorStore
 
-__all__ = ["RETRIEVALS", "Retrieval", "record_citations", "retrieve_behaviors", "topics_of"]
+__all__ = ["RETRIEVALS", "HandbookMode", "Retrieval", "UsageLog", "UsageTarget", "record_citations",
+           "retrieve_behaviors", "topics_of"]
 
 Retrieval = Literal["embedding", "topic", "both"]
 RETRIEVALS: tuple[str, ...] = get_args(Retrieval)
+HandbookMode = Literal["frozen", "online"]
+"""``frozen``: usage from answering goes to a ``UsageLog`` (the handbook does not change while it is evaluated);
+``online``: it goes to the handbook (test-time learning; every row and report says so)."""
+
+
+class UsageTarget(Protocol):
+    """Where usage events go: a ``BehaviorStore``, or a ``UsageLog``."""
+
+    async def record_usage(self, name: str, event: str, count: int = 1) -> None: ...
+
+
+class UsageLog:
+    """Usage events kept apart from the handbook, in order (``events``: (name, event, count))."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, int]] = []
+
+    async def record_usage(self, name: str, event: str, count: int = 1) -> None:
+        self.events.append((name, event, count))
 
 
 def topics_of(problem: Problem) -> tuple[str, ...]:
@@ -29,29 +53,39 @@ def topics_of(problem: Problem) -> tuple[str, ...]:
 
 
 async def retrieve_behaviors(handbook: BehaviorStore, problem: Problem, *, k: int = 8,
-                             retrieval: Retrieval | str = "embedding", record: bool = True) -> list[Behavior]:
-    """Up to ``k`` behaviors for ``problem`` from ``handbook``; counts ``retrieved`` (unless ``record`` is off)."""
+                             retrieval: Retrieval | str = "embedding", record: bool = True,
+                             usage: UsageTarget | None = None, exclude_own: bool = True) -> list[Behavior]:
+    """Up to ``k`` behaviors for ``problem`` from ``handbook``; counts ``retrieved`` in ``usage`` (default: the
+    handbook; none when ``record`` is off). ``exclude_own``: never a behavior curated from this very problem."""
     if retrieval not in RETRIEVALS:
         raise ConfigError(f"retrieval must be one of {', '.join(RETRIEVALS)}, got {retrieval!r}")
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     topics = topics_of(problem)
+    fetch = 2 * k + 8 if exclude_own else k  # room for the problem's own behaviors, dropped below
+
+    def allowed(behavior: Behavior) -> bool:
+        return not exclude_own or all(p.problem_id != problem.problem_id for p in behavior.provenance)
+
     if retrieval == "topic":
         found: dict[str, Behavior] = {}
         for topic in topics:
-            for behavior in await handbook.by_topic(topic, k=k):
-                found.setdefault(behavior.name, behavior)
+            for behavior in await handbook.by_topic(topic, k=fetch):
+                if allowed(behavior):
+                    found.setdefault(behavior.name, behavior)
         chosen = list(found.values())[:k]
     else:
         only = list(topics) if retrieval == "both" and topics else None
-        chosen = [hit.behavior for hit in await handbook.search(problem.text, k, topics=only)]
+        chosen = [hit.behavior for hit in await handbook.search(problem.text, fetch, topics=only)
+                  if allowed(hit.behavior)][:k]
     if record:
+        target = usage if usage is not None else handbook
         for behavior in chosen:
-            await handbook.record_usage(behavior.name, "retrieved")
+            await target.record_usage(behavior.name, "retrieved")
     return chosen
 
 
-async def record_citations(handbook: BehaviorStore, cited: Sequence[str], *, correct: bool | None) -> None:
+async def record_citations(handbook: UsageTarget, cited: Sequence[str], *, correct: bool | None) -> None:
     """Count ``cited`` for each name, plus ``cited_correct`` / ``cited_wrong`` when ``correct`` is known."""
     for name in cited:
         await handbook.record_usage(name, "cited")

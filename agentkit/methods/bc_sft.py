@@ -101,7 +101,8 @@ async def generate_bc_sft(
 
     async def behaviors_for(problem: Problem) -> tuple[Behavior, ...]:
         if handbook is not None:
-            return tuple(await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval))
+            # Training data: a problem's own behaviors are what the paper conditions on (no evaluation here).
+            return tuple(await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval, exclude_own=False))
         request = problem.derive(CurateRequest, sender="bc_sft", problem=problem, max_tokens=max_tokens,
                                  temperature=temperature, seed=seed)
         return as_behaviors((await active.request(request, BehaviorProposal, timeout=3600)).behaviors)

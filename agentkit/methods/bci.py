@@ -24,7 +24,15 @@ from agentkit.bus import Bus
 from agentkit.errors import ConfigError
 from agentkit.evaluation.answers import answers_match
 from agentkit.ledger import Ledger
-from agentkit.memory.retrieval import Retrieval, record_citations, retrieve_behaviors, topics_of
+from agentkit.memory.retrieval import (
+    HandbookMode,
+    Retrieval,
+    UsageLog,
+    UsageTarget,
+    record_citations,
+    retrieve_behaviors,
+    topics_of,
+)
 from agentkit.memory.store import BehaviorStore
 from agentkit.messages import AnswerRequest, Problem, Solution
 from agentkit.registry import Method, MethodParams, MethodResult
@@ -59,15 +67,20 @@ async def bci(
     final: bool = True,
     method: str = "bci",
     bus: Bus | None = None,
+    usage: UsageTarget | None = None,
+    exclude_own: bool = True,
 ) -> Solution:
-    """Solve ``problem`` with behaviors in context: ``behaviors`` as given, else the top ``k`` from ``handbook``.
+    """Solve ``problem`` with behaviors in context: ``behaviors`` as given, else the top ``k`` from ``handbook``
+    (never one curated from this problem, unless ``exclude_own`` is off).
 
     With ``handbook``, usage is recorded (retrieved, cited, and cited_correct / cited_wrong when the reference
-    is known). With no behaviors at all this is the plain chain-of-thought solve (``long_cot``'s prompt)."""
+    is known) in ``usage`` (default: the handbook itself; a ``UsageLog`` keeps a frozen handbook unchanged). With
+    no behaviors at all this is the plain chain-of-thought solve (``long_cot``'s prompt)."""
     if behaviors is None:
         if handbook is None:
             raise ConfigError("bci() needs behaviors= or a handbook= to retrieve them from")
-        chosen: tuple[Behavior, ...] = tuple(await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval))
+        chosen: tuple[Behavior, ...] = tuple(await retrieve_behaviors(
+            handbook, problem, k=k, retrieval=retrieval, usage=usage, exclude_own=exclude_own))
     else:
         chosen = as_behaviors(behaviors)
     problem, ledger = start_run(problem, ledger)
@@ -77,7 +90,7 @@ async def bci(
             temperature=temperature, seed=seed, round=round, branch=branch, final=final, method=method), Solution)
     if handbook is not None and solution.cited:
         correct = answers_match(solution.answer, problem.reference) if problem.reference is not None else None
-        await record_citations(handbook, solution.cited, correct=correct)
+        await record_citations(usage if usage is not None else handbook, solution.cited, correct=correct)
     return solution
 
 
@@ -90,6 +103,10 @@ class BCIParams(MethodParams):
     """The handbook to retrieve from (a store directory or a service URL), for the CLI and sweeps to open."""
     behaviors: tuple[Behavior, ...] | None = None
     """Behaviors to use as given instead of retrieving (a ``{name: instruction}`` mapping is accepted)."""
+    handbook_mode: HandbookMode = "frozen"
+    """``frozen`` (default): usage from answering is logged in the result's details, not applied to the
+    handbook, so evaluation never learns from the labels it is scored on; ``online``: applied (test-time
+    learning), which the method's key in sweeps then says."""
 
     @field_validator("behaviors", mode="before")
     @classmethod
@@ -112,9 +129,11 @@ class BCI(Method):
             raise ConfigError("a bci request needs behaviors, or a handbook to retrieve them (params.store, "
                               "--store, or a Student with a handbook)")
         ledger = budget_ledger(problem, budget, ledger)
+        log = UsageLog() if p.handbook_mode == "frozen" else None
         solution = await bci(problem, backend, behaviors=p.behaviors, handbook=handbook, k=p.k, retrieval=p.retrieval,
                              ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
-                             temperature=p.temperature, seed=seed, bus=bus)
-        return MethodResult(solution=solution, ledger=ledger)
+                             temperature=p.temperature, seed=seed, bus=bus, usage=log)
+        return MethodResult(solution=solution, ledger=ledger, details={
+            "handbook_mode": p.handbook_mode, "usage": log.events if log is not None else None})
 
 

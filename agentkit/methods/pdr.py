@@ -36,7 +36,14 @@ from agentkit.errors import BackendError, BackendRequestError, BackendUnavailabl
 from agentkit.evaluation.answers import answers_match
 from agentkit.ledger import Ledger
 from agentkit.log import get_logger
-from agentkit.memory.retrieval import Retrieval, record_citations, retrieve_behaviors
+from agentkit.memory.retrieval import (
+    HandbookMode,
+    Retrieval,
+    UsageLog,
+    UsageTarget,
+    record_citations,
+    retrieve_behaviors,
+)
 from agentkit.memory.store import BehaviorStore
 from agentkit.messages import (
     DistillRequest,
@@ -113,14 +120,14 @@ class PDRResult(BaseModel):
 
 async def pdr(problem: Problem, backend: Backend, config: PDRConfig | None = None, *,
               ledger: Ledger | None = None, bus: Bus | None = None, behaviors: Sequence[Behavior] = (),
-              handbook: BehaviorStore | None = None) -> PDRResult:
+              handbook: BehaviorStore | None = None, usage: UsageTarget | None = None) -> PDRResult:
     """Run PDR (or SR, when every round has one draft) on one problem.
 
     ``behaviors`` (retrieved by the caller, e.g. ``handbook.search(problem.text, k)``) go into every draft's
     prompt (behavior-conditioned inference inside PDR); each draft's ``cited`` lists the behavior names it
     mentions, the diagnostics count them per round, and with ``handbook`` (a ``BehaviorStore``) every
     citation is recorded as ``cited``, plus ``cited_correct`` / ``cited_wrong`` for the final draft when the
-    reference is known.
+    reference is known, in ``usage`` when given (a ``UsageLog`` leaves a frozen handbook unchanged).
 
     The run's ``Refiner`` and ``Distiller`` are attached to ``bus`` (or to a bus of the run's own) for its
     length, and take only this run's requests (``problem.run_id``; set to the problem's message id if empty).
@@ -180,10 +187,11 @@ async def pdr(problem: Problem, backend: Backend, config: PDRConfig | None = Non
             rounds_diag.append(diag)
     answer_draft = all_drafts[-1]
     if handbook is not None and given:
+        target = usage if usage is not None else handbook
         for d in all_drafts[:-1]:
-            await record_citations(handbook, d.cited, correct=None)
+            await record_citations(target, d.cited, correct=None)
         correct = answers_match(answer_draft.answer, problem.reference) if problem.reference is not None else None
-        await record_citations(handbook, answer_draft.cited, correct=correct)
+        await record_citations(target, answer_draft.cited, correct=correct)
     return PDRResult(answer=answer_draft.answer, text=answer_draft.text, drafts=all_drafts,
                      workspaces=all_workspaces, budget=ledger.summary(),
                      diagnostics={"rounds": rounds_diag, "schedule": list(schedule), "variant": config.variant})
@@ -225,6 +233,8 @@ class PDRParams(MethodParams):
     retrieval: Retrieval = "embedding"
     store: str | None = None
     """The handbook to retrieve from (a store directory or a service URL), for the CLI and sweeps to open."""
+    handbook_mode: HandbookMode = "frozen"
+    """As BCI's: ``frozen`` logs usage in the details, ``online`` applies it to the handbook."""
 
 
 class SRParams(MethodParams):
@@ -293,7 +303,7 @@ class PDR(Method):
         assert isinstance(p, PDRParams)
         config = _pdr_config(p, seed)
         return await _run(self, problem, backend, config, budget, handbook if p.behaviors else None, p.behaviors,
-                          p.retrieval, bus, ledger)
+                          p.retrieval, bus, ledger, p.handbook_mode)
 
 
 class SR(Method):
@@ -318,17 +328,23 @@ class SR(Method):
 
 async def _run(method: Method, problem: Problem, backend: Backend, config: PDRConfig, budget: int | None,
                handbook: BehaviorStore | None, k: int, retrieval: Retrieval, bus: Bus | None,
-               given: Ledger | None) -> MethodResult:
+               given: Ledger | None, mode: HandbookMode = "frozen") -> MethodResult:
     if budget is not None:
         m = plan_draft_tokens(budget, prompt_tokens=planning_prompt_tokens(problem.text, config), config=config)
         config = config.model_copy(update={"max_tokens": m})
     if k and handbook is None:
         raise ConfigError(f"{method.name} with behaviors={k} needs a handbook (params.store or --store)")
-    behaviors = await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval) if handbook is not None else []
+    log = UsageLog() if mode == "frozen" else None
+    behaviors = (await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval, usage=log)
+                 if handbook is not None else [])
     ledger = budget_ledger(problem, budget, given)
-    result = await pdr(problem, backend, config, ledger=ledger, bus=bus, behaviors=behaviors, handbook=handbook)
+    result = await pdr(problem, backend, config, ledger=ledger, bus=bus, behaviors=behaviors, handbook=handbook,
+                       usage=log)
+    details: dict[str, Any] = {"pdr": result}
+    if handbook is not None:
+        details.update(handbook_mode=mode, usage=log.events if log is not None else None)
     return MethodResult(solution=_solution(problem, result, ledger, method, behaviors), ledger=ledger,
-                        details={"pdr": result})
+                        details=details)
 
 
 SR_METHOD = SR()

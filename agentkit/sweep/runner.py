@@ -232,11 +232,13 @@ async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
 
 def _row_details(details: dict[str, Any]) -> dict[str, Any] | None:
     """What a row keeps of a run's details: PDR/SR's per-round diagnostics (answers, agreement, workspace
-    tokens, drafts dropped), self-consistency's votes; never the drafts' text."""
+    tokens, drafts dropped), self-consistency's votes, and for methods with a handbook its mode (frozen or
+    online) and the usage events a frozen run logged instead of applying; never the drafts' text."""
+    kept = {k: v for k, v in details.items()
+            if k in {"answers", "votes", "agreement", "chosen", "samples", "handbook_mode", "usage"}}
     result = details.get("pdr")
     if result is not None:
-        return {"rounds": result.diagnostics["rounds"], "schedule": result.diagnostics["schedule"]}
-    kept = {k: v for k, v in details.items() if k in {"answers", "votes", "agreement", "chosen", "samples"}}
+        kept.update(rounds=result.diagnostics["rounds"], schedule=result.diagnostics["schedule"])
     return kept or None
 
 

@@ -137,8 +137,10 @@ async def test_copies_of_the_prompts_own_example_are_dropped() -> None:
 
 async def test_bci_retrieves_k_counts_citations_and_usage(handbook: QdrantBehaviorStore) -> None:
     await build_handbook(PROBLEMS[:1], ScriptedBackend(reply), handbook)
+    # Curated from PROBLEMS[0] itself: by default never retrieved for it (no leakage of an item into its own prompt).
+    assert await retrieve_behaviors(handbook, PROBLEMS[0], k=2, record=False) == []
     backend = ScriptedBackend(reply)
-    solution = await bci(PROBLEMS[0], backend, handbook=handbook, k=2)
+    solution = await bci(PROBLEMS[0], backend, handbook=handbook, k=2, exclude_own=False)  # opted out, on purpose
     assert calls(backend) == ["bci"]
     prompt = backend.requests[0]["messages"][-1]["content"]
     assert all(f"{name}: {text}" in prompt for name, text in BEHAVIORS.items())
@@ -150,8 +152,8 @@ async def test_bci_retrieves_k_counts_citations_and_usage(handbook: QdrantBehavi
     other = await handbook.get("behavior_check_units")
     assert (other.stats.retrieved, other.stats.cited) == (1, 0)
     # topic retrieval finds them under the subject; a problem of another topic gets none
-    assert len(await retrieve_behaviors(handbook, PROBLEMS[0], retrieval="topic", record=False)) == 2
-    stranger = PROBLEMS[0].with_(topics=("Geometry",), dataset="other")
+    assert len(await retrieve_behaviors(handbook, PROBLEMS[2], retrieval="topic", record=False)) == 2
+    stranger = PROBLEMS[2].with_(topics=("Geometry",), dataset="other")
     assert await retrieve_behaviors(handbook, stranger, retrieval="topic", record=False) == []
 
 
@@ -283,3 +285,23 @@ async def test_the_demo_pipeline_runs_every_method_of_its_spec(tmp_path: Path) -
     report = (tmp_path / "report" / "report.md").read_text()
     for method in ("long-cot", "bci-k2", "sr-2rounds", "pdr-2x2-topk"):
         assert f"| {method} |" in report and method in out
+
+
+async def test_evaluation_leaves_a_frozen_handbook_unchanged_and_online_mode_says_so(
+        handbook: QdrantBehaviorStore) -> None:
+    """Through the registry (the CLI, sweeps and the Student all go there), BCI is frozen by default: retrieval
+    order cannot depend on usage graded against the test references; the events are in the result instead."""
+    from agentkit.methods import METHODS
+
+    await build_handbook(PROBLEMS[:1], ScriptedBackend(reply), handbook)
+    before = {b.name: b.stats for b in await handbook.list_behaviors()}
+    method = METHODS["bci"]
+    frozen = await method.run(PROBLEMS[2], ScriptedBackend(reply), params=method.params(k=2), handbook=handbook)
+    assert {b.name: b.stats for b in await handbook.list_behaviors()} == before
+    assert frozen.details["handbook_mode"] == "frozen"
+    assert sorted(e for _, e, _ in frozen.details["usage"]) == ["cited", "cited_wrong", "retrieved", "retrieved"]
+    online = await method.run(PROBLEMS[2], ScriptedBackend(reply), params=method.params(k=2, handbook_mode="online"),
+                              handbook=handbook)
+    assert online.details == {"handbook_mode": "online", "usage": None}
+    after = await handbook.get("behavior_count_leftovers")
+    assert (after.stats.retrieved, after.stats.cited_wrong) == (before["behavior_count_leftovers"].retrieved + 1, 1)
