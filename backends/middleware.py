@@ -148,7 +148,7 @@ class Retrying(Wrapper):
 
             def __call__(self, state: tenacity.RetryCallState) -> bool:
                 exc = state.outcome.exception() if state.outcome is not None else None
-                return (getattr(exc, "cause", "") == "connection refused"
+                return (getattr(exc, "cause", "") == "connection error (refused)"
                         and state.attempt_number >= policy.refused_attempts)
 
         retryer = tenacity.AsyncRetrying(
