@@ -61,6 +61,8 @@ class CallRecord(BaseModel):
     cached: bool = False
     model: str = ""
     finish_reason: str = ""
+    reasoning_tokens: int = Field(default=0, ge=0)
+    """Of ``output_tokens``, those the server reported as reasoning (0 when it reports none)."""
 
     @property
     def tokens(self) -> int:
@@ -129,6 +131,7 @@ class Ledger:
         cached: bool = False,
         model: str = "",
         finish_reason: str = "",
+        reasoning_tokens: int = 0,
     ) -> CallRecord:
         """Record one call and return its record."""
         if input_tokens < 0 or output_tokens < 0:
@@ -137,7 +140,7 @@ class Ledger:
             call_id=next(self._ids), role=role, round=round, branch=branch,
             stage=stage if stage is not None else f"{round}:{role}", input_tokens=input_tokens,
             output_tokens=output_tokens, latency_s=latency_s, accepted=accepted, final=final, cached=cached,
-            model=model, finish_reason=finish_reason,
+            model=model, finish_reason=finish_reason, reasoning_tokens=reasoning_tokens,
         )
         self._records.append(record)
         return record
@@ -266,4 +269,5 @@ class Ledger:
             "answer_output_tokens": self.answer_output_tokens,
             "calls": self.calls,
             "cached_calls": sum(1 for r in self._records if r.cached),
+            "reasoning_tokens": sum(r.reasoning_tokens for r in self._records),
         }

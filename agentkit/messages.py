@@ -311,6 +311,8 @@ class Draft(Message):
     usage: TokenUsage = TokenUsage()
     cited: tuple[str, ...] = ()
     """Behavior names the draft mentions (when behaviors were in its context)."""
+    reasoning: str = ""
+    """The draft's reasoning, when the model returned it apart from ``text`` (reasoning models)."""
 
 
 class Workspace(Message):
@@ -360,6 +362,8 @@ class DistillRequest(Message):
     k: int = 2
     select: Selection = "agreement"
     seed: int = 0
+    with_reasoning: bool = False
+    """Build the workspace from each draft's reasoning and final text; default: the final text only."""
 
 
 class DistillResult(Message):

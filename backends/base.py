@@ -31,6 +31,7 @@ __all__ = [
     "ChatMessage",
     "ChatRequest",
     "Completion",
+    "split_reasoning",
 ]
 
 
@@ -111,6 +112,25 @@ class Completion(BaseModel):
     """Served from the response cache; tokens and latency are the original call's."""
     usage_estimated: bool = False
     """Output tokens were apportioned from a request total (n > 1), not reported per choice."""
+    reasoning: str = ""
+    """The model's reasoning, when the server returns it apart from the answer (``reasoning_content`` /
+    ``reasoning``, vLLM's reasoning parsers) or inline in a ``<think>...</think>`` block; ``text`` is then the
+    final text alone, which answers are extracted from."""
+    reasoning_tokens: int = 0
+    """Reasoning tokens as the server reported them (``completion_tokens_details.reasoning_tokens``); they are
+    part of ``output_tokens``, as servers bill them."""
+
+
+def split_reasoning(text: str) -> tuple[str, str]:
+    """``(reasoning, final)`` of a text that inlines its reasoning in ``<think>...</think>`` (servers without a
+    reasoning parser); a text cut off inside the block has no final text yet."""
+    start = text.find("<think>")
+    end = text.find("</think>")
+    if end >= 0:
+        return text[start + len("<think>") if 0 <= start < end else 0:end].strip(), text[end + len("</think>"):].lstrip()
+    if start >= 0:
+        return text[start + len("<think>"):].strip(), ""
+    return "", text
 
 
 def make_request(messages: Sequence[ChatMessage | dict[str, str]] | str, **params: Any) -> ChatRequest:

@@ -32,7 +32,7 @@ import openai
 from agentkit.errors import BackendError, BackendRequestError, BackendUnavailable, ConfigError, MalformedResponse
 from agentkit.log import get_logger
 
-from .base import Backend, ChatRequest, Completion
+from .base import Backend, ChatRequest, Completion, split_reasoning
 
 __all__ = ["OpenAICompatible"]
 
@@ -273,14 +273,23 @@ class OpenAICompatible(Backend):
         try:
             input_tokens = int((usage or {}).get("prompt_tokens") or 0)
             output_total = int((usage or {}).get("completion_tokens") or 0)
+            details = (usage or {}).get("completion_tokens_details")
+            reasoning_total = int((details or {}).get("reasoning_tokens") or 0) if isinstance(details, dict) else 0
         except (TypeError, ValueError):
             raise self._malformed("token counts are not numbers") from None
         texts: list[tuple[str, str]] = []
+        thoughts: list[str] = []
         for choice in sorted(choices, key=lambda c: c.get("index") if isinstance(c.get("index"), int) else 0):
             message = choice.get("message")
             text = message.get("content") if isinstance(message, dict) else None
             if text is not None and not isinstance(text, str):
                 raise self._malformed("content is not text")
+            # Reasoning apart from the answer (vLLM's reasoning parsers, reasoning APIs), or inline <think> blocks.
+            thought = next((message.get(k) for k in ("reasoning_content", "reasoning")
+                            if isinstance(message, dict) and isinstance(message.get(k), str)), None)
+            if thought is None:
+                thought, text = split_reasoning(text or "")
+            thoughts.append(thought)
             texts.append((text or "", str(choice.get("finish_reason") or "")))
         if usage is None:
             _log.warning("server reported no usage; token counts are zero", backend=self.name)
@@ -290,14 +299,15 @@ class OpenAICompatible(Backend):
         if len(texts) == 1:
             text, finish = texts[0]
             return [Completion(text=text, finish_reason=finish, input_tokens=input_tokens,
-                               output_tokens=output_total, latency_s=latency, model=model)]
+                               output_tokens=output_total, latency_s=latency, model=model, reasoning=thoughts[0],
+                               reasoning_tokens=reasoning_total)]
         # n > 1 in one request: usage covers all choices; apportion output tokens by text length.
         total_chars = sum(len(t) for t, _ in texts) or 1
         shares = [round(output_total * len(t) / total_chars) for t, _ in texts]
         shares[-1] = output_total - sum(shares[:-1])
         return [
             Completion(text=t, finish_reason=f, input_tokens=input_tokens, output_tokens=max(0, s),
-                       latency_s=latency, model=model, index=i, usage_estimated=True)
+                       latency_s=latency, model=model, index=i, usage_estimated=True, reasoning=thoughts[i])
             for i, ((t, f), s) in enumerate(zip(texts, shares, strict=True))
         ]
 

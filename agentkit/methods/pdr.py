@@ -90,6 +90,8 @@ class PDRConfig(BaseModel):
     """Output cap of each draft."""
     temperature: float = Field(default=0.7, ge=0)
     seed: int = 0
+    workspace_reasoning: bool = False
+    """Workspaces see each draft's reasoning too (reasoning models); default: the final text only."""
 
     @model_validator(mode="after")
     def _check(self) -> PDRConfig:
@@ -175,7 +177,8 @@ async def pdr(problem: Problem, backend: Backend, config: PDRConfig | None = Non
                 result = await ask(active, problem.derive(
                     DistillRequest, sender="pdr", problem=problem, round=r, drafts=tuple(drafts),
                     next_drafts=schedule[r], variant=config.variant, kappa=config.kappa, k=config.k,
-                    select=config.select, seed=config.seed), DistillResult)
+                    select=config.select, seed=config.seed, with_reasoning=config.workspace_reasoning),
+                    DistillResult)
                 workspaces = list(result.workspaces)
                 all_workspaces.extend(workspaces)
                 if problem.reference is not None:
@@ -235,6 +238,8 @@ class PDRParams(MethodParams):
     """The handbook to retrieve from (a store directory or a service URL), for the CLI and sweeps to open."""
     handbook_mode: HandbookMode = "frozen"
     """As BCI's: ``frozen`` logs usage in the details, ``online`` applies it to the handbook."""
+    workspace_reasoning: bool = False
+    """Reasoning models: workspaces see each draft's reasoning too; default: the final text only."""
 
 
 class SRParams(MethodParams):
@@ -243,13 +248,15 @@ class SRParams(MethodParams):
     """Bound of the workspace (the previous draft's tail, or its error analysis) in tokens."""
     error_analysis: bool = False
     """The workspace is an error analysis of the previous draft instead of the draft itself."""
+    workspace_reasoning: bool = False
+    """Reasoning models: the workspace sees the previous draft's reasoning too; default: its final text only."""
 
 
 def sr_config(params: SRParams, *, seed: int | None = 0) -> PDRConfig:
     """The PDR configuration that is Sequential Refinement with ``params`` (one draft per round)."""
     return PDRConfig(rounds=params.rounds, drafts=(1,) * params.rounds, kappa=params.kappa, k=1,
                      variant="error-analysis" if params.error_analysis else "topk", max_tokens=params.max_tokens,
-                     temperature=params.temperature, seed=seed or 0)
+                     temperature=params.temperature, seed=seed or 0, workspace_reasoning=params.workspace_reasoning)
 
 
 async def sr(problem: Problem, backend: Backend, *, rounds: int | None = None, kappa: int | None = None,
@@ -278,7 +285,8 @@ def _solution(problem: Problem, result: PDRResult, ledger: Ledger, method: Metho
 
 def _pdr_config(p: PDRParams, seed: int | None) -> PDRConfig:
     return PDRConfig(rounds=p.rounds, drafts=p.drafts, kappa=p.kappa, variant=p.variant, k=p.k, select=p.select,
-                     max_tokens=p.max_tokens, temperature=max(p.temperature, p.min_temperature), seed=seed or 0)
+                     max_tokens=p.max_tokens, temperature=max(p.temperature, p.min_temperature), seed=seed or 0,
+                     workspace_reasoning=p.workspace_reasoning)
 
 
 def _plan(problem: Problem, config: PDRConfig, budget: int) -> Plan:

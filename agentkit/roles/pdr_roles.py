@@ -26,6 +26,9 @@ Extractive truncation rule (measured with the ledger's token counter): each of t
 share ``kappa // k`` of the workspace including its header; a longer draft keeps its **last** tokens (where
 the final answer is), prefixed with ``[...]``.
 
+Drafts of reasoning models keep their reasoning apart (``Draft.reasoning``); workspaces are built from the
+final text unless the request asks for the reasoning too (``DistillRequest.with_reasoning``).
+
 Both charge their calls to the run ledger they were built with (a method attaches them for its run).
 """
 
@@ -48,7 +51,7 @@ from agentkit.seeds import derive_seed
 
 from ._base import Role
 
-__all__ = ["EXTRACTIVE", "JUDGE_OUTPUT_TOKENS", "Distiller", "Refiner", "distill", "write_draft"]
+__all__ = ["EXTRACTIVE", "JUDGE_OUTPUT_TOKENS", "Distiller", "Refiner", "distill", "draft_text", "write_draft"]
 
 EXTRACTIVE = frozenset({"topk", "topk-per-sample", "random-k"})
 """The workspace variants that copy (the tails of) drafts instead of asking the model for a summary."""
@@ -76,11 +79,19 @@ async def write_draft(request: RefineRequest, backend: Backend, ledger: Ledger) 
         answer=extract_answer(completion.text), finish_reason=completion.finish_reason,
         usage=TokenUsage(input_tokens=record.input_tokens, output_tokens=record.output_tokens, calls=1,
                          cached=completion.cached),
-        cited=find_citations(completion.text, [behavior.name for behavior in request.behaviors]))
+        cited=find_citations(completion.text, [behavior.name for behavior in request.behaviors]),
+        reasoning=completion.reasoning)
 
 
-def render_drafts(drafts: list[Draft]) -> str:
-    return "\n\n".join(f"Attempt {i + 1}:\n{d.text}" for i, d in enumerate(drafts))
+def draft_text(draft: Draft, with_reasoning: bool = False) -> str:
+    """What a workspace sees of a draft: its final text, or (``with_reasoning``) its reasoning and final text."""
+    if with_reasoning and draft.reasoning:
+        return f"{draft.reasoning}\n\n{draft.text}"
+    return draft.text
+
+
+def render_drafts(drafts: list[Draft], with_reasoning: bool = False) -> str:
+    return "\n\n".join(f"Attempt {i + 1}:\n{draft_text(d, with_reasoning)}" for i, d in enumerate(drafts))
 
 
 def _tail(text: str, tokens: int, count: Callable[[str], int]) -> str:
@@ -112,12 +123,13 @@ def agreement_order(drafts: list[Draft]) -> list[int]:
                                                      len(drafts[i].text), i))
 
 
-def _extractive(drafts: list[Draft], chosen: list[int], kappa: int, count: Callable[[str], int]) -> str:
+def _extractive(drafts: list[Draft], chosen: list[int], kappa: int, count: Callable[[str], int],
+                with_reasoning: bool = False) -> str:
     share = kappa // max(1, len(chosen))
     parts = []
     for n, i in enumerate(chosen, 1):
         header = f"Attempt {n} (answer: {drafts[i].answer or 'none'}):\n"
-        parts.append(header + _tail(drafts[i].text, max(1, share - count(header) - 1), count))
+        parts.append(header + _tail(draft_text(drafts[i], with_reasoning), max(1, share - count(header) - 1), count))
     text = "\n\n".join(parts)
     return _tail(text, kappa, count)  # guarantees the bound even when headers are long
 
@@ -127,8 +139,8 @@ async def _judge_order(request: DistillRequest, order: list[int], backend: Backe
     """The judge's ranking of the drafts presented in ``order``; agreement fills in what it leaves out."""
     drafts = list(request.drafts)
     shown = [drafts[i] for i in order]
-    messages = load_prompt("pdr_judge").render(problem=request.problem.text, drafts=render_drafts(shown),
-                                                k=str(request.k))
+    messages = load_prompt("pdr_judge").render(problem=request.problem.text,
+                                                drafts=render_drafts(shown, request.with_reasoning), k=str(request.k))
     [(_, completion)] = await budgeted_chat(
         ledger, backend, messages, role="distiller", round=request.round, branch=b, accepted=True,
         step="pdr_judge", max_tokens=JUDGE_OUTPUT_TOKENS, temperature=0.0, seed=request.seed)
@@ -167,7 +179,8 @@ async def distill(request: DistillRequest, backend: Backend, ledger: Ledger) -> 
             "sender": "distiller"}
     if request.variant in {"summary", "error-analysis"}:
         template = "pdr_summary" if request.variant == "summary" else "sr_error_analysis"
-        messages = load_prompt(template).render(problem=problem.text, drafts=render_drafts(drafts),
+        messages = load_prompt(template).render(problem=problem.text,
+                                                drafts=render_drafts(drafts, request.with_reasoning),
                                                 kappa=str(request.kappa))
         [(record, completion)] = await budgeted_chat(
             ledger, backend, messages, role="distiller", round=r, accepted=True, step=template,
@@ -197,7 +210,7 @@ async def distill(request: DistillRequest, backend: Backend, ledger: Ledger) -> 
         selections = [_weighted_sample(rng, weights, k) for _ in range(request.next_drafts)]
     workspaces = []
     for chosen in selections:
-        text = _extractive(drafts, chosen, request.kappa, count)
+        text = _extractive(drafts, chosen, request.kappa, count, request.with_reasoning)
         workspaces.append(request.derive(
             Workspace, text=text, tokens=count(text), source_draft_ids=tuple(drafts[i].id for i in chosen),
             **base))

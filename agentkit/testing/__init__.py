@@ -45,6 +45,9 @@ class Reply:
     finish_reason: str = "stop"
     delay: float = 0.0
     """Extra seconds before answering (on top of the server's latency)."""
+    reasoning: str = ""
+    """A reasoning model's reasoning: sent as ``reasoning_content`` or inline in ``<think>...</think>``, as the
+    server's ``reasoning`` shape says, and counted in ``completion_tokens_details.reasoning_tokens``."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,16 @@ def _usage_prompt(messages: Sequence[dict[str, Any]]) -> int:
     return sum(count_words(str(m.get("content", ""))) for m in messages)
 
 
+def _truncate_reasoning(reasoning: str, text: str, max_tokens: int | None) -> tuple[str, str, bool]:
+    """Reasoning and text cut together to ``max_tokens`` words (the reasoning comes first, as it is generated)."""
+    thought, cut = _truncate(reasoning, max_tokens)
+    if cut:
+        return thought, "", True
+    rest = None if max_tokens is None else max_tokens - count_words(thought)
+    final, cut = _truncate(text, rest)
+    return thought, final, cut
+
+
 def _truncate(text: str, max_tokens: int | None) -> tuple[str, bool]:
     words = text.split()
     if max_tokens is not None and len(words) > max_tokens:
@@ -225,9 +238,13 @@ class ScriptedServer(_Scripted):
             [completion] = await backend.chat("6 x 7?")
     """
 
-    def __init__(self, script: Script | None = None, *, latency: float = 0.0, model: str = "scripted") -> None:
+    def __init__(self, script: Script | None = None, *, latency: float = 0.0, model: str = "scripted",
+                 reasoning: Literal["field", "inline"] = "field") -> None:
         super().__init__(script, latency)
         self.model = model
+        self.reasoning = reasoning
+        """How replies with reasoning carry it: a ``reasoning_content`` field (vLLM's reasoning parsers) or
+        inline ``<think>`` blocks in the content (servers without one)."""
         self.base_url = ""
         self._runner: web.AppRunner | None = None
         self._hanging: set[asyncio.Future[None]] = set()
@@ -289,21 +306,28 @@ class ScriptedServer(_Scripted):
 
     def _completion(self, body: dict[str, Any], replies: list[Reply]) -> dict[str, Any]:
         max_tokens = body.get("max_tokens")
-        choices, completion_tokens = [], 0
+        choices, completion_tokens, reasoning_tokens = [], 0, 0
         for i, reply in enumerate(replies):
-            text, truncated = _truncate(reply.text, max_tokens)
-            completion_tokens += count_words(text)
-            choices.append({
-                "index": i, "message": {"role": "assistant", "content": text},
-                "finish_reason": "length" if truncated else reply.finish_reason,
-            })
+            thought, text, truncated = _truncate_reasoning(reply.reasoning, reply.text, max_tokens)
+            completion_tokens += count_words(thought) + count_words(text)
+            reasoning_tokens += count_words(thought)
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if reply.reasoning and self.reasoning == "inline":
+                message["content"] = f"<think>{thought}" + (f"</think>{text}" if not truncated or text else "")
+            elif reply.reasoning:
+                message["reasoning_content"] = thought
+            choices.append({"index": i, "message": message,
+                            "finish_reason": "length" if truncated else reply.finish_reason})
         prompt_tokens = _usage_prompt(body.get("messages", []))
         self.billed += prompt_tokens + completion_tokens
+        usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                 "total_tokens": prompt_tokens + completion_tokens}
+        if any(r.reasoning for r in replies):
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
         return {
             "id": f"chatcmpl-scripted-{len(self.requests)}", "object": "chat.completion",
             "created": int(time.time()), "model": body.get("model", self.model), "choices": choices,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "usage": usage,
         }
 
     async def _fault(self, request: web.Request, fault: Fault) -> web.StreamResponse:
@@ -385,11 +409,11 @@ class ScriptedBackend(_Scripted, Backend):
         latency = time.perf_counter() - started
         out = []
         for i, reply in enumerate(replies):
-            text, truncated = _truncate(reply.text, request.max_tokens)
+            thought, text, truncated = _truncate_reasoning(reply.reasoning, reply.text, request.max_tokens)
             out.append(Completion(
                 text=text, finish_reason="length" if truncated else reply.finish_reason,
-                input_tokens=prompt_tokens, output_tokens=count_words(text), latency_s=latency,
-                model=self.model, index=i,
+                input_tokens=prompt_tokens, output_tokens=count_words(thought) + count_words(text), latency_s=latency,
+                model=self.model, index=i, reasoning=thought, reasoning_tokens=count_words(thought),
             ))
         return out
 
