@@ -37,6 +37,7 @@ __all__ = [
     "UsageEvent",
     "as_behaviors",
     "find_citations",
+    "is_behavior_name",
     "render_behaviors",
 ]
 
@@ -120,7 +121,7 @@ class Behavior(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not NAME_PATTERN.fullmatch(value):
+        if not is_behavior_name(value):  # (the field's max_length reports an overlong name first)
             raise ValueError("must match behavior_[a-z0-9_]+ (lowercase, digits, underscores)")
         return value
 
@@ -144,6 +145,12 @@ class Behavior(BaseModel):
     def text(self) -> str:
         """What gets embedded: the name in words, then the instruction."""
         return f"{self.name.removeprefix('behavior_').replace('_', ' ')}: {self.instruction}"
+
+
+def is_behavior_name(name: object) -> bool:
+    """Whether ``name`` can name a behavior: ``behavior_[a-z0-9_]+``, at most ``MAX_NAME_CHARS`` characters. The
+    one check the store, the service and the client use before looking a name up or putting it in a URL."""
+    return isinstance(name, str) and len(name) <= MAX_NAME_CHARS and NAME_PATTERN.fullmatch(name) is not None
 
 
 def find_citations(text: str, names: Iterable[str]) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from pydantic.json_schema import models_json_schema
 from agentkit.errors import BehaviorNotFound, ConfigError, StoreError, validation_problems
 from agentkit.log import get_logger
 from agentkit.memory import Behavior, ImportReport, Provenance, PruneDecision, PrunePolicy, QdrantBehaviorStore
-from agentkit.memory.behavior import MAX_INSTRUCTION_CHARS, MAX_NAME_CHARS, NAME_PATTERN
+from agentkit.memory.behavior import MAX_INSTRUCTION_CHARS, MAX_NAME_CHARS, NAME_PATTERN, is_behavior_name
 
 __all__ = ["DEFAULT_MAX_BODY", "create_app", "generate_token", "openapi_spec"]
 
@@ -203,7 +203,7 @@ def _query(request: web.Request, model: type[B]) -> B:
 def _name(request: web.Request) -> str:
     """The ``{name}`` path parameter, which must be a valid behavior name (else 404: no such behavior)."""
     name = request.match_info["name"]
-    if not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME_CHARS:
+    if not is_behavior_name(name):
         raise BehaviorNotFound(f"no behavior named {name!r} (names match behavior_[a-z0-9_]+)")
     return name
 

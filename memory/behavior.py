@@ -17,6 +17,7 @@ from agentkit._behavior import (
     UsageEvent,
     as_behaviors,
     find_citations,
+    is_behavior_name,
     render_behaviors,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "UsageEvent",
     "as_behaviors",
     "find_citations",
+    "is_behavior_name",
     "render_behaviors",
 ]

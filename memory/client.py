@@ -24,7 +24,7 @@ import yarl
 
 from agentkit.errors import BehaviorNotFound, ConfigError, StoreError
 
-from .behavior import MAX_NAME_CHARS, NAME_PATTERN, Behavior
+from .behavior import Behavior, is_behavior_name
 from .store import ImportReport, PruneDecision, PrunePolicy, SearchHit, parse_behavior_json
 
 __all__ = ["HandbookClient"]
@@ -33,7 +33,7 @@ __all__ = ["HandbookClient"]
 def _behavior_path(name: str, tail: str = "") -> str:
     """``/v1/behaviors/<name><tail>`` for a valid behavior name, percent-encoded; anything else is refused here,
     before a request is sent (a name like ``x/../../v1/compact`` must never become another route)."""
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME_CHARS:
+    if not is_behavior_name(name):
         raise BehaviorNotFound(f"no behavior named {name!r} (names match behavior_[a-z0-9_]+)")
     return f"/v1/behaviors/{_segment(name)}{tail}"
 

@@ -42,7 +42,7 @@ from agentkit.errors import BehaviorNotFound, ConfigError, EmbedderMismatch, Sto
 from agentkit.log import get_logger
 
 from ._engines import ClientEngine, EdgeEngine, Engine, Record, Where
-from .behavior import USAGE_EVENTS, Behavior, BehaviorStats, Provenance, Status
+from .behavior import USAGE_EVENTS, Behavior, BehaviorStats, Provenance, Status, is_behavior_name
 from .embedders import Embedder, default_embedder
 
 __all__ = [
@@ -392,7 +392,7 @@ class QdrantBehaviorStore:
             raise ConfigError(f"update() can change {', '.join(sorted(allowed))}, not {', '.join(sorted(unknown))}")
         vector = None
         if "instruction" in changes:
-            if not _valid_name(name):
+            if not is_behavior_name(name):
                 raise BehaviorNotFound(f"no behavior named {name!r}")
             try:
                 probe = Behavior(name=name, instruction=changes["instruction"])
@@ -715,12 +715,6 @@ def parse_behavior_json(data: str | Mapping[str, Any]) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise ConfigError('expected a JSON object {"behavior_name": "instruction", ...}')
     return data
-
-
-def _valid_name(name: str) -> bool:
-    from .behavior import NAME_PATTERN
-
-    return bool(NAME_PATTERN.fullmatch(name))
 
 
 def _explain(exc: ValidationError) -> str:
