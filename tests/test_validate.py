@@ -50,3 +50,14 @@ def test_per_method_budgets_and_min_draft_tokens(tmp_path: Path) -> None:
     plans = {(p.method, p.budget): p for p in validate_spec(load_spec(spec))}
     assert set(plans) == {("long-cot", 2048), ("sr", 4096), ("sr", 8192)}
     assert not plans[("sr", 4096)].feasible and plans[("sr", 8192)].feasible  # 2 rounds: ~1/2 of B_seq each
+
+
+def test_a_pdr_schedule_that_cannot_run_is_refused_when_the_spec_loads(tmp_path: Path) -> None:
+    from agentkit.errors import ConfigError
+
+    spec = tmp_path / "bad.toml"
+    spec.write_text('budgets = [2048]\n[[datasets]]\nname = "gsm8k"\n[[methods]]\nname = "pdr"\n'
+                    'params = { rounds = 3, drafts = [4, 2] }\n'
+                    '[[backends]]\nspec = "openai-compatible:http://127.0.0.1:9/v1?model=m"\n')
+    with pytest.raises(ConfigError, match=r"drafts schedule \(4, 2\) must have 3 entries"):
+        load_spec(spec)

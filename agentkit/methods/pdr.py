@@ -71,6 +71,22 @@ _log = get_logger(__name__)
 Variant = WorkspaceVariant
 
 
+def _schedule(rounds: int, drafts: int | tuple[int, ...]) -> tuple[int, ...]:
+    """Drafts per round: M for every round but the last (which has one), or the schedule as given."""
+    if isinstance(drafts, int):
+        return (drafts,) * (rounds - 1) + (1,)
+    return tuple(drafts)
+
+
+def _check_schedule(rounds: int, drafts: int | tuple[int, ...], variant: str) -> None:
+    """The rule for a drafts schedule, for the configuration and for the method's parameters alike."""
+    schedule = _schedule(rounds, drafts)
+    if len(schedule) != rounds or schedule[-1] != 1 or any(m < 1 for m in schedule):
+        raise ValueError(f"drafts schedule {schedule} must have {rounds} entries >= 1 and end in 1")
+    if variant == "error-analysis" and max(schedule) != 1:
+        raise ValueError("the error-analysis workspace is for SR (one draft per round)")
+
+
 class PDRConfig(BaseModel):
     """One PDR (or SR) configuration."""
 
@@ -95,18 +111,12 @@ class PDRConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> PDRConfig:
-        schedule = self.schedule
-        if len(schedule) != self.rounds or schedule[-1] != 1 or any(m < 1 for m in schedule):
-            raise ValueError(f"drafts schedule {schedule} must have {self.rounds} entries >= 1 and end in 1")
-        if self.variant == "error-analysis" and max(schedule) != 1:
-            raise ValueError("the error-analysis workspace is for SR (one draft per round)")
+        _check_schedule(self.rounds, self.drafts, self.variant)
         return self
 
     @property
     def schedule(self) -> tuple[int, ...]:
-        if isinstance(self.drafts, int):
-            return (self.drafts,) * (self.rounds - 1) + (1,)
-        return tuple(self.drafts)
+        return _schedule(self.rounds, self.drafts)
 
 
 class PDRResult(BaseModel):
@@ -240,6 +250,11 @@ class PDRParams(MethodParams):
     """As BCI's: ``frozen`` logs usage in the details, ``online`` applies it to the handbook."""
     workspace_reasoning: bool = False
     """Reasoning models: workspaces see each draft's reasoning too; default: the final text only."""
+
+    @model_validator(mode="after")
+    def _check(self) -> PDRParams:
+        _check_schedule(self.rounds, self.drafts, self.variant)  # refused when given, not mid-run
+        return self
 
 
 class SRParams(MethodParams):
