@@ -29,13 +29,12 @@ def start_run(problem: Problem, ledger: Ledger | None) -> tuple[Problem, Ledger]
     return problem, ledger
 
 
-def budget_ledger(problem: Problem, budget: int | None, ledger: Ledger | None = None) -> Ledger:
-    """The run's ledger (``ledger``, or a new one) enforcing the sequential budget ``budget`` (none when None)."""
-    if ledger is None:
-        return Ledger(Budget(sequential=budget) if budget is not None else None, run_id=problem.run_id or problem.id)
+def budget_ledger(budget: int | None, ledger: Ledger | None = None) -> Ledger:
+    """The run's ledger (``ledger``, or a new one) enforcing the sequential budget ``budget`` (none when None);
+    its ``run_id`` is ``start_run``'s to set."""
+    ledger = ledger if ledger is not None else Ledger()
     if budget is not None:
         ledger.budget = Budget(total=ledger.budget.total, sequential=budget)
-    ledger.run_id = ledger.run_id or problem.run_id or problem.id
     return ledger
 
 

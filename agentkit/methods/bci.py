@@ -128,7 +128,7 @@ class BCI(Method):
         if p.behaviors is None and handbook is None:
             raise ConfigError("a bci request needs behaviors, or a handbook to retrieve them (params.store, "
                               "--store, or a Student with a handbook)")
-        ledger = budget_ledger(problem, budget, ledger)
+        ledger = budget_ledger(budget, ledger)
         log = UsageLog() if p.handbook_mode == "frozen" else None
         solution = await bci(problem, backend, behaviors=p.behaviors, handbook=handbook, k=p.k, retrieval=p.retrieval,
                              ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),

@@ -40,7 +40,7 @@ class LongCoT(Method):
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
                   bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
-        ledger = budget_ledger(problem, budget, ledger)
+        ledger = budget_ledger(budget, ledger)
         solution = await long_cot(problem, backend, ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
                                   temperature=p.temperature, seed=seed, bus=bus)
         return MethodResult(solution=solution, ledger=ledger)

@@ -360,7 +360,7 @@ async def _run(method: Method, problem: Problem, backend: Backend, config: PDRCo
     log = UsageLog() if mode == "frozen" else None
     behaviors = (await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval, usage=log)
                  if handbook is not None else [])
-    ledger = budget_ledger(problem, budget, given)
+    ledger = budget_ledger(budget, given)
     result = await pdr(problem, backend, config, ledger=ledger, bus=bus, behaviors=behaviors, handbook=handbook,
                        usage=log)
     details: dict[str, Any] = {"pdr": result}

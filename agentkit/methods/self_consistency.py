@@ -93,7 +93,7 @@ class SelfConsistency(Method):
                   bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
         assert isinstance(p, SelfConsistencyParams)
-        ledger = budget_ledger(problem, budget, ledger)
+        ledger = budget_ledger(budget, ledger)
         solution, details = await self_consistency(
             problem, backend, samples=p.samples, ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
             temperature=max(p.temperature, p.min_temperature), seed=seed, bus=bus)

@@ -147,7 +147,7 @@ class SelfImprove(Method):
         p = self.coerce(params)
         assert isinstance(p, SelfImproveParams)
         # The budget caps each answering call as it caps long CoT; curation calls come on top (as in the paper).
-        ledger = budget_ledger(problem, None, ledger)
+        ledger = budget_ledger(None, ledger)
         improvement = await self_improve(
             problem, backend, attempts=p.attempts, ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
             curation_tokens=p.curation_tokens, max_behaviors=p.max_behaviors, temperature=p.temperature, seed=seed,
@@ -164,7 +164,7 @@ class CritiqueRevise(Method):
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
                   bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
-        ledger = budget_ledger(problem, None, ledger)
+        ledger = budget_ledger(None, ledger)
         improvement = await critique_revise(problem, backend, ledger=ledger,
                                             max_tokens=single_call_tokens(problem, p, budget),
                                             temperature=p.temperature, seed=seed, bus=bus)
