@@ -27,6 +27,7 @@ it, and neither imports the other's package to do so.
 from __future__ import annotations
 
 import abc
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -123,9 +124,10 @@ class Method(abc.ABC):
             return self.params(**params.model_dump())
         return params
 
-    @property
+    @functools.cached_property
     def prompt_hash(self) -> str:
-        """One hash over every template the method uses (a changed prompt changes it)."""
+        """One hash over every template the method uses (a changed prompt changes it). Computed once per method
+        object: templates are loaded once per process (``load_prompt`` caches them), and every sweep row asks."""
         joined = "".join(load_prompt(name).hash for name in self.templates)
         return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
