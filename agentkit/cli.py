@@ -383,6 +383,7 @@ def _print_row(row: dict[str, Any], as_json: bool) -> None:
 async def _sweep(args: argparse.Namespace) -> int:
     from agentkit.errors import ConfigError
     from agentkit.sweep import ResultsDB, infeasible, load_spec, run_sweep, validate_spec, write_report
+    from agentkit.sweep.report import budget_label
 
     if args.action == "merge":
         for source in args.inputs:  # every input must be a results database before anything is written
@@ -405,11 +406,11 @@ async def _sweep(args: argparse.Namespace) -> int:
             return 0
         for g in out["groups"]:
             failed = f", {g['failed']} failed" if g["failed"] else ""
-            print(f"{g['dataset']:<10} {g['method']:<28} @{g['budget']:<6} accuracy {g['accuracy']:.2f} "
+            print(f"{g['dataset']:<10} {g['method']:<28} @{budget_label(g['budget_kind'], g['budget']):<11} accuracy {g['accuracy']:.2f} "
                   f"[{g['ci_low']:.2f}-{g['ci_high']:.2f}] of {g['graded']} cells{failed}   B_seq {g['B_seq']:.0f}   "
                   f"B_total {g['B_total']:.0f}")
         for c in out["comparisons"]:
-            print(f"{c['dataset']:<10} {c['a']} - {c['b']} @{c['budget']}: {c['difference']:+.3f} "
+            print(f"{c['dataset']:<10} {c['a']} - {c['b']} @{budget_label(c['budget_kind'], c['budget'])}: {c['difference']:+.3f} "
                   f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] over {c['items']} items, "
                   f"wins/losses/ties {c['wins']}/{c['losses']}/{c['ties']}")
         print(f"report: {out['markdown']}\nhtml:   {out['html']}")
@@ -426,7 +427,8 @@ async def _sweep(args: argparse.Namespace) -> int:
             else:
                 for p in plans:
                     verdict = "ok" if p.feasible else f"INFEASIBLE on {p.infeasible}/{p.problems}"
-                    print(f"{p.dataset:<10} {p.method[:44]:<44} B_seq {p.budget:>6}: {p.min_tokens:>6}-{p.max_tokens:<6} "
+                    print(f"{p.dataset:<10} {p.method[:44]:<44} {budget_label(p.budget_kind, p.budget):>11}: "
+                          f"{p.min_tokens:>6}-{p.max_tokens:<6} "
                           f"tokens per answering call  {verdict}")
             for line in problems:
                 print(f"agentkit: infeasible: {line}", file=sys.stderr)

@@ -268,7 +268,7 @@ def test_failed_cells_count_as_wrong_and_report_json_has_the_table_numbers(tmp_p
     assert groups["answers"]["accuracy"] == groups["fails"]["accuracy"] == 0.5  # was 1.0 for "fails"
     assert groups["fails"]["failed"] == 2 and groups["fails"]["graded"] == 4
     table = (tmp_path / "report" / "report.md").read_text()
-    assert "| fails | b | 512 | 4 | 1 | 0.500 | 0.15-0.85 |" in table
+    assert "| fails | b | B_seq 512 | 4 | 1 | 0.500 | 0.15-0.85 |" in table
 
 
 STRICT_SPEC = """
@@ -364,7 +364,7 @@ def test_paired_comparisons_bootstrap_over_problems_and_seed_spread(tmp_path: Pa
     # The bootstrap over 6 problems is wider than a Wilson interval that takes 18 cells as independent.
     g = groups["long-cot"]
     assert g["boot_high"] - g["boot_low"] > g["ci_high"] - g["ci_low"]
-    assert "| pdr | long-cot | 512 | 6 | +0.333 |" in Path(out["markdown"]).read_text()
+    assert "| pdr | long-cot | B_seq 512 | 6 | +0.333 |" in Path(out["markdown"]).read_text()
     assert bootstrap_mean_ci([[1.0, 1.0], [0.0, 0.0]], seed=1) == bootstrap_mean_ci([[1.0, 1.0], [0.0, 0.0]], seed=1)
     assert seed_mean_se([0.5, 0.7]) == pytest.approx((0.6, 0.1))
     assert paired_difference({}, {"x": 1.0})["items"] == 0
@@ -374,3 +374,83 @@ def test_paired_comparisons_bootstrap_over_problems_and_seed_spread(tmp_path: Pa
     assert cli.returncode == 0, cli.stderr
     [back] = json.loads(cli.stdout)["comparisons"]
     assert back["a"] == "long-cot" and back["difference"] == pytest.approx(-2 / 6)
+
+
+OUTPUT_SPEC = """
+name = "kinds"
+concurrency = 2
+budgets = [600]
+seeds = [0]
+
+[[datasets]]
+name = "gsm8k"
+limit = 3
+
+[[methods]]
+name = "long-cot"
+
+[[methods]]
+name = "long-cot"
+label = "long-cot-out"
+budget_kind = "output"
+budgets = [96]
+
+[[methods]]
+name = "bci"
+label = "bci-out"
+budget_kind = "output"
+budgets = [96]
+params = {{ behaviors = {{ behavior_check_units = "Write the unit beside every quantity." }} }}
+
+[[backends]]
+spec = "openai-compatible:{url}?model=scripted&retries=1"
+concurrency = 2
+"""
+
+
+async def test_an_output_budget_caps_each_call_and_is_never_compared_with_a_sequential_one(tmp_path: Path) -> None:
+    path = tmp_path / "kinds.toml"
+    async with ScriptedServer(lambda body: Reply("so it is \\boxed{18}")) as server:
+        path.write_text(OUTPUT_SPEC.format(url=server.base_url))
+        spec = load_spec(path)
+        await run_sweep(spec, tmp_path / "k.sqlite")
+        caps = sorted({int(b["max_tokens"]) for b in server.requests})
+    db = ResultsDB(tmp_path / "k.sqlite")
+    rows = list(db.rows())
+    db.close()
+    assert len(rows) == 9 and all(r["status"] == "ok" for r in rows)
+    kinds = {r["method"]: r["budget_kind"] for r in rows}
+    assert kinds == {"long-cot": "sequential", "long-cot-out": "output", "bci-out": "output"}
+    # The output kind is each call's cap; the sequential budget is planned into a larger cap (600 minus the prompt).
+    assert caps[0] == 96 and len(caps) >= 2 and all(96 < c < 600 for c in caps[1:])
+    bci_rows = [r for r in rows if r["method"] == "bci-out"]
+    plain = [r for r in rows if r["method"] == "long-cot-out"]
+    # Behaviors are input, not charged against the cap: BCI's prompt is longer at the same output cap.
+    assert min(r["input_tokens"] for r in bci_rows) > max(r["input_tokens"] for r in plain)
+    # A sequential cell keeps the key it had before budget kinds existed; the same cell as output is another key.
+    from agentkit.sweep.spec import Cell
+    seq = Cell(dataset="gsm8k", item_id="x", method="m", backend="b", budget=96, seed=0)
+    raw = json.dumps(["gsm8k", "x", "m", "b", 96, 0])
+    import hashlib
+    assert seq.key == hashlib.sha256(raw.encode()).hexdigest()[:32]
+    assert seq.model_copy(update={"budget_kind": "output"}).key != seq.key
+    out = write_report(tmp_path / "k.sqlite", tmp_path / "rep")
+    labels = {(g["method"], g["budget_kind"], g["budget"]) for g in out["groups"]}
+    assert labels == {("long-cot", "sequential", 600), ("long-cot-out", "output", 96), ("bci-out", "output", 96)}
+    # Default comparisons: each method against a long-CoT baseline of the same budget and kind only.
+    pairs = {(c["a"], c["b"], c["budget_kind"]) for c in out["comparisons"]}
+    assert pairs == {("bci-out", "long-cot-out", "output")}
+    md = Path(out["markdown"]).read_text()
+    assert "| bci-out | long-cot-out | out 96 |" in md and "B_seq 600" in md
+
+
+def test_an_output_budget_with_its_own_max_tokens_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('budgets = [128]\n[[datasets]]\nname = "gsm8k"\n[[methods]]\nname = "long-cot"\n'
+                   'budget_kind = "output"\nparams = { max_tokens = 64 }\n[[backends]]\nspec = "local"\n')
+    with pytest.raises(ConfigError, match=r"methods\.0.*both set the output cap"):
+        load_spec(bad)
+    bad.write_text('budgets = [128]\n[[datasets]]\nname = "gsm8k"\n[[methods]]\nname = "long-cot"\n'
+                   'budget_kind = "tokens"\n[[backends]]\nspec = "local"\n')
+    with pytest.raises(ConfigError, match=r"methods\.0\.budget_kind"):
+        load_spec(bad)

@@ -51,8 +51,9 @@ COLUMNS: dict[str, str] = {
     "extraction": "TEXT",
     "finish_reason": "TEXT",
     "details": "TEXT",
+    "budget_kind": "TEXT",
 }
-ADDED_COLUMNS = ("extraction", "finish_reason", "details")
+ADDED_COLUMNS = ("extraction", "finish_reason", "details", "budget_kind")
 """Columns added after the first results databases were written: opening an older database adds them (NULL)."""
 
 

@@ -1,7 +1,7 @@
 """Sweep reports: Markdown, a self-contained HTML page, and PNG plots of accuracy against tokens with the
 Pareto front marked (one point per method, backend and budget, per dataset), as the papers plot them.
 
-Per group (dataset, method, backend, budget): problems, samples per problem (seeds), accuracy = mean over
+Per group (dataset, method, backend, budget and its kind: ``B_seq`` or a per-call output cap): problems, samples per problem (seeds), accuracy = mean over
 **every cell of the grid** that has a reference, a failed cell (a timeout, an infeasible budget, a backend
 that gave up) counting as a wrong answer and also counted in its own ``failed`` column, so a method whose
 hard problems fail never looks better than one that answers them; a 95% Wilson interval (over all cells),
@@ -34,17 +34,27 @@ from .db import ResultsDB
 
 __all__ = ["compare", "pareto_front", "summarise", "write_report"]
 
-GroupKey = tuple[str, str, str, int]
+GroupKey = tuple[str, str, str, str, int]
+
+
+def _kind(row: Mapping[str, Any]) -> str:
+    """A row's budget kind (rows written before budget kinds existed are sequential)."""
+    return str(row.get("budget_kind") or "sequential")
+
+
+def budget_label(kind: str, budget: int) -> str:
+    """How a report names a budget: ``B_seq 2000`` or ``out 512`` (a per-call output cap)."""
+    return f"{'B_seq' if kind == 'sequential' else 'out'} {budget}"
 
 
 def summarise(rows: Iterable[Mapping[str, Any]], prices: Mapping[str, Mapping[str, float]] | None = None
               ) -> list[dict[str, Any]]:
-    """One summary dict per (dataset, method, backend, budget), sorted."""
+    """One summary dict per (dataset, method, backend, budget kind, budget), sorted."""
     groups: dict[GroupKey, list[Mapping[str, Any]]] = defaultdict(list)
     for row in rows:
-        groups[(row["dataset"], row["method"], row["backend"], int(row["budget"]))].append(row)
+        groups[(row["dataset"], row["method"], row["backend"], _kind(row), int(row["budget"]))].append(row)
     out = []
-    for (dataset, method, backend, budget), members in sorted(groups.items()):
+    for (dataset, method, backend, kind, budget), members in sorted(groups.items()):
         ok = [r for r in members if r["status"] == "ok"]
         # Every cell counts: a failed cell is a wrong answer (ungraded cells, without a reference, do not count).
         graded = [r for r in members if r["status"] != "ok" or r["correct"] is not None]
@@ -60,7 +70,7 @@ def summarise(rows: Iterable[Mapping[str, Any]], prices: Mapping[str, Mapping[st
             return sum(values) / len(values) if values else 0.0
 
         summary: dict[str, Any] = {
-            "dataset": dataset, "method": method, "backend": backend, "budget": budget,
+            "dataset": dataset, "method": method, "backend": backend, "budget": budget, "budget_kind": kind,
             "problems": len(per_item), "samples": samples, "graded": len(graded), "failed": len(members) - len(ok),
             "accuracy": correct / len(graded) if graded else 0.0, "ci_low": low, "ci_high": high,
             "pass@1": _mean_pass(per_item, 1), f"pass@{samples}": _mean_pass(per_item, samples) if samples else 0.0,
@@ -111,10 +121,11 @@ def _majority(rows: list[Mapping[str, Any]]) -> float:
 
 def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] | None = None
             ) -> list[dict[str, Any]]:
-    """Paired comparisons of methods on the same items, budget and backend: each method against long CoT by
+    """Paired comparisons of methods on the same items, budget (and budget kind) and backend: each method
+    against long CoT by
     default, or the given (A, B) pairs of method keys. Per item the score is its mean correctness over seeds
     (a failed cell counts as wrong); the difference A - B has a paired bootstrap interval over items."""
-    scores: dict[tuple[str, str, int], dict[str, dict[str, list[float]]]] = defaultdict(
+    scores: dict[tuple[str, str, str, int], dict[str, dict[str, list[float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
     baselines: set[str] = set()
     for r in rows:
@@ -125,10 +136,10 @@ def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] 
         if name == "long-cot":
             baselines.add(r["method"])
         ok = r["status"] == "ok" and bool(r["correct"])
-        scores[(r["dataset"], r["backend"], int(r["budget"]))][r["method"]][r["item_id"]].append(float(ok))
+        scores[(r["dataset"], r["backend"], _kind(r), int(r["budget"]))][r["method"]][r["item_id"]].append(float(ok))
     wanted = list(pairs) if pairs is not None else None
     out = []
-    for (dataset, backend, budget), methods in sorted(scores.items()):
+    for (dataset, backend, kind, budget), methods in sorted(scores.items()):
         todo = wanted if wanted is not None else [(m, b) for b in sorted(baselines & set(methods))
                                                   for m in sorted(methods) if m != b]
         for a, b in todo:
@@ -136,7 +147,7 @@ def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] 
                 continue
             per_a = {i: sum(v) / len(v) for i, v in methods[a].items()}
             per_b = {i: sum(v) / len(v) for i, v in methods[b].items()}
-            out.append({"dataset": dataset, "backend": backend, "budget": budget, "a": a, "b": b,
+            out.append({"dataset": dataset, "backend": backend, "budget": budget, "budget_kind": kind, "a": a, "b": b,
                         **paired_difference(per_a, per_b)})
     return out
 
@@ -180,7 +191,7 @@ def _plot(dataset: str, groups: list[dict[str, Any]], x_field: str) -> bytes:
     groups = [g for g in groups if g["graded"] > g["failed"]]  # every cell failed: no tokens to place it at
     points = [(g[x_field], g["accuracy"]) for g in groups]
     for g in groups:
-        label = f"{g['method']} @{g['budget']}" + (f" ({g['backend']})" if len({x['backend'] for x in groups}) > 1
+        label = f"{g['method']} @{budget_label(g['budget_kind'], g['budget'])}" + (f" ({g['backend']})" if len({x['backend'] for x in groups}) > 1
                                                    else "")
         ax.errorbar(g[x_field], g["accuracy"], yerr=[[g["accuracy"] - g["ci_low"]], [g["ci_high"] - g["accuracy"]]],
                     fmt="o", capsize=3, label=label)
@@ -210,6 +221,8 @@ def _cells(g: dict[str, Any]) -> list[str]:
     for c in _COLUMNS:
         if c == "ci":
             cells.append(f"{g['ci_low']:.2f}-{g['ci_high']:.2f}")
+        elif c == "budget":
+            cells.append(budget_label(g["budget_kind"], g["budget"]))
         elif c == "boot_ci":
             cells.append(f"{g['boot_low']:.2f}-{g['boot_high']:.2f}")
         elif c == "seeds_mean_se":
@@ -247,7 +260,9 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
           "column). `ci`: a 95% Wilson interval over cells (treats seeds of one problem as independent); "
           "`boot_ci`: a 95% bootstrap over problems (a problem's seeds resampled together: the honest one when "
           "there are several seeds); `seeds_mean_se`: the mean of per-seed accuracies, its standard error across "
-          "seeds and the number of seeds. Tokens are means over the cells that finished; "
+          "seeds and the number of seeds. `budget`: `B_seq N` (the run's sequential tokens, prompts included, at "
+          "most N) or `out N` (each answering call's output capped at N, prompts not counted); only cells of one "
+          "budget and kind are compared. Tokens are means over the cells that finished; "
           f"plots show accuracy against mean {x_field} with the Pareto front.", ""]
     page = [f"<h1>Sweep report</h1><p>{html.escape(str(db_path))}</p>"]
     plots = {}
@@ -262,20 +277,21 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
         refined = [g for g in members if g.get("round_accuracy")]
         if refined:
             md += ["", "Drafts right per round (PDR/SR, mean over cells): " + "; ".join(
-                f"{g['method']} @{g['budget']}: " + " -> ".join(f"{a:.2f}" for a in g["round_accuracy"])
+                f"{g['method']} @{budget_label(g['budget_kind'], g['budget'])}: " + " -> ".join(f"{a:.2f}" for a in g["round_accuracy"])
                 for g in refined)]
         paired = [c for c in comparisons if c["dataset"] == dataset]
         if paired:
             md += ["", "Paired comparisons (same items, budget and backend; per item the mean over seeds, a failed "
                    "cell wrong; 95% paired bootstrap over items):", "",
                    "| A | B | budget | items | A - B | 95% CI | wins / losses / ties |", "|---|---|---|---|---|---|---|"]
-            md += [f"| {c['a']} | {c['b']} | {c['budget']} | {c['items']} | {c['difference']:+.3f} | "
+            md += [f"| {c['a']} | {c['b']} | {budget_label(c['budget_kind'], c['budget'])} | {c['items']} | {c['difference']:+.3f} | "
                    f"{c['ci_low']:+.3f} to {c['ci_high']:+.3f} | {c['wins']} / {c['losses']} / {c['ties']} |"
                    for c in paired]
             paired_html = ("<h3>Paired comparisons</h3><table border='1' cellspacing='0' cellpadding='3'><tr><th>A</th>"
                         "<th>B</th><th>budget</th><th>items</th><th>A - B</th><th>95% CI</th><th>wins / losses / "
                         "ties</th></tr>" + "".join(
-                            f"<tr><td>{html.escape(c['a'])}</td><td>{html.escape(c['b'])}</td><td>{c['budget']}</td>"
+                            f"<tr><td>{html.escape(c['a'])}</td><td>{html.escape(c['b'])}</td>"
+                            f"<td>{budget_label(c['budget_kind'], c['budget'])}</td>"
                             f"<td>{c['items']}</td><td>{c['difference']:+.3f}</td><td>{c['ci_low']:+.3f} to "
                             f"{c['ci_high']:+.3f}</td><td>{c['wins']} / {c['losses']} / {c['ties']}</td></tr>"
                             for c in paired) + "</table>")

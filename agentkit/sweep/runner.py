@@ -14,7 +14,7 @@ to SQLite as it finishes, resumable after any stop.
 Every cell runs its method from the registry (``agentkit.registry``: ``Method.run``, the same path as
 ``agentkit solve``), with the method's roles attached to one bus for the whole sweep for the length of the
 cell. ``budget`` is the cell's sequential budget, which each method plans its per-call ``max_tokens`` from (see
-``Method.run``); the spec's ``temperature`` is every method's ``temperature`` parameter unless the method's
+``Method.run``), or for a method with ``budget_kind = "output"`` each answering call's output cap; the spec's ``temperature`` is every method's ``temperature`` parameter unless the method's
 ``params`` set their own.
 """
 
@@ -71,15 +71,19 @@ class SweepSummary(BaseModel):
 async def run_cell(problem: Problem, backend: Backend, method: MethodEntry, budget: int, seed: int, *,
                    temperature: float = 0.0, handbooks: dict[str, BehaviorStore] | None = None,
                    bus: Bus | None = None, ledger: Ledger | None = None) -> dict[str, Any]:
-    """Run one registered method on one problem at one sequential budget (``Method.run``, the path
-    ``agentkit solve`` takes); the answer, text and the run's ledger (``ledger``, when given, records the
-    calls even if the run fails)."""
+    """Run one registered method on one problem at one budget (``Method.run``, the path ``agentkit solve``
+    takes): a sequential budget, or with ``method.budget_kind == "output"`` each answering call's output cap
+    (the run then has no B_seq budget). Returns the answer, text and the run's ledger (``ledger``, when given,
+    records the calls even if the run fails)."""
     registered = get_method(method.name)
     values = {"temperature": temperature, **method.params}
+    sequential: int | None = budget
+    if method.budget_kind == "output":
+        values["max_tokens"], sequential = budget, None
     store = values.get("store")
     handbook = (handbooks or {}).get(store) if isinstance(store, str) else None
-    result = await registered.run(problem, backend, params=registered.params(**values), budget=budget, seed=seed,
-                                  handbook=handbook, bus=bus, ledger=ledger)
+    result = await registered.run(problem, backend, params=registered.params(**values), budget=sequential,
+                                  seed=seed, handbook=handbook, bus=bus, ledger=ledger)
     return {"answer": result.answer, "text": result.text, "ledger": result.ledger,
             "finish_reason": result.solution.finish_reason, "details": result.details}
 
@@ -248,7 +252,7 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: B
     row: dict[str, Any] = {
         "key": cell.key, "sweep": spec.name, "dataset": cell.dataset, "item_id": cell.item_id,
         "method": cell.method, "method_params": {"name": method.name, **method.params}, "backend": cell.backend,
-        "backend_info": backend.describe(), "budget": cell.budget, "seed": cell.seed,
+        "backend_info": backend.describe(), "budget": cell.budget, "budget_kind": cell.budget_kind, "seed": cell.seed,
         "reference": problem.reference, "prompt_hash": prompt_hash(method.name), "grader": grader.version,
         "sampling": {"temperature": spec.temperature, "seed": cell.seed},
     }

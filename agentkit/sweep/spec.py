@@ -31,8 +31,10 @@ A method may list its own ``budgets = [...]`` (instead of the spec's). ``min_dra
 the smallest per-call output cap ``agentkit sweep validate`` (run first by ``sweep run``) accepts: it plans
 every cell with the real prompts and names each infeasible one.
 
-``budget`` means ``B_seq``: each method's per-call ``max_tokens`` is planned from it (``plan_draft_tokens``)
-and a ``Ledger(Budget(sequential=...))`` enforces it. Method names and ``params`` are checked against the
+``budget`` means ``B_seq`` by default: each method's per-call ``max_tokens`` is planned from it
+(``plan_draft_tokens``) and a ``Ledger(Budget(sequential=...))`` enforces it. A method with
+``budget_kind = "output"`` takes the budget as each answering call's output cap instead (the reuse paper's
+comparisons, where behaviors are input paid for separately). Method names and ``params`` are checked against the
 method registry when the spec loads (a user's own methods: ``plugins = ["path/to/module.py"]`` at the top of the
 spec, imported first). Validation errors name the field at fault.
 """
@@ -44,14 +46,17 @@ import json
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentkit.errors import ConfigError, validation_problems
 from agentkit.registry import get_method, load_plugin
 
-__all__ = ["BackendEntry", "Cell", "DatasetEntry", "MethodEntry", "SweepSpec", "load_spec"]
+BudgetKind = Literal["sequential", "output"]
+"""What a cell's budget bounds (``MethodEntry.budget_kind``)."""
+
+__all__ = ["BackendEntry", "BudgetKind", "Cell", "DatasetEntry", "MethodEntry", "SweepSpec", "load_spec"]
 
 class DatasetEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -81,8 +86,14 @@ class MethodEntry(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     """The method's parameters (checked against its parameter model)."""
     budgets: list[int] | None = Field(default=None, min_length=1)
-    """This method's budgets (B_seq), instead of the spec's: a method whose critical path is longer (PDR with
-    many rounds and a large workspace) is compared where it is feasible."""
+    """This method's budgets, instead of the spec's: a method whose critical path is longer (PDR with many rounds
+    and a large workspace) is compared where it is feasible."""
+    budget_kind: BudgetKind = "sequential"
+    """What the budget bounds. ``sequential`` (default): ``B_seq``, the tokens on the run's critical path, prompts
+    included, which the method plans its calls from (PDR, SR, long CoT and self-consistency compare at matched
+    B_seq). ``output``: the output cap (``max_tokens``) of each answering call, prompts not counted (the reuse
+    paper's BCI-vs-plain comparisons: behaviors are input, reported in their own columns). Rows, keys and
+    reports carry it, so cells of the two kinds are never compared with each other."""
 
     @field_validator("name")
     @classmethod
@@ -99,6 +110,13 @@ class MethodEntry(BaseModel):
             get_method(self.name).params(**self.params)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
+        return self
+
+    @model_validator(mode="after")
+    def _output_cap(self) -> MethodEntry:
+        if self.budget_kind == "output" and "max_tokens" in self.params:
+            raise ValueError("params.max_tokens and budget_kind = \"output\" both set the output cap; "
+                             "give the cap as the budget")
         return self
 
     @property
@@ -168,10 +186,14 @@ class Cell(BaseModel):
     backend: str
     budget: int
     seed: int
+    budget_kind: BudgetKind = "sequential"
 
     @property
     def key(self) -> str:
-        raw = json.dumps([self.dataset, self.item_id, self.method, self.backend, self.budget, self.seed])
+        fields: list[Any] = [self.dataset, self.item_id, self.method, self.backend, self.budget, self.seed]
+        if self.budget_kind != "sequential":  # sequential cells keep the keys they had before budget kinds existed
+            fields.append(self.budget_kind)
+        raw = json.dumps(fields)
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     def in_shard(self, index: int, count: int) -> bool:
@@ -208,4 +230,5 @@ def iter_cells(spec: SweepSpec, items: dict[str, list[str]]) -> Iterator[Cell]:
                     for budget in method.budgets or spec.budgets:
                         for seed in spec.seeds:
                             yield Cell(dataset=dataset.name, item_id=item_id, method=method.key,
-                                       backend=backend.spec, budget=budget, seed=seed)
+                                       backend=backend.spec, budget=budget, seed=seed,
+                                       budget_kind=method.budget_kind)

@@ -1,7 +1,8 @@
 """``agentkit sweep validate SPEC``: plan every cell of a spec before anything runs.
 
 For every dataset x method (with its parameters) x budget, each problem's cell is planned with the method's
-own ``Method.plan`` and the real prompts: the output cap each answering call gets at that sequential budget.
+own ``Method.plan`` and the real prompts: the output cap each answering call gets at that sequential budget
+(a method whose ``budget_kind`` is ``output`` gets the budget itself as the cap).
 A cell whose cap is below the spec's ``min_draft_tokens`` is infeasible (it would fail, or answer from a few
 dozen tokens); the report names it, says how many problems it hits and what budget it needs. ``sweep run``
 validates first and refuses an infeasible spec (``--no-validate`` runs it anyway).
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from agentkit.evaluation.datasets import load_dataset
 from agentkit.registry import get_method
 
-from .spec import SweepSpec
+from .spec import BudgetKind, SweepSpec
 
 __all__ = ["CellPlan", "infeasible", "validate_spec"]
 
@@ -28,6 +29,7 @@ class CellPlan(BaseModel):
     method: str
     """The method's key in the spec (label, or name and parameters)."""
     budget: int
+    budget_kind: BudgetKind = "sequential"
     problems: int
     infeasible: int
     """Problems whose output cap per answering call is below ``min_draft_tokens``."""
@@ -52,18 +54,26 @@ def validate_spec(spec: SweepSpec) -> list[CellPlan]:
             method = get_method(entry.name)
             params = method.params(**{"temperature": spec.temperature, **entry.params})
             for budget in entry.budgets or spec.budgets:
-                plans = [method.plan(p, params, budget) for p in problems]
-                caps = [plan.max_tokens for plan in plans]
+                if entry.budget_kind == "output":  # the budget is the cap: nothing to plan
+                    caps, needs = [budget] * len(problems), spec.min_draft_tokens
+                else:
+                    plans = [method.plan(p, params, budget) for p in problems]
+                    caps = [plan.max_tokens for plan in plans]
+                    needs = max((plan.needs(spec.min_draft_tokens) for plan in plans), default=0)
                 out.append(CellPlan(
-                    dataset=d.name, method=entry.key, budget=budget, problems=len(plans),
-                    infeasible=sum(c < spec.min_draft_tokens for c in caps), min_tokens=min(caps, default=0),
-                    max_tokens=max(caps, default=0),
-                    needs=max((plan.needs(spec.min_draft_tokens) for plan in plans), default=0)))
+                    dataset=d.name, method=entry.key, budget=budget, budget_kind=entry.budget_kind,
+                    problems=len(problems), infeasible=sum(c < spec.min_draft_tokens for c in caps),
+                    min_tokens=min(caps, default=0), max_tokens=max(caps, default=0), needs=needs))
     return out
+
+
+def _label(p: CellPlan) -> str:
+    return f"B_seq {p.budget}" if p.budget_kind == "sequential" else f"an output cap of {p.budget}"
 
 
 def infeasible(plans: list[CellPlan], min_draft_tokens: int) -> list[str]:
     """One line per infeasible (dataset, method, budget): what it leaves and what it needs."""
-    return [f"{p.method} at B_seq {p.budget} on {p.dataset}: {p.infeasible}/{p.problems} problems leave "
-            f"{max(p.min_tokens, 0)} tokens per answering call (< {min_draft_tokens}); needs B_seq >= {p.needs}"
+    return [f"{p.method} at {_label(p)} on {p.dataset}: {p.infeasible}/{p.problems} problems leave "
+            f"{max(p.min_tokens, 0)} tokens per answering call (< {min_draft_tokens}); needs "
+            f"{'B_seq' if p.budget_kind == 'sequential' else 'an output cap'} >= {p.needs}"
             for p in plans if not p.feasible]
