@@ -65,6 +65,8 @@ class Provenance(BaseModel):
 
     problem_id: str | None = None
     """The problem whose trace the behavior was extracted from."""
+    dataset: str | None = None
+    """The dataset (split) that problem came from, e.g. ``gsm8k-train`` (retrieval can exclude a split)."""
     trace_id: str | None = None
     model: str | None = None
     """The model that wrote the behavior."""

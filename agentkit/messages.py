@@ -286,6 +286,8 @@ class BehaviorProposal(Message):
     problem_id: str
     behaviors: dict[str, str]
     """``behavior_name -> instruction`` (only entries that passed ``parse_behaviors``)."""
+    dataset: str | None = None
+    """The dataset (split) the problem came from, e.g. ``gsm8k-train``."""
     source_trace_id: str | None = None
     trace_correct: bool | None = None
     dropped: tuple[tuple[str, str], ...] = ()

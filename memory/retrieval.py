@@ -54,18 +54,24 @@ def topics_of(problem: Problem) -> tuple[str, ...]:
 
 async def retrieve_behaviors(handbook: BehaviorStore, problem: Problem, *, k: int = 8,
                              retrieval: Retrieval | str = "embedding", record: bool = True,
-                             usage: UsageTarget | None = None, exclude_own: bool = True) -> list[Behavior]:
+                             usage: UsageTarget | None = None, exclude_own: bool = True,
+                             exclude_split: bool = False) -> list[Behavior]:
     """Up to ``k`` behaviors for ``problem`` from ``handbook``; counts ``retrieved`` in ``usage`` (default: the
-    handbook; none when ``record`` is off). ``exclude_own``: never a behavior curated from this very problem."""
+    handbook; none when ``record`` is off). ``exclude_own``: never a behavior curated from this very problem;
+    ``exclude_split``: nor one with any source from the problem's dataset split (``Problem.dataset``: a
+    handbook curated, even in part, from the split being evaluated contributes nothing curated from it)."""
     if retrieval not in RETRIEVALS:
         raise ConfigError(f"retrieval must be one of {', '.join(RETRIEVALS)}, got {retrieval!r}")
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     topics = topics_of(problem)
-    fetch = 2 * k + 8 if exclude_own else k  # room for the problem's own behaviors, dropped below
+    split = problem.dataset if exclude_split and problem.dataset else None
+    fetch = k if not (exclude_own or split) else 2 * k + 8 if not split else max(8 * k, 64)  # room for drops
 
     def allowed(behavior: Behavior) -> bool:
-        return not exclude_own or all(p.problem_id != problem.problem_id for p in behavior.provenance)
+        if exclude_own and any(p.problem_id == problem.problem_id for p in behavior.provenance):
+            return False
+        return split is None or all(p.dataset != split for p in behavior.provenance)
 
     if retrieval == "topic":
         found: dict[str, Behavior] = {}

@@ -69,9 +69,11 @@ async def bci(
     bus: Bus | None = None,
     usage: UsageTarget | None = None,
     exclude_own: bool = True,
+    exclude_split: bool = False,
 ) -> Solution:
     """Solve ``problem`` with behaviors in context: ``behaviors`` as given, else the top ``k`` from ``handbook``
-    (never one curated from this problem, unless ``exclude_own`` is off).
+    (never one curated from this problem, unless ``exclude_own`` is off; with ``exclude_split``, none curated
+    from the problem's dataset split).
 
     With ``handbook``, usage is recorded (retrieved, cited, and cited_correct / cited_wrong when the reference
     is known) in ``usage`` (default: the handbook itself; a ``UsageLog`` keeps a frozen handbook unchanged). With
@@ -80,7 +82,8 @@ async def bci(
         if handbook is None:
             raise ConfigError("bci() needs behaviors= or a handbook= to retrieve them from")
         chosen: tuple[Behavior, ...] = tuple(await retrieve_behaviors(
-            handbook, problem, k=k, retrieval=retrieval, usage=usage, exclude_own=exclude_own))
+            handbook, problem, k=k, retrieval=retrieval, usage=usage, exclude_own=exclude_own,
+            exclude_split=exclude_split))
     else:
         chosen = as_behaviors(behaviors)
     problem, ledger = start_run(problem, ledger)
@@ -103,6 +106,10 @@ class BCIParams(MethodParams):
     """The handbook to retrieve from (a store directory or a service URL), for the CLI and sweeps to open."""
     behaviors: tuple[Behavior, ...] | None = None
     """Behaviors to use as given instead of retrieving (a ``{name: instruction}`` mapping is accepted)."""
+    exclude_split: bool = False
+    """Retrieve nothing curated from the problem's own dataset split (``Provenance.dataset``): the guard for a
+    handbook built, even in part, from the split being evaluated. A behavior curated from the problem itself is
+    never retrieved either way."""
     handbook_mode: HandbookMode = "frozen"
     """``frozen`` (default): usage from answering is logged in the result's details, not applied to the
     handbook, so evaluation never learns from the labels it is scored on; ``online``: applied (test-time
@@ -132,7 +139,7 @@ class BCI(Method):
         log = UsageLog() if p.handbook_mode == "frozen" else None
         solution = await bci(problem, backend, behaviors=p.behaviors, handbook=handbook, k=p.k, retrieval=p.retrieval,
                              ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
-                             temperature=p.temperature, seed=seed, bus=bus, usage=log)
+                             temperature=p.temperature, seed=seed, bus=bus, usage=log, exclude_split=p.exclude_split)
         return MethodResult(solution=solution, ledger=ledger, details={
             "handbook_mode": p.handbook_mode, "usage": log.events if log is not None else None})
 

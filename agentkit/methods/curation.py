@@ -85,7 +85,7 @@ def _finished(progress: Path | None) -> set[str]:
 
 async def store_proposal(store: BehaviorStore, proposal: BehaviorProposal) -> tuple[list[str], int]:
     """Add a proposal's behaviors with its topics and provenance; returns (stored names, how many merged)."""
-    provenance = Provenance(problem_id=proposal.problem_id, trace_id=proposal.source_trace_id,
+    provenance = Provenance(problem_id=proposal.problem_id, dataset=proposal.dataset, trace_id=proposal.source_trace_id,
                             model=proposal.model or None, trace_correct=proposal.trace_correct)
     names, merged = [], 0
     for name, instruction in proposal.behaviors.items():

@@ -248,6 +248,8 @@ class PDRParams(MethodParams):
     """The handbook to retrieve from (a store directory or a service URL), for the CLI and sweeps to open."""
     handbook_mode: HandbookMode = "frozen"
     """As BCI's: ``frozen`` logs usage in the details, ``online`` applies it to the handbook."""
+    exclude_split: bool = False
+    """As BCI's: retrieve nothing curated from the problem's own dataset split."""
     workspace_reasoning: bool = False
     """Reasoning models: workspaces see each draft's reasoning too; default: the final text only."""
 
@@ -326,7 +328,7 @@ class PDR(Method):
         assert isinstance(p, PDRParams)
         config = _pdr_config(p, seed)
         return await _run(self, problem, backend, config, budget, handbook if p.behaviors else None, p.behaviors,
-                          p.retrieval, bus, ledger, p.handbook_mode)
+                          p.retrieval, bus, ledger, p.handbook_mode, p.exclude_split)
 
 
 class SR(Method):
@@ -351,15 +353,16 @@ class SR(Method):
 
 async def _run(method: Method, problem: Problem, backend: Backend, config: PDRConfig, budget: int | None,
                handbook: BehaviorStore | None, k: int, retrieval: Retrieval, bus: Bus | None,
-               given: Ledger | None, mode: HandbookMode = "frozen") -> MethodResult:
+               given: Ledger | None, mode: HandbookMode = "frozen", exclude_split: bool = False) -> MethodResult:
     if budget is not None:
         m = plan_draft_tokens(budget, prompt_tokens=planning_prompt_tokens(problem.text, config), config=config)
         config = config.model_copy(update={"max_tokens": m})
     if k and handbook is None:
         raise ConfigError(f"{method.name} with behaviors={k} needs a handbook (params.store or --store)")
     log = UsageLog() if mode == "frozen" else None
-    behaviors = (await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval, usage=log)
-                 if handbook is not None else [])
+    behaviors = (await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval, usage=log,
+                                          exclude_split=exclude_split)
+                 if handbook is not None and k else [])
     ledger = budget_ledger(budget, given)
     result = await pdr(problem, backend, config, ledger=ledger, bus=bus, behaviors=behaviors, handbook=handbook,
                        usage=log)

@@ -100,7 +100,8 @@ async def curate(
         max_tokens=max_tokens, temperature=temperature, seed=seed)
     parsed = _without_copies(parse_behaviors(extracted.text, max_behaviors=max_behaviors))
     proposal = reflection.derive(
-        BehaviorProposal, sender=sender, problem_id=problem.problem_id, behaviors=parsed.behaviors,
+        BehaviorProposal, sender=sender, problem_id=problem.problem_id, dataset=problem.dataset or None,
+        behaviors=parsed.behaviors,
         source_trace_id=solution.id, trace_correct=correct, dropped=parsed.dropped, topics=topics_of(problem),
         model=extracted.model,
         usage=TokenUsage(input_tokens=ledger.input_tokens - before_in, output_tokens=ledger.output_tokens - before_out,

@@ -305,3 +305,27 @@ async def test_evaluation_leaves_a_frozen_handbook_unchanged_and_online_mode_say
     assert online.details == {"handbook_mode": "online", "usage": None}
     after = await handbook.get("behavior_count_leftovers")
     assert (after.stats.retrieved, after.stats.cited_wrong) == (before["behavior_count_leftovers"].retrieved + 1, 1)
+
+
+async def test_a_split_guard_keeps_behaviors_curated_from_the_evaluated_split_out(
+        handbook: QdrantBehaviorStore) -> None:
+    test_split = [p.with_(dataset="unit-test") for p in PROBLEMS]
+    await build_handbook(test_split[:1], ScriptedBackend(reply), handbook)  # curated from the test split itself
+    stored = await handbook.get("behavior_count_leftovers")
+    assert [(p.problem_id, p.dataset) for p in stored.provenance] == [("p0", "unit-test")]
+    other_item = test_split[1]
+    # Another item of the same split: retrieved by default (only the item's own behaviors are excluded) ...
+    assert len(await retrieve_behaviors(handbook, other_item, k=2, record=False)) == 2
+    # ... and by nothing with the split guard on; a problem of another split still gets them.
+    assert await retrieve_behaviors(handbook, other_item, k=2, record=False, exclude_split=True) == []
+    elsewhere = other_item.with_(dataset="unit-train")
+    assert len(await retrieve_behaviors(handbook, elsewhere, k=2, record=False, exclude_split=True)) == 2
+    # Through the registry: BCI's exclude_split parameter answers with the plain prompt when all is excluded.
+    from agentkit.methods import get_method
+    backend = ScriptedBackend(reply)
+    bci_method = get_method("bci")
+    guarded = await bci_method.run(other_item, backend, params=bci_method.params(k=2, exclude_split=True),
+                                   handbook=handbook)
+    assert guarded.solution.behaviors == ()
+    opened = await bci_method.run(other_item, backend, params=bci_method.params(k=2), handbook=handbook)
+    assert len(opened.solution.behaviors) == 2
