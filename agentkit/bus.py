@@ -138,13 +138,16 @@ class Bus:
         self._routes.clear()
         return sub
 
-    async def unsubscribe(self, subscription: Subscription) -> None:
-        """Stop delivering to ``subscription`` after it has handled what is already queued for it."""
+    async def unsubscribe(self, subscription: Subscription, *, drain: bool = True) -> None:
+        """Stop delivering to ``subscription`` after it has handled what is already queued for it; with
+        ``drain=False``, at once: its handlers in progress are cancelled and what is queued is dropped (a run
+        that was cancelled or failed abandons its own work, model calls in flight included)."""
         for worker in self._workers:
             if worker.sub is subscription:
                 self._workers.remove(worker)
                 self._routes.clear()
-                await worker.queue.join()
+                if drain:
+                    await worker.queue.join()
                 await self._stop(worker)
                 return
 
@@ -263,13 +266,15 @@ class Bus:
         while any(w.queue._unfinished_tasks for w in self._workers):  # type: ignore[attr-defined]
             await asyncio.gather(*(w.queue.join() for w in list(self._workers)))
 
-    async def close(self) -> None:
-        """Refuse new outside publishes, finish all queued work, then stop every worker. Idempotent."""
+    async def close(self, *, drain: bool = True) -> None:
+        """Refuse new outside publishes, finish all queued work (``drain=False``: cancel it), then stop every
+        worker. Idempotent."""
         if self._closed:
             return
         self._closing = True
         try:
-            await self.drain()
+            if drain:
+                await self.drain()
         finally:
             self._closed = True
             for worker in self._workers:

@@ -14,6 +14,9 @@
   ``agentkit sweep report DB --out DIR``: concurrent, resumable benchmark sweeps (``agentkit.sweep``).
 - ``agentkit serve --store PATH [--port P] [--token T]``: the behavior handbook over HTTP (prints its URL and,
   when none was given, a generated bearer token).
+- ``agentkit proxy --backend SPEC [--store HANDBOOK] [--port P] [--token T]``: an OpenAI-compatible endpoint
+  (``/v1/chat/completions``, ``/v1/models``) that runs any registered method behind a ``METHOD/MODEL`` model
+  name (``agentkit.proxy``); prints its URL and, when none was given, a generated bearer token.
 - ``agentkit handbook build --dataset gsm8k-train --limit N --store PATH [--backend SPEC]``: curate behaviors
   (solve, reflect, extract) into a handbook; resumable (finished problems are skipped).
 - ``agentkit handbook list|search|show|history|add|prune|export|import|stats [--store PATH|URL]``: the
@@ -154,6 +157,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     serve.add_argument("--token", default=None, help="bearer token (default: $AGENTKIT_TOKEN, else generated)")
     serve.add_argument("--max-body", type=int, default=1 << 20, help="largest request body in bytes")
+
+    px = sub.add_parser("proxy", help="an OpenAI-compatible endpoint that runs any method behind a model name")
+    px.add_argument("--backend", default="local", help="backend spec (default: %(default)s)")
+    px.add_argument("--store", default=None, help="a handbook (store directory or service URL) for bci and methods "
+                                                 "with behaviors")
+    px.add_argument("--store-token", default=None, help="bearer token of a handbook URL (default: $AGENTKIT_TOKEN)")
+    px.add_argument("--host", default="127.0.0.1")
+    px.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    px.add_argument("--token", default=None,
+                    help="bearer token clients send as their API key (default: $AGENTKIT_PROXY_TOKEN, else generated)")
+    px.add_argument("--concurrency", type=int, default=64, help="requests running at once")
+    px.add_argument("--max-queue", type=int, default=1024, help="requests waiting before a 429")
+    px.add_argument("--max-body", type=int, default=4 << 20, help="largest request body in bytes")
+    px.add_argument("--plugin", action="append", default=[], help="a module that registers methods (repeatable)")
 
     hb = sub.add_parser("handbook", help="inspect and edit a behavior handbook")
     hb.add_argument("--store", default=DEFAULT_STORE, help="a store directory or a service URL (default: %(default)s)")
@@ -500,6 +517,42 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _proxy(args: argparse.Namespace) -> int:
+    import os
+    import signal
+
+    from agentkit.backends import backend_from_spec
+    from agentkit.proxy import Proxy, create_proxy_app, run_proxy_runner
+    from agentkit.service import generate_token
+
+    token = args.token or os.environ.get("AGENTKIT_PROXY_TOKEN")
+    generated = token is None
+    token = token or generate_token()
+    handbook = await _open_handbook(args.store, args.store_token) if args.store else None
+    backend = backend_from_spec(args.backend)
+    try:
+        proxy = Proxy(backend, handbook=handbook, token=token, concurrency=args.concurrency, max_queue=args.max_queue)
+        app = create_proxy_app(proxy, max_body=args.max_body)
+    except BaseException:
+        await backend.aclose()
+        if handbook is not None:
+            await handbook.close()
+        raise
+    runner, url = await run_proxy_runner(app, args.host, args.port)
+    print(f"agentkit proxy for {proxy.model_name} at {url}/v1 (methods: METHOD/{proxy.model_name})", flush=True)
+    if generated:
+        print(f"token: {token}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
 async def _build(args: argparse.Namespace, handbook: BehaviorStore) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -642,7 +695,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = _parser().parse_args(argv)
     configure_logging({0: "warning", 1: "info"}.get(args.verbose, "debug") if args.verbose else None)
-    command = {"chat": _chat, "solve": _solve, "serve": _serve, "handbook": _handbook, "sweep": _sweep}[args.command]
+    command = {"chat": _chat, "solve": _solve, "serve": _serve, "proxy": _proxy, "handbook": _handbook,
+               "sweep": _sweep}[args.command]
     try:
         return asyncio.run(command(args))
     except BackendError as exc:

@@ -440,7 +440,7 @@ async def test_an_output_budget_caps_each_call_and_is_never_compared_with_a_sequ
     # Default comparisons: each method against a long-CoT baseline of the same budget and kind only.
     pairs = {(c["a"], c["b"], c["budget_kind"]) for c in out["comparisons"]}
     assert pairs == {("bci-out", "long-cot-out", "output")}
-    md = Path(out["markdown"]).read_text()
+    md = await asyncio.to_thread(Path(out["markdown"]).read_text)
     assert "| bci-out | long-cot-out | out 96 |" in md and "B_seq 600" in md
 
 

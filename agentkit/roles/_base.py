@@ -70,7 +70,9 @@ class Role:
 @contextlib.asynccontextmanager
 async def attached(bus: Bus | None, run_id: str, roles: Sequence[tuple[Role, int]]) -> AsyncIterator[Bus]:
     """Attach ``roles`` (each with its concurrency) for run ``run_id`` to ``bus``, or to a bus of their own when
-    ``bus`` is None; yield the bus; detach them (or close the own bus) when the block ends.
+    ``bus`` is None; yield the bus; detach them (or close the own bus) when the block ends. A block that ends by
+    an exception or a cancellation (a client that went away) cancels the roles' work in progress, model calls
+    included, instead of waiting for it.
 
     Two runs with the same ``run_id`` cannot share a bus (their requests would be indistinguishable): that is a
     ``ConfigError``.
@@ -83,16 +85,18 @@ async def attached(bus: Bus | None, run_id: str, roles: Sequence[tuple[Role, int
             raise ConfigError(f"run {run_id!r} is already running on bus {active.name!r}; give each concurrent run "
                               "its own run_id (Problem.run_id)")
     subscriptions: list[Subscription] = []
+    finished = False
     try:
         for role, concurrency in roles:
             subscriptions.append(role.attach(active, concurrency=concurrency, run_id=run_id))
         yield active
+        finished = True
     finally:
         if own:
-            await active.close()
+            await active.close(drain=finished)
         else:
             for subscription in subscriptions:
-                await active.unsubscribe(subscription)
+                await active.unsubscribe(subscription, drain=finished)
 
 
 async def ask(bus: Bus, request: Message, reply_type: type[R], *, timeout: float = REQUEST_TIMEOUT_S) -> R:

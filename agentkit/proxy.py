@@ -1,0 +1,589 @@
+"""An OpenAI-compatible endpoint in front of any backend: every registered method behind a model name.
+
+``agentkit proxy --backend SPEC [--store HANDBOOK] [--port P]`` serves ``POST /v1/chat/completions`` and
+``GET /v1/models``. Any OpenAI client gets a test-time method by changing the model name:
+
+- ``MODEL`` (the backend's model, as ``/v1/models`` lists it): passed through to the backend as one call.
+- ``METHOD/MODEL`` or ``METHOD`` (``pdr/MODEL``, ``self-consistency/MODEL``, ``bci/MODEL``, any name in the
+  method registry, user plugins included): the method runs on the backend. Its problem is the request's user
+  message (system or developer messages before it are put in front of it); a method request carries one user
+  message and no assistant turns.
+- An ``agentkit`` object in the body (``extra_body={"agentkit": {...}}`` with the ``openai`` client) chooses
+  the method (``method``), its parameters (``params``, validated by the method's parameter model: an unknown
+  or out-of-range parameter is a 400 naming it) and a sequential budget (``budget``: B_seq, which the method
+  plans its calls from). The request's ``max_tokens`` (or ``max_completion_tokens``) is the method's per-call
+  output cap, ``temperature`` its temperature and ``seed`` its seed.
+
+Replies are standard chat completions: the method's final text as the message, ``usage`` counting every
+token the method spent (all calls), and an ``agentkit`` block: method, answer, ``B_seq``, ``B_total``, calls,
+rounds, behaviors retrieved and cited. ``stream: true`` sends the final answer as Server-Sent Events chunks
+(and, with ``stream_options.include_usage``, the usage chunk); while a method runs, each finished draft and
+workspace is announced as an SSE *comment* line, ``: agentkit {"event": "draft", "round": 1, ...}``, which
+SSE clients (the ``openai`` SDK included) ignore by the SSE specification, with a ``: keep-alive`` comment
+every 15 s.
+
+Rules: ``/v1`` routes need ``Authorization: Bearer <token>`` (401); bodies over ``max_body`` bytes get 413; at
+most ``concurrency`` requests run at once and ``max_queue`` wait, the rest get 429 with ``Retry-After``; every
+error is OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}`` (400 invalid input or an
+unsupported feature such as tools, 404 unknown model, 502/504 when the backend failed or timed out). A client
+that disconnects cancels its method run and the backend calls in flight. Arguments that a method cannot honour
+(``tools``, ``response_format`` other than text, ``logprobs``, ``n`` > 1, audio) are refused, not ignored;
+unknown arguments are refused too, except the harmless ones OpenAI clients send by default (``user``,
+``metadata``, ``store``, ...), which are ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentkit.backends.base import Backend, ChatRequest, Completion
+from agentkit.bus import Bus, Subscription
+from agentkit.errors import (
+    AgentkitError,
+    BackendError,
+    BackendRequestError,
+    BudgetExceeded,
+    ConfigError,
+    RequestTimeout,
+    validation_problems,
+)
+from agentkit.log import get_logger
+from agentkit.memory.store import BehaviorStore
+from agentkit.messages import DistillResult, Draft, Message, Problem
+from agentkit.registry import METHODS, Method, MethodResult, get_method, method_names
+
+__all__ = ["DEFAULT_MAX_BODY", "Proxy", "create_proxy_app", "run_proxy_runner"]
+
+_log = get_logger(__name__)
+DEFAULT_MAX_BODY = 4 << 20
+KEEPALIVE_S = 15.0
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+IGNORED_ARGUMENTS = frozenset({
+    "user", "metadata", "store", "service_tier", "parallel_tool_calls", "presence_penalty", "frequency_penalty",
+    "logit_bias", "reasoning_effort", "prediction", "safety_identifier", "prompt_cache_key", "verbosity",
+})
+"""Arguments OpenAI clients send by default that change nothing a method does here: accepted and ignored."""
+UNSUPPORTED_ARGUMENTS = frozenset({
+    "tools", "tool_choice", "functions", "function_call", "response_format", "logprobs", "top_logprobs", "audio",
+    "modalities", "web_search_options",
+})
+"""Arguments refused with a 400 when they ask for something (a null, false, empty or text-only value passes)."""
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[_Part] | None = None
+
+
+class _StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
+class AgentkitOptions(BaseModel):
+    """The ``agentkit`` object of a request body."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: str | None = Field(default=None, max_length=128)
+    """A registered method (else the model name's ``METHOD/`` prefix, else a plain pass-through)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The method's parameters (its parameter model validates them)."""
+    budget: int | None = Field(default=None, ge=1, le=100_000_000)
+    """A sequential budget, B_seq: the method plans its per-call caps from it."""
+
+
+class ChatBody(BaseModel):
+    """A chat-completions request as the proxy reads it."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(min_length=1, max_length=512)
+    messages: list[_Message] = Field(min_length=1, max_length=4096)
+    max_tokens: int | None = Field(default=None, ge=1, le=10_000_000)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=10_000_000)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
+    stop: str | list[str] | None = None
+    n: int | None = Field(default=None, ge=1, le=128)
+    stream: bool | None = False
+    stream_options: _StreamOptions | None = None
+    agentkit: AgentkitOptions | None = None
+
+
+class ApiError(Exception):
+    """An error to answer in OpenAI's format."""
+
+    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+    def response(self) -> web.Response:
+        return web.json_response(self.body(), status=self.status, headers=self.headers)
+
+
+def _invalid(message: str, param: str | None = None, code: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param, code=code)
+
+
+def error_for(exc: BaseException) -> ApiError:
+    """The OpenAI-format error for an exception a request raised (never a 500 for agentkit's own errors)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, BudgetExceeded):
+        return _invalid(str(exc), "agentkit.budget", "budget_exceeded")
+    if isinstance(exc, ConfigError):
+        return _invalid(str(exc))
+    if isinstance(exc, BackendRequestError):
+        return ApiError(502, f"the backend refused the request: {exc}", kind="api_error", code="upstream_refused")
+    if isinstance(exc, RequestTimeout) or (isinstance(exc, BackendError) and "timeout" in exc.cause):
+        return ApiError(504, f"the backend timed out: {exc}", kind="api_error", code="upstream_timeout")
+    if isinstance(exc, BackendError):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after else None
+        return ApiError(502, f"the backend failed: {exc}", kind="api_error", code="upstream_unavailable",
+                        headers=headers)
+    if isinstance(exc, AgentkitError):
+        return ApiError(502, f"the method failed: {exc}", kind="api_error", code="method_failed")
+    return ApiError(500, "internal error (a bug in agentkit: the server log has the traceback)", kind="server_error")
+
+
+def _text(message: _Message, index: int) -> str:
+    if message.content is None:
+        raise _invalid(f"messages[{index}] has no content (tool calls are not supported)", f"messages.{index}.content")
+    if isinstance(message.content, str):
+        return message.content
+    texts = []
+    for j, part in enumerate(message.content):
+        if part.type != "text" or part.text is None:
+            raise _invalid(f"messages[{index}].content[{j}] is {part.type!r}: only text parts are supported",
+                           f"messages.{index}.content.{j}", "unsupported_content")
+        texts.append(part.text)
+    return "".join(texts)
+
+
+def _check_arguments(body: ChatBody) -> None:
+    for name, value in (body.model_extra or {}).items():
+        if name in IGNORED_ARGUMENTS:
+            continue
+        if name in UNSUPPORTED_ARGUMENTS:
+            harmless = value in (None, False, [], {}) or (name == "response_format" and isinstance(value, dict)
+                                                          and value.get("type") == "text") \
+                or (name == "modalities" and value == ["text"]) or (name == "tool_choice" and value == "none")
+            if not harmless:
+                raise _invalid(f"{name} is not supported by the agentkit proxy", name, "unsupported_parameter")
+            continue
+        raise _invalid(f"unrecognized request argument: {name}", name, "unknown_parameter")
+    if body.n not in (None, 1):
+        raise _invalid("n must be 1 (ask a method such as self-consistency for several samples)", "n",
+                       "unsupported_parameter")
+    if body.max_tokens is not None and body.max_completion_tokens is not None \
+            and body.max_tokens != body.max_completion_tokens:
+        raise _invalid("max_tokens and max_completion_tokens disagree; send one", "max_tokens")
+    for i, m in enumerate(body.messages):
+        if m.role == "tool":
+            raise _invalid(f"messages[{i}] is a tool message: tools are not supported", f"messages.{i}.role",
+                           "unsupported_parameter")
+
+
+def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
+    stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
+    if len(stops) > 4 or any(not s for s in stops):
+        raise _invalid("stop takes at most 4 non-empty strings", "stop")
+    return stops
+
+
+def _finish(reason: str) -> str:
+    return "length" if reason == "length" else "stop"
+
+
+class Proxy:
+    """The proxy's state: the backend, the handbook, the admission limits and one bus for every method run."""
+
+    def __init__(self, backend: Backend, *, handbook: BehaviorStore | None = None, token: str,
+                 concurrency: int = 64, max_queue: int = 1024, model_name: str | None = None) -> None:
+        if not token:
+            raise ConfigError("the proxy needs a bearer token")
+        if concurrency < 1 or max_queue < 0:
+            raise ConfigError("concurrency must be >= 1 and max_queue >= 0")
+        self.backend, self.handbook, self.token = backend, handbook, token
+        self.model_name = model_name or backend.model or backend.name
+        self.concurrency, self.max_queue = concurrency, max_queue
+        self._slots = asyncio.Semaphore(concurrency)
+        self._waiting = 0
+        self.bus = Bus(name="proxy")
+
+    # -- admission ----------------------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> Any:
+        if self._slots.locked() and self._waiting >= self.max_queue:
+            raise ApiError(429, f"the proxy is at its limit ({self.concurrency} running, {self._waiting} waiting); "
+                                "retry later", kind="rate_limit_error", code="rate_limit_exceeded",
+                           headers={"Retry-After": "1"})
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    # -- routing a request --------------------------------------------------------------------------------------
+    def models(self) -> list[dict[str, Any]]:
+        rows = [{"id": self.model_name, "object": "model", "created": 0, "owned_by": "agentkit",
+                 "agentkit": {"method": None, "summary": "pass-through: one call to the backend"}}]
+        for name in method_names():
+            method = METHODS[name]
+            rows.append({"id": f"{name}/{self.model_name}", "object": "model", "created": 0, "owned_by": "agentkit",
+                         "agentkit": {"method": name, "summary": method.summary,
+                                      "parameters": method.params_model.model_json_schema()}})
+        return rows
+
+    def resolve(self, body: ChatBody) -> Method | None:
+        """The method a request asks for (None: a pass-through); a model this proxy does not serve is a 404."""
+        model = body.model
+        head, sep, rest = model.partition("/")
+        method_name: str | None = None
+        known = method_names()  # the built-ins load on first use
+        if sep and head in known:
+            method_name, model = head, rest
+        elif model in known:
+            method_name, model = model, self.model_name
+        asked = body.agentkit.method if body.agentkit else None
+        if asked is not None:
+            if method_name is not None and asked != method_name:
+                raise _invalid(f"the model names method {method_name!r} but agentkit.method is {asked!r}",
+                               "agentkit.method")
+            method_name = asked
+        if model != self.model_name:
+            raise ApiError(404, f"the model {body.model!r} does not exist here: this proxy serves "
+                                f"{self.model_name!r}, as itself or as METHOD/{self.model_name} (GET /v1/models)",
+                           param="model", code="model_not_found")
+        if method_name is None:
+            if body.agentkit and (body.agentkit.params or body.agentkit.budget is not None):
+                raise _invalid("agentkit.params and agentkit.budget need a method (agentkit.method or a "
+                               "METHOD/ model name)", "agentkit")
+            return None
+        try:
+            return get_method(method_name)
+        except ConfigError as exc:
+            raise ApiError(404, str(exc), param="agentkit.method" if asked else "model",
+                           code="model_not_found") from None
+
+    def problem_of(self, body: ChatBody) -> Problem:
+        context, user = [], None
+        for i, m in enumerate(body.messages):
+            if m.role in ("system", "developer"):
+                if user is not None:
+                    raise _invalid("a method request takes its system messages before the user message",
+                                   f"messages.{i}")
+                context.append(_text(m, i))
+            elif m.role == "user":
+                if user is not None:
+                    raise _invalid("a method request takes one user message (the problem); multi-turn "
+                                   "conversations go to the plain model", f"messages.{i}")
+                user = _text(m, i)
+            else:
+                raise _invalid("a method request takes no assistant turns", f"messages.{i}.role")
+        if user is None or not user.strip():
+            raise _invalid("a method request needs a non-empty user message (the problem)", "messages")
+        text = "\n\n".join([*context, user]) if context else user
+        run = f"proxy-{uuid.uuid4().hex[:16]}"
+        return Problem(problem_id=run, text=text, run_id=run, dataset="proxy")
+
+    def params_of(self, method: Method, body: ChatBody) -> Any:
+        given = dict(body.agentkit.params) if body.agentkit else {}
+        if "store" in given:
+            raise _invalid("the handbook is the proxy's (agentkit proxy --store); params.store is not accepted",
+                           "agentkit.params.store")
+        cap = body.max_completion_tokens or body.max_tokens
+        if cap is not None:
+            if "max_tokens" in given and given["max_tokens"] != cap:
+                raise _invalid("max_tokens and agentkit.params.max_tokens disagree; send one", "max_tokens")
+            given["max_tokens"] = cap
+        if body.temperature is not None:
+            given.setdefault("temperature", body.temperature)
+        if body.stop:
+            raise _invalid("stop is not supported with a method (its prompts decide where calls stop)", "stop",
+                           "unsupported_parameter")
+        try:
+            return method.params_model.model_validate(given)
+        except ValidationError as exc:
+            problems = [(f"agentkit.params.{f}" if f != "agentkit.params" else f, r)
+                        for f, r in validation_problems(exc, root="agentkit.params")]
+            raise _invalid(f"{method.name}: " + "; ".join(f"{f}: {r}" for f, r in problems),
+                           problems[0][0] if problems else "agentkit.params") from None
+
+    # -- running ------------------------------------------------------------------------------------------------
+    async def run_method(self, method: Method, body: ChatBody, problem: Problem) -> MethodResult:
+        params = self.params_of(method, body)
+        budget = body.agentkit.budget if body.agentkit else None
+        seed = body.seed if body.seed is not None else 0
+        return await method.run(problem, self.backend, params=params, budget=budget, seed=seed,
+                                handbook=self.handbook, bus=self.bus)
+
+    async def pass_through(self, body: ChatBody) -> Completion:
+        messages = []
+        for i, m in enumerate(body.messages):
+            role = "system" if m.role == "developer" else m.role
+            messages.append({"role": role, "content": _text(m, i)})
+        try:
+            request = ChatRequest(messages=tuple(messages), max_tokens=body.max_completion_tokens or body.max_tokens,
+                                  temperature=body.temperature or 0.0, top_p=body.top_p, seed=body.seed,
+                                  stop=_stops(body.stop))
+        except ValidationError as exc:
+            problems = validation_problems(exc, root="body")
+            raise _invalid("; ".join(f"{f}: {r}" for f, r in problems), problems[0][0] if problems else None) from None
+        [completion] = await self.backend.complete(request)
+        return completion
+
+    def completion_body(self, body: ChatBody, rid: str, text: str, finish: str, usage: dict[str, Any],
+                        extra: dict[str, Any] | None, reasoning: str = "") -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if reasoning:
+            message["reasoning_content"] = reasoning
+        out = {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": body.model,
+               "choices": [{"index": 0, "message": message, "finish_reason": _finish(finish), "logprobs": None}],
+               "usage": usage}
+        if extra is not None:
+            out["agentkit"] = extra
+        return out
+
+
+def _usage(input_tokens: int, output_tokens: int, reasoning_tokens: int = 0) -> dict[str, Any]:
+    return {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+            "completion_tokens_details": {"reasoning_tokens": reasoning_tokens}}
+
+
+def method_summary(method: Method, result: MethodResult) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(usage, agentkit block)`` of a method's result: every token of every call, and the run's figures."""
+    figures = result.ledger.summary()
+    pdr = result.details.get("pdr")
+    rounds = len(pdr.diagnostics["rounds"]) if pdr is not None else None
+    solution = result.solution
+    block = {"method": method.name, "answer": solution.answer, "B_seq": figures["B_seq"],
+             "B_total": figures["B_total"], "calls": figures["calls"], "rounds": rounds,
+             "behaviors": list(solution.behaviors), "cited": list(solution.cited),
+             "finish_reason": solution.finish_reason}
+    if "handbook_mode" in result.details:
+        block["handbook_mode"] = result.details["handbook_mode"]
+    return _usage(figures["input_tokens"], figures["output_tokens"], figures["reasoning_tokens"]), block
+
+
+# -- HTTP -------------------------------------------------------------------------------------------------------
+
+PROXY_KEY: web.AppKey[Proxy] = web.AppKey("proxy", Proxy)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPException as exc:  # aiohttp's own: 404 route, 405, 413 body too large
+        if exc.status == 413:
+            return ApiError(413, "the request body is too large", code="request_too_large").response()
+        if exc.status >= 400:
+            return ApiError(exc.status, exc.reason or "error", code=None).response()
+        raise
+    except AgentkitError as exc:
+        return error_for(exc).response()
+    except Exception as exc:  # a bug: logged with its traceback, answered in OpenAI's shape
+        _log.exception("proxy request failed", error=repr(exc))
+        return error_for(exc).response()
+
+
+def _auth(token: str) -> Any:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/v1/"):
+            given = request.headers.get("Authorization", "")
+            if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())):
+                return ApiError(401, "missing or wrong bearer token (Authorization: Bearer <token>)",
+                                code="invalid_api_key").response()
+        return await handler(request)
+
+    return check
+
+
+async def _health(request: web.Request) -> web.Response:
+    proxy = request.app[PROXY_KEY]
+    return web.json_response({"status": "ok", "model": proxy.model_name, "methods": method_names()})
+
+
+async def _models(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": request.app[PROXY_KEY].models()})
+
+
+async def _read_body(request: web.Request) -> ChatBody:
+    raw = await request.read()  # aiohttp raises 413 past client_max_size
+    try:
+        body = ChatBody.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        problems = validation_problems(exc, root="body")
+        message = "; ".join(f"{f}: {r}" for f, r in problems) or "invalid request body"
+        raise _invalid(message, problems[0][0].removeprefix("body.") if problems else None) from None
+    _check_arguments(body)
+    return body
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    proxy = request.app[PROXY_KEY]
+    body = await _read_body(request)
+    method = proxy.resolve(body)
+    problem = proxy.problem_of(body) if method is not None else None
+    if method is not None:
+        proxy.params_of(method, body)  # a bad parameter is a 400 before the request waits for a slot
+    rid = f"chatcmpl-agentkit-{uuid.uuid4().hex}"
+    async with proxy.admitted():
+        if body.stream:
+            return await _stream(request, proxy, body, method, problem, rid)
+        if method is None:
+            c = await proxy.pass_through(body)
+            return web.json_response(proxy.completion_body(
+                body, rid, c.text, c.finish_reason, _usage(c.input_tokens, c.output_tokens, c.reasoning_tokens),
+                None, c.reasoning))
+        assert problem is not None
+        result = await proxy.run_method(method, body, problem)
+        usage, block = method_summary(method, result)
+        return web.json_response(proxy.completion_body(body, rid, result.text, result.solution.finish_reason,
+                                                       usage, block))
+
+
+async def _stream(request: web.Request, proxy: Proxy, body: ChatBody, method: Method | None,
+                  problem: Problem | None, rid: str) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    created = int(time.time())
+    events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    subscription: Subscription | None = None
+    if method is not None and problem is not None:
+        run_id = problem.run_id
+
+        def announce(message: Message) -> None:
+            if isinstance(message, Draft):
+                events.put_nowait({"event": "draft", "round": message.round, "branch": message.branch,
+                                   "answer": message.answer, "finish_reason": message.finish_reason,
+                                   "output_tokens": message.usage.output_tokens})
+            elif isinstance(message, DistillResult):
+                for workspace in message.workspaces:
+                    events.put_nowait({"event": "workspace", "round": message.round, "tokens": workspace.tokens,
+                                       "drafts_seen": workspace.drafts_seen})
+
+        subscription = proxy.bus.subscribe(Message, announce, predicate=lambda m: m.run_id == run_id and isinstance(
+            m, (Draft, DistillResult)), name=f"proxy-stream:{run_id}")
+        task: asyncio.Task[Any] = asyncio.create_task(proxy.run_method(method, body, problem))
+    else:
+        task = asyncio.create_task(proxy.pass_through(body))
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        data = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": body.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+        return f"data: {json.dumps(data)}\n\n".encode()
+
+    try:
+        await response.write(chunk({"role": "assistant", "content": ""}))
+        while not task.done():
+            getter = asyncio.create_task(events.get())
+            done, _ = await asyncio.wait({task, getter}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                await response.write(f": agentkit {json.dumps(getter.result())}\n\n".encode())
+            else:
+                getter.cancel()
+                if not done:
+                    await response.write(b": keep-alive\n\n")
+        while not events.empty():
+            await response.write(f": agentkit {json.dumps(events.get_nowait())}\n\n".encode())
+        try:
+            outcome = task.result()
+        except Exception as exc:  # the run failed after the stream began: an error event, as OpenAI sends
+            error = error_for(exc)
+            if error.status >= 500 and not isinstance(exc, AgentkitError):
+                _log.error("proxy request failed", error=repr(exc))
+            await response.write(f"data: {json.dumps(error.body())}\n\n".encode())
+            await response.write(b"data: [DONE]\n\n")
+            return response
+        if isinstance(outcome, Completion):
+            text, finish = outcome.text, outcome.finish_reason
+            usage, block = _usage(outcome.input_tokens, outcome.output_tokens, outcome.reasoning_tokens), None
+            if outcome.reasoning:
+                await response.write(chunk({"reasoning_content": outcome.reasoning}))
+        else:
+            assert method is not None
+            text, finish = outcome.text, outcome.solution.finish_reason
+            usage, block = method_summary(method, outcome)
+        for start in range(0, len(text), 512):
+            await response.write(chunk({"content": text[start:start + 512]}))
+        extra = {"agentkit": block} if block is not None else {}
+        await response.write(chunk({}, _finish(finish), **extra))
+        if body.stream_options is not None and body.stream_options.include_usage:
+            await response.write(f"data: {json.dumps({'id': rid, 'object': 'chat.completion.chunk', 'created': created, 'model': body.model, 'choices': [], 'usage': usage})}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        return response
+    finally:
+        if not task.done():  # the client went away (or the handler was cancelled): stop the run and its calls
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if subscription is not None and not proxy.bus.closed:
+            await proxy.bus.unsubscribe(subscription)
+
+
+def create_proxy_app(proxy: Proxy, *, max_body: int = DEFAULT_MAX_BODY, close_backend: bool = True
+                     ) -> web.Application:
+    """The aiohttp application serving ``proxy``; on clean-up it closes the proxy's bus (and, with
+    ``close_backend``, the backend and the handbook). Serve it with ``handler_cancellation=True``
+    (``run_proxy_runner`` does) so that a client that disconnects cancels its run."""
+    if max_body < 1024:
+        raise ConfigError("max_body must be at least 1024 bytes")
+    app = web.Application(middlewares=[_auth(proxy.token), _errors], client_max_size=max_body)
+    app[PROXY_KEY] = proxy
+    app.router.add_get("/health", _health)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_post("/v1/chat/completions", _chat)
+
+    async def on_cleanup(app: web.Application) -> None:
+        await proxy.bus.close()
+        if close_backend:
+            await proxy.backend.aclose()
+            if proxy.handbook is not None:
+                await proxy.handbook.close()
+
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+async def run_proxy_runner(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+    """Start ``app`` (handler cancellation on) at ``host:port``; returns the runner and the base URL."""
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    return runner, f"http://{bound_host}:{bound_port}"

@@ -1,0 +1,291 @@
+"""``agentkit proxy``: the OpenAI-compatible endpoint, driven by the official ``openai`` client and raw HTTP, in
+front of the scripted server (exact counts and faults) and the real local model."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+
+from agentkit.backends import OpenAICompatible, backend_from_spec
+from agentkit.backends.local import LocalServer
+from agentkit.messages import Problem
+from agentkit.proxy import Proxy, create_proxy_app, run_proxy_runner
+from agentkit.registry import get_method
+from agentkit.testing import Fault, Reply, ScriptedServer, prompt_kind
+
+TOKEN = "proxy-test-token"
+PROBLEM = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total?"
+
+
+def script(body: dict[str, Any]) -> Reply | Fault:
+    text = body["messages"][-1]["content"]
+    if "REFUSE" in text:
+        return Fault.http(400, "scripted refusal")
+    kind = prompt_kind(body)
+    if kind == "summary":
+        return Reply("Both drafts add 2 and 1 and get 3.")
+    if "echo" in text:
+        return Reply(f"you said: {text}")
+    return Reply("2 + 1 = 3, so \\boxed{3}")
+
+
+class Served:
+    def __init__(self, upstream: ScriptedServer, proxy: Proxy, url: str) -> None:
+        self.upstream, self.proxy, self.url = upstream, proxy, url
+
+    def client(self, **kw: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=TOKEN, max_retries=0, **kw)
+
+
+async def serve(upstream: ScriptedServer, **kw: Any) -> tuple[Served, Any]:
+    backend = backend_from_spec(f"openai-compatible:{upstream.base_url}?model=scripted&retries=1")
+    proxy = Proxy(backend, token=TOKEN, **{k: v for k, v in kw.items() if k != "max_body"})
+    app = create_proxy_app(proxy, **({"max_body": kw["max_body"]} if "max_body" in kw else {}))
+    runner, url = await run_proxy_runner(app)
+    return Served(upstream, proxy, url), runner
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    async with ScriptedServer(script) as upstream:
+        s, runner = await serve(upstream)
+        try:
+            yield s
+        finally:
+            await runner.cleanup()
+
+
+async def post(s: Served, body: Any, *, token: str | None = TOKEN, raw: bytes | None = None
+               ) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{s.url}/v1/chat/completions", data=raw if raw is not None else json.dumps(body).encode(),
+            headers=headers) as r:
+        return r.status, await r.json(content_type=None)
+
+
+def user(text: str = PROBLEM) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+async def test_models_list_the_plain_model_and_every_method(served: Served) -> None:
+    client = served.client()
+    ids = [m.id for m in (await client.models.list()).data]
+    assert ids[0] == "scripted"
+    assert {"pdr/scripted", "sr/scripted", "self-consistency/scripted", "bci/scripted", "long-cot/scripted"} <= set(ids)
+    await client.close()
+
+
+async def test_pass_through_is_one_upstream_call_with_its_exact_usage(served: Served) -> None:
+    client = served.client()
+    before = len(served.upstream.requests)
+    reply = await client.chat.completions.create(model="scripted", messages=user("echo this"), max_tokens=50,
+                                                 temperature=0.3, seed=7)
+    assert len(served.upstream.requests) - before == 1
+    sent = served.upstream.requests[-1]
+    assert (sent["max_tokens"], sent["temperature"], sent["seed"]) == (50, 0.3, 7)
+    assert reply.choices[0].message.content == "you said: echo this"
+    assert reply.usage is not None and reply.usage.completion_tokens == 4 and reply.usage.prompt_tokens > 0
+    assert reply.model == "scripted" and reply.choices[0].finish_reason == "stop"
+    await client.close()
+
+
+async def test_pdr_through_the_proxy_equals_the_method_run_directly(served: Served) -> None:
+    client = served.client()
+    params = {"rounds": 2, "drafts": 2, "kappa": 64}
+    before = len(served.upstream.requests)
+    reply = await client.chat.completions.create(
+        model="pdr/scripted", messages=user(), max_tokens=200, seed=3, extra_body={"agentkit": {"params": params}})
+    calls = len(served.upstream.requests) - before
+    block = reply.model_extra["agentkit"]  # type: ignore[index]
+    assert block["method"] == "pdr" and block["answer"] == "3" and block["rounds"] == 2
+    assert block["calls"] == calls == 4  # 2 drafts, 1 summary, 1 final draft
+    assert reply.usage is not None and reply.usage.total_tokens == block["B_total"] > block["B_seq"] > 0
+    # The same method, parameters and seed run directly (what `agentkit solve --method pdr` does) spend the same.
+    method = get_method("pdr")
+    backend = backend_from_spec(f"openai-compatible:{served.upstream.base_url}?model=scripted&retries=1")
+    direct = await method.run(Problem(problem_id="d", text=PROBLEM), backend,
+                              params=method.params(**params, max_tokens=200), seed=3)
+    await backend.aclose()
+    figures = direct.ledger.summary()
+    assert direct.text == reply.choices[0].message.content and direct.answer == block["answer"]
+    assert (figures["B_total"], figures["B_seq"], figures["calls"]) == (block["B_total"], block["B_seq"], 4)
+    assert figures["input_tokens"] == reply.usage.prompt_tokens
+    await client.close()
+
+
+async def test_the_method_can_come_from_the_body_and_a_budget_plans_the_calls(served: Served) -> None:
+    client = served.client()
+    reply = await client.chat.completions.create(
+        model="scripted", messages=[{"role": "system", "content": "Be brief."}, *user()],
+        extra_body={"agentkit": {"method": "self-consistency", "params": {"samples": 3}, "budget": 400}})
+    block = reply.model_extra["agentkit"]  # type: ignore[index]
+    assert block["method"] == "self-consistency" and block["calls"] == 3 and block["B_seq"] <= 400
+    sent = served.upstream.requests[-1]
+    assert "Be brief." in sent["messages"][-1]["content"] and PROBLEM in sent["messages"][-1]["content"]
+    await client.close()
+
+
+async def test_streaming_sends_the_answer_and_announces_rounds_as_comments(served: Served) -> None:
+    client = served.client()
+    stream = await client.chat.completions.create(
+        model="pdr/scripted", messages=user(), stream=True, stream_options={"include_usage": True},
+        extra_body={"agentkit": {"params": {"rounds": 2, "drafts": 2, "kappa": 64}}})
+    text, usage, finish = "", None, None
+    async for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+        if chunk.usage is not None:
+            usage = chunk.usage
+    assert text == "2 + 1 = 3, so \\boxed{3}" and finish == "stop" and usage is not None and usage.total_tokens > 0
+    # Raw: the SSE comment lines that plain clients skip carry each draft and workspace as they finish.
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{served.url}/v1/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+            json={"model": "pdr/scripted", "messages": user(), "stream": True,
+                  "agentkit": {"params": {"rounds": 2, "drafts": 2, "kappa": 64}}}) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+        lines = (await r.text()).splitlines()
+    events = [json.loads(line.removeprefix(": agentkit ")) for line in lines if line.startswith(": agentkit ")]
+    assert [(e["event"], e["round"]) for e in events] == [("draft", 1), ("draft", 1), ("workspace", 1),
+                                                          ("draft", 2)]
+    assert lines[-2:] == ["data: [DONE]", ""] or lines[-1] == "data: [DONE]"
+    await client.close()
+
+
+@pytest.mark.parametrize(("body", "status", "param"), [
+    ({"model": "gpt-9", "messages": user()}, 404, "model"),
+    ({"model": "nosuch/scripted", "messages": user()}, 404, "model"),
+    ({"model": "scripted", "messages": []}, 400, "messages"),
+    ({"model": "scripted", "messages": user(), "max_tokens": -5}, 400, "max_tokens"),
+    ({"model": "scripted", "messages": user(), "max_tokens": 10**12}, 400, "max_tokens"),
+    ({"model": "scripted", "messages": user(), "seed": 2**70}, 400, "seed"),
+    ({"model": "scripted", "messages": user(), "temperature": "hot"}, 400, "temperature"),
+    ({"model": "scripted", "messages": user(), "n": 3}, 400, "n"),
+    ({"model": "scripted", "messages": user(), "tools": [{"type": "function"}]}, 400, "tools"),
+    ({"model": "scripted", "messages": user(), "frobnicate": 1}, 400, "frobnicate"),
+    ({"model": "scripted", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400,
+     "messages.0.content.0"),
+    ({"model": "pdr/scripted", "messages": user(), "agentkit": {"params": {"rounds": -1}}}, 400,
+     "agentkit.params.rounds"),
+    ({"model": "pdr/scripted", "messages": user(), "agentkit": {"params": {"store": "/etc"}}}, 400,
+     "agentkit.params.store"),
+    ({"model": "pdr/scripted", "messages": [*user(), {"role": "assistant", "content": "x"}, *user()]}, 400,
+     "messages.1.role"),
+    ({"model": "sr/scripted", "messages": user(), "agentkit": {"method": "pdr"}}, 400, "agentkit.method"),
+    ({"model": "bci/scripted", "messages": user()}, 400, None),  # no handbook: a clear 400, not a 500
+    ({"model": "scripted", "messages": user("REFUSE")}, 502, None),
+])
+async def test_bad_requests_get_openai_errors_naming_the_field(served: Served, body: dict[str, Any], status: int,
+                                                               param: str | None) -> None:
+    got, reply = await post(served, body)
+    assert got == status, reply
+    error = reply["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    if param is not None:
+        assert error["param"] == param, error
+
+
+async def test_auth_body_and_encoding_errors(served: Served) -> None:
+    assert (await post(served, {"model": "scripted", "messages": user()}, token=None))[0] == 401
+    assert (await post(served, {"model": "scripted", "messages": user()}, token="wrong"))[0] == 401
+    status, reply = await post(served, None, raw=b'{"model": "scripted", "messages": [{"role": "user", '
+                                                  b'"content": "\xff\xfe"}]}')
+    assert status == 400 and reply["error"]["type"] == "invalid_request_error"
+    assert (await post(served, None, raw=b"{not json"))[0] == 400
+    big = b'{"model": "scripted", "messages": "' + b"x" * (5 << 20) + b'"}'  # over the 4 MiB default
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{served.url}/v1/chat/completions", data=io.BytesIO(big),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}) as r:
+        assert r.status == 413 and (await r.json())["error"]["code"] == "request_too_large"
+    async with aiohttp.ClientSession() as session, session.get(f"{served.url}/health") as r:
+        assert r.status == 200 and (await r.json())["model"] == "scripted"
+
+
+async def test_a_client_that_disconnects_cancels_the_upstream_calls() -> None:
+    async with ScriptedServer(lambda body: Fault.hang()) as upstream:
+        s, runner = await serve(upstream)
+        try:
+            client = s.client(timeout=0.5)
+            with pytest.raises(openai.APITimeoutError):
+                await client.chat.completions.create(
+                    model="pdr/scripted", messages=user(), extra_body={"agentkit": {"params": {"drafts": 2}}})
+            await client.close()
+            for _ in range(100):  # the upstream handlers see the cancellation within moments
+                if not upstream.in_flight:
+                    break
+                await asyncio.sleep(0.05)
+            assert upstream.max_in_flight == 2 and upstream.in_flight == 0  # both drafts' calls were cancelled
+        finally:
+            await runner.cleanup()
+
+
+async def test_past_the_queue_limit_requests_get_429() -> None:
+    async with ScriptedServer(lambda body: Reply("ok", delay=0.5)) as upstream:
+        s, runner = await serve(upstream, concurrency=1, max_queue=1)
+        try:
+            results = await asyncio.gather(*(post(s, {"model": "scripted", "messages": user()}) for _ in range(4)))
+            statuses = sorted(status for status, _ in results)
+            assert statuses == [200, 200, 429, 429] and upstream.max_in_flight == 1
+            limited = next(reply for status, reply in results if status == 429)
+            assert limited["error"]["type"] == "rate_limit_error"
+        finally:
+            await runner.cleanup()
+
+
+@pytest.mark.model
+async def test_the_local_model_answers_through_the_proxy(local_server: LocalServer) -> None:
+    backend = OpenAICompatible(local_server.model, base_url=local_server.base_url, supports_n=False, timeout=120)
+    proxy = Proxy(backend, token=TOKEN)
+    runner, url = await run_proxy_runner(create_proxy_app(proxy))
+    try:
+        client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=TOKEN, max_retries=0)
+        plain = await client.chat.completions.create(model=local_server.model, messages=user("What is 12 + 30?"),
+                                                     max_tokens=24, seed=0)
+        assert plain.choices[0].message.content and plain.usage is not None and plain.usage.completion_tokens > 0
+        solved = await client.chat.completions.create(model=f"long-cot/{local_server.model}",
+                                                      messages=user("What is 12 + 30?"), max_tokens=96, seed=0)
+        block = solved.model_extra["agentkit"]  # type: ignore[index]
+        assert block["method"] == "long-cot" and block["calls"] == 1
+        assert solved.usage is not None and solved.usage.total_tokens == block["B_total"] > 0
+        await client.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_cli_serves_until_sigterm_and_refuses_bad_flags_in_one_line() -> None:
+    import signal
+    import sys
+
+    async with ScriptedServer(script) as upstream:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agentkit.cli", "proxy", "--backend",
+            f"openai-compatible:{upstream.base_url}?model=scripted&retries=1", "--port", "0", "--token", TOKEN,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            url = line.split(" at ")[1].split("/v1")[0]
+            client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=TOKEN, max_retries=0)
+            reply = await client.chat.completions.create(model="sr/scripted", messages=user(),
+                                                         extra_body={"agentkit": {"params": {"rounds": 2}}})
+            assert reply.model_extra["agentkit"]["rounds"] == 2  # type: ignore[index]
+            await client.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 30)
+        assert code == 0
+    bad = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentkit.cli", "proxy", "--backend", "openai-compatible:http://127.0.0.1:9/v1?model=m",
+        "--concurrency", "0", "--port", "0", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(bad.communicate(), 60)
+    assert bad.returncode == 2 and err.decode().count("\n") == 1 and "concurrency" in err.decode()
