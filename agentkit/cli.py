@@ -17,6 +17,8 @@
 - ``agentkit proxy --backend SPEC [--store HANDBOOK] [--port P] [--token T]``: an OpenAI-compatible endpoint
   (``/v1/chat/completions``, ``/v1/models``) that runs any registered method behind a ``METHOD/MODEL`` model
   name (``agentkit.proxy``); prints its URL and, when none was given, a generated bearer token.
+- ``agentkit mcp --store PATH|URL [--read-only] [--http --port P]``: the handbook as a Model Context Protocol
+  server (``agentkit.mcp_server``) over stdio (an agent starts it) or streamable HTTP.
 - ``agentkit handbook build --dataset gsm8k-train --limit N --store PATH [--backend SPEC]``: curate behaviors
   (solve, reflect, extract) into a handbook; resumable (finished problems are skipped).
 - ``agentkit handbook list|search|show|history|add|prune|export|import|stats [--store PATH|URL]``: the
@@ -171,6 +173,16 @@ def _parser() -> argparse.ArgumentParser:
     px.add_argument("--max-queue", type=int, default=1024, help="requests waiting before a 429")
     px.add_argument("--max-body", type=int, default=4 << 20, help="largest request body in bytes")
     px.add_argument("--plugin", action="append", default=[], help="a module that registers methods (repeatable)")
+
+    mc = sub.add_parser("mcp", help="serve a behavior handbook to MCP agents (stdio, or streamable HTTP)")
+    mc.add_argument("--store", default=DEFAULT_STORE, help="a store directory or a service URL (default: %(default)s)")
+    mc.add_argument("--store-token", default=None, help="bearer token of a handbook URL (default: $AGENTKIT_TOKEN)")
+    mc.add_argument("--read-only", action="store_true", help="no add_behavior or record_usage tools")
+    mc.add_argument("--http", action="store_true", help="streamable HTTP at http://HOST:PORT/mcp instead of stdio")
+    mc.add_argument("--host", default="127.0.0.1")
+    mc.add_argument("--port", type=int, default=8766, help="with --http; 0 picks a free port")
+    mc.add_argument("--token", default=None,
+                    help="with --http: the bearer token clients send (default: $AGENTKIT_MCP_TOKEN, else generated)")
 
     hb = sub.add_parser("handbook", help="inspect and edit a behavior handbook")
     hb.add_argument("--store", default=DEFAULT_STORE, help="a store directory or a service URL (default: %(default)s)")
@@ -553,6 +565,43 @@ async def _proxy(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _mcp(args: argparse.Namespace) -> int:
+    import os
+
+    from agentkit.mcp_server import serve_http, serve_stdio
+
+    if args.http:
+        from agentkit.service import generate_token
+
+        token = args.token or os.environ.get("AGENTKIT_MCP_TOKEN")
+        generated = token is None
+        token = token or generate_token()
+        handbook = await _open_handbook(args.store, args.store_token)
+
+        def ready(url: str) -> None:
+            print(f"serving the handbook {args.store} to MCP clients at {url}", flush=True)
+            if generated:
+                print(f"token: {token}", flush=True)
+
+        try:
+            await serve_http(handbook, token=token, host=args.host, port=args.port, read_only=args.read_only,
+                             on_ready=ready)
+        finally:
+            await handbook.close()
+        return 0
+    # stdio: the protocol owns file descriptor 1. Anything else that writes there (a library's print, a progress
+    # bar from native code) goes to stderr instead of corrupting the stream.
+    protocol = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(protocol, "w", encoding="utf-8")  # lives as long as the process
+    handbook = await _open_handbook(args.store, args.store_token)
+    try:
+        await serve_stdio(handbook, read_only=args.read_only)
+    finally:
+        await handbook.close()
+    return 0
+
+
 async def _build(args: argparse.Namespace, handbook: BehaviorStore) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -695,7 +744,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = _parser().parse_args(argv)
     configure_logging({0: "warning", 1: "info"}.get(args.verbose, "debug") if args.verbose else None)
-    command = {"chat": _chat, "solve": _solve, "serve": _serve, "proxy": _proxy, "handbook": _handbook,
+    command = {"chat": _chat, "solve": _solve, "serve": _serve, "proxy": _proxy, "mcp": _mcp, "handbook": _handbook,
                "sweep": _sweep}[args.command]
     try:
         return asyncio.run(command(args))
