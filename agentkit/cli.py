@@ -19,6 +19,8 @@
   name (``agentkit.proxy``); prints its URL and, when none was given, a generated bearer token.
 - ``agentkit mcp --store PATH|URL [--read-only] [--http --port P]``: the handbook as a Model Context Protocol
   server (``agentkit.mcp_server``) over stdio (an agent starts it) or streamable HTTP.
+- ``agentkit view DB [--port P]``: a local, read-only web page for a sweep database (``agentkit.view``): the
+  report, filters, and each cell's run (drafts, workspaces, behaviors, every call's tokens and latency).
 - ``agentkit handbook build --dataset gsm8k-train --limit N --store PATH [--backend SPEC]``: curate behaviors
   (solve, reflect, extract) into a handbook; resumable (finished problems are skipped).
 - ``agentkit handbook list|search|show|history|add|prune|export|import|stats [--store PATH|URL]``: the
@@ -183,6 +185,11 @@ def _parser() -> argparse.ArgumentParser:
     mc.add_argument("--port", type=int, default=8766, help="with --http; 0 picks a free port")
     mc.add_argument("--token", default=None,
                     help="with --http: the bearer token clients send (default: $AGENTKIT_MCP_TOKEN, else generated)")
+
+    vw = sub.add_parser("view", help="a local web page for a sweep database: report, filters, each cell's run")
+    vw.add_argument("db")
+    vw.add_argument("--host", default="127.0.0.1")
+    vw.add_argument("--port", type=int, default=8767, help="0 picks a free port")
 
     hb = sub.add_parser("handbook", help="inspect and edit a behavior handbook")
     hb.add_argument("--store", default=DEFAULT_STORE, help="a store directory or a service URL (default: %(default)s)")
@@ -602,6 +609,25 @@ async def _mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _view(args: argparse.Namespace) -> int:
+    import signal
+
+    from agentkit.view import Viewer, create_view_app, run_view_runner
+
+    viewer = await asyncio.to_thread(Viewer, args.db)
+    runner, url = await run_view_runner(create_view_app(viewer), args.host, args.port)
+    print(f"viewing {args.db} ({len(viewer.rows)} cells) at {url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
 async def _build(args: argparse.Namespace, handbook: BehaviorStore) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -744,7 +770,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = _parser().parse_args(argv)
     configure_logging({0: "warning", 1: "info"}.get(args.verbose, "debug") if args.verbose else None)
-    command = {"chat": _chat, "solve": _solve, "serve": _serve, "proxy": _proxy, "mcp": _mcp, "handbook": _handbook,
+    command = {"chat": _chat, "solve": _solve, "serve": _serve, "proxy": _proxy, "mcp": _mcp, "view": _view,
+               "handbook": _handbook,
                "sweep": _sweep}[args.command]
     try:
         return asyncio.run(command(args))

@@ -4,7 +4,9 @@ A row is written once, when its cell finishes (``INSERT OR IGNORE`` on the cell 
 transaction, so a sweep killed at any point (``kill -9`` included) leaves only whole rows; ``resume`` reads
 the keys and skips them. ``merge`` copies the rows of shard databases into one (duplicates are ignored).
 Each row carries what reproduces it: method parameters, backend description, sampling parameters, prompt
-template hash and grader version.
+template hash and grader version. Beside the rows, a ``traces`` table keeps each cell's run for ``agentkit
+view``: every call's figures, PDR/SR drafts and workspaces, the behaviors retrieved and cited, the final text
+(compact JSON, zlib-compressed; written in the row's transaction).
 """
 
 from __future__ import annotations
@@ -12,13 +14,23 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from agentkit.errors import ConfigError
 
-__all__ = ["COLUMNS", "ResultsDB"]
+__all__ = ["COLUMNS", "ResultsDB", "pack_trace", "unpack_trace"]
+
+
+def pack_trace(trace: dict[str, Any]) -> bytes:
+    """A trace as stored: compact JSON, zlib level 1 (cheap on the writer thread, ~4-8x smaller)."""
+    return zlib.compress(json.dumps(trace, separators=(",", ":"), default=str).encode(), 1)
+
+
+def unpack_trace(blob: bytes) -> dict[str, Any]:
+    return dict(json.loads(zlib.decompress(blob)))
 
 COLUMNS: dict[str, str] = {
     "key": "TEXT PRIMARY KEY",
@@ -70,14 +82,20 @@ or a request the server refused, fail the same way again; ``retry="all"`` reruns
 class ResultsDB:
     """``ResultsDB(path)``; ``write(row)``, ``finished_keys()``, ``rows()``, ``merge(paths)``."""
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False) -> None:
         """Open (``create``: or create) the results database at ``path``; a path that is a directory, a file
-        that is not SQLite, or (without ``create``) a missing file is a ``ConfigError`` saying so."""
+        that is not SQLite, or (without ``create``) a missing file is a ``ConfigError`` saying so. ``readonly``
+        opens an existing database without changing it (no column is added: ``rows()`` fills the missing ones
+        with None), as the viewer does."""
         self.path = Path(path)
+        self.readonly = readonly
         if self.path.is_dir():
             raise ConfigError(f"{self.path} is a directory, not a results database")
-        if not create and not self.path.is_file():
+        if (readonly or not create) and not self.path.is_file():
             raise ConfigError(f"no results database at {self.path}")
+        if readonly:
+            self._open_readonly()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -99,6 +117,23 @@ class ResultsDB:
         if missing := set(COLUMNS) - have:
             self._conn.close()
             raise ConfigError(f"{self.path} is not a sweep results database (missing {', '.join(sorted(missing))})")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS traces (key TEXT PRIMARY KEY, trace BLOB)")
+        self._have = set(COLUMNS)
+        self._traces = True
+
+    def _open_readonly(self) -> None:
+        try:
+            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False,
+                                         isolation_level=None, timeout=30)
+            have = {r[1] for r in self._conn.execute("PRAGMA table_info(results)")}
+            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path} is not a sweep results database ({exc})") from None
+        if not {"key", "status", "method", "item_id"} <= have:
+            self._conn.close()
+            raise ConfigError(f"{self.path} is not a sweep results database")
+        self._have = have & set(COLUMNS)
+        self._traces = "traces" in tables
 
     def write(self, row: dict[str, Any]) -> bool:
         """Insert one finished cell; False if its key was already there (nothing is duplicated)."""
@@ -109,19 +144,24 @@ class ResultsDB:
         if not rows:
             return 0
         now = time.time()
-        values = []
+        values, traces = [], []
         for row in rows:
+            traces.append(row.get("trace"))
             v = {name: row.get(name) for name in COLUMNS}
             for name in ("method_params", "backend_info", "sampling", "details"):
                 if not isinstance(v[name], (str, type(None))):
                     v[name] = json.dumps(v[name], sort_keys=True)
             v["finished_at"] = v["finished_at"] or now
             values.append(v)
-        before = self._conn.total_changes
+        new = 0
         with self._conn:  # BEGIN ... COMMIT (ROLLBACK on error)
             self._conn.execute("BEGIN")
-            self._conn.executemany(_RETRY, values)
-        return self._conn.total_changes - before
+            for v, trace in zip(values, traces, strict=True):
+                written = self._conn.execute(_RETRY, v).rowcount
+                new += written
+                if written and trace is not None:  # only a row that was written (a rerun replaces the failed one's)
+                    self._conn.execute("INSERT OR REPLACE INTO traces VALUES (?, ?)", (v["key"], pack_trace(trace)))
+        return new
 
     def finished_keys(self, *, retry: str = "transient") -> set[str]:
         """Keys of the cells a run skips: every ok cell, and the failed ones that are not to be rerun
@@ -144,9 +184,28 @@ class ResultsDB:
         return int(self._conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
 
     def rows(self) -> Iterator[dict[str, Any]]:
-        cursor = self._conn.execute(f"SELECT {', '.join(COLUMNS)} FROM results ORDER BY key")
+        names = [c for c in COLUMNS if c in self._have]
+        cursor = self._conn.execute(f"SELECT {', '.join(names)} FROM results ORDER BY key")
         for values in cursor:
-            yield dict(zip(COLUMNS, values, strict=True))
+            row = dict.fromkeys(COLUMNS)
+            row.update(zip(names, values, strict=True))
+            yield row
+
+    def row(self, key: str) -> dict[str, Any] | None:
+        names = [c for c in COLUMNS if c in self._have]
+        values = self._conn.execute(f"SELECT {', '.join(names)} FROM results WHERE key = ?", (key,)).fetchone()
+        if values is None:
+            return None
+        row = dict.fromkeys(COLUMNS)
+        row.update(zip(names, values, strict=True))
+        return row
+
+    def trace(self, key: str) -> dict[str, Any] | None:
+        """A cell's stored run (``agentkit view``), or None (none was stored: an older database)."""
+        if not self._traces:
+            return None
+        found = self._conn.execute("SELECT trace FROM traces WHERE key = ?", (key,)).fetchone()
+        return unpack_trace(found[0]) if found else None
 
     def merge(self, others: Iterable[str | Path]) -> int:
         """Copy every row of the other databases in; returns how many were new."""
@@ -158,7 +217,8 @@ class ResultsDB:
             source = ResultsDB(other, create=False)
             try:
                 for row in source.rows():
-                    added += self.write(row)
+                    trace = source.trace(row["key"])
+                    added += self.write({**row, "trace": trace} if trace is not None else row)
             finally:
                 source.close()
         return added

@@ -85,7 +85,8 @@ async def run_cell(problem: Problem, backend: Backend, method: MethodEntry, budg
     result = await registered.run(problem, backend, params=registered.params(**values), budget=sequential,
                                   seed=seed, handbook=handbook, bus=bus, ledger=ledger)
     return {"answer": result.answer, "text": result.text, "ledger": result.ledger,
-            "finish_reason": result.solution.finish_reason, "details": result.details}
+            "finish_reason": result.solution.finish_reason, "details": result.details,
+            "behaviors": list(result.solution.behaviors), "cited": list(result.solution.cited)}
 
 
 async def run_sweep(
@@ -234,6 +235,24 @@ async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
     return stores
 
 
+def cell_trace(problem: Problem, ledger: Ledger, out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What ``agentkit view`` shows of a cell's run: the problem, every call (role, stage, round, branch,
+    input and output tokens, latency, finish reason, accepted, final), and for a finished run its final text,
+    the behaviors retrieved and cited, and PDR/SR's drafts and workspaces."""
+    trace: dict[str, Any] = {"problem": problem.text, "calls": [
+        [r.role, r.stage, r.round, r.branch, r.input_tokens, r.output_tokens, round(r.latency_s, 3),
+         r.finish_reason, int(r.accepted), int(r.final)] for r in ledger.records]}
+    if out is None:
+        return trace
+    trace.update(text=out.get("text") or "", behaviors=out.get("behaviors") or [], cited=out.get("cited") or [])
+    result = (out.get("details") or {}).get("pdr")
+    if result is not None:
+        trace["drafts"] = [[d.round, d.branch, d.answer, d.finish_reason, d.usage.output_tokens, d.text]
+                           for d in result.drafts]
+        trace["workspaces"] = [[w.round, w.tokens, w.drafts_seen, w.text] for w in result.workspaces]
+    return trace
+
+
 def _row_details(details: dict[str, Any]) -> dict[str, Any] | None:
     """What a row keeps of a run's details: PDR/SR's per-round diagnostics (answers, agreement, workspace
     tokens, drafts dropped), self-consistency's votes, and for methods with a handbook its mode (frozen or
@@ -269,7 +288,8 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: B
         return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "b_seq": figures["B_seq"],
                 "b_total": figures["B_total"], "input_tokens": figures["input_tokens"],
                 "output_tokens": figures["output_tokens"], "calls": figures["calls"],
-                "latency_s": time.perf_counter() - started}
+                "latency_s": time.perf_counter() - started,
+                "trace": cell_trace(problem, spent) if spec.store_traces else None}
     ledger: Ledger | None = out.get("ledger")
     figures = ledger.summary() if ledger is not None else {}
     finish = str(out.get("finish_reason") or "")
@@ -288,4 +308,5 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: B
         "input_tokens": figures.get("input_tokens"), "output_tokens": figures.get("output_tokens"),
         "answer_output_tokens": figures.get("answer_output_tokens"), "calls": figures.get("calls"),
         "latency_s": time.perf_counter() - started,
+        "trace": cell_trace(problem, ledger or spent, out) if spec.store_traces else None,
     }

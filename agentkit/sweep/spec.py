@@ -155,6 +155,9 @@ class SweepSpec(BaseModel):
     strict rule (``agentkit.evaluation.answers.extract_strict``); every row records which."""
     min_draft_tokens: int = Field(default=64, ge=1)
     """The smallest output cap per answering call that ``sweep validate`` accepts as a useful cell."""
+    store_traces: bool = True
+    """Keep each cell's run (every call's figures, drafts, workspaces, behaviors; compressed) for
+    ``agentkit view``; off for grids whose drafts are too large to keep."""
 
     @model_validator(mode="after")
     def _unique(self) -> SweepSpec:
