@@ -3,6 +3,7 @@ test installs nothing and skips, saying why, only where no browser is installed)
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator
@@ -64,6 +65,15 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+async def rows_become(page: Any, n: int) -> None:
+    """Wait until the cells table shows ``n`` rows (polled from here: the page's CSP allows no eval)."""
+    for _ in range(200):
+        if await page.locator("#cells tbody tr").count() == n:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the cells table never showed {n} rows")
+
+
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         found = shutil.which(name)
@@ -92,12 +102,12 @@ async def test_the_page_renders_filters_and_opens_a_pdr_cell_in_a_real_browser(s
             assert await page.locator("#cells tbody tr").count() == 6
             # A filter changes the rows.
             await page.select_option("#f-method", "long-cot")
-            await page.wait_for_function("document.querySelectorAll('#cells tbody tr').length === 3")
+            await rows_become(page, 3)
             methods = await page.locator("#cells tbody tr td:nth-child(2)").all_text_contents()
             assert methods == ["long-cot"] * 3
             # A PDR cell's run opens: rounds, drafts, the workspace, every call.
             await page.select_option("#f-method", "pdr-2x2")
-            await page.wait_for_function("document.querySelectorAll('#cells tbody tr').length === 3")
+            await rows_become(page, 3)
             await page.locator("#cells tbody tr").first.click()
             await page.wait_for_selector("#trace h4")
             text = await page.locator("#trace").inner_text()

@@ -87,9 +87,11 @@ async def measure(url: str, loads: int, shots: Path | None, cell_method: str | N
                 renders.append(time.perf_counter() - started)
                 if cell_method:
                     await page.select_option("#f-method", cell_method)
-                    await page.wait_for_function(
-                        f"[...document.querySelectorAll('#cells tbody tr td:nth-child(2)')].every("
-                        f"td => td.textContent === {json.dumps(cell_method)})")
+                    for _ in range(600):  # the page's CSP allows no eval: poll from here
+                        shown = await page.locator("#cells tbody tr td:nth-child(2)").all_text_contents()
+                        if shown and all(m == cell_method for m in shown):
+                            break
+                        await asyncio.sleep(0.05)
                 started = time.perf_counter()
                 await page.locator("#cells tbody tr").first.click()
                 await page.wait_for_selector("#trace h4")
