@@ -4,7 +4,7 @@ The page shows the report (the summary table with its intervals, the paired comp
 tokens plot with its Pareto front, from ``agentkit.sweep.report``), the cells with filters by dataset,
 method, budget and outcome (correct, wrong, failed), and for each cell its run: problem, reference, answer
 and how it was extracted, the final text, PDR/SR rounds with every draft and workspace, the behaviors retrieved
-and cited, and every call's tokens and latency (the ``traces`` the sweep stores; older databases have none).
+and cited, and every call's tokens and latency (the runs the sweep stores with its rows; older databases have none).
 
 Served by aiohttp on 127.0.0.1 (``--host`` to change), read-only (the database is opened with SQLite's
 ``mode=ro``), one self-contained page with no external assets, so it works offline. Text from the database

@@ -4,9 +4,9 @@ A row is written once, when its cell finishes (``INSERT OR IGNORE`` on the cell 
 transaction, so a sweep killed at any point (``kill -9`` included) leaves only whole rows; ``resume`` reads
 the keys and skips them. ``merge`` copies the rows of shard databases into one (duplicates are ignored).
 Each row carries what reproduces it: method parameters, backend description, sampling parameters, prompt
-template hash and grader version. Beside the rows, a ``traces`` table keeps each cell's run for ``agentkit
-view``: every call's figures, PDR/SR drafts and workspaces, the behaviors retrieved and cited, the final text
-(compact JSON, zlib-compressed; written in the row's transaction).
+template hash and grader version. Each row also keeps its cell's run for ``agentkit view`` in a ``trace``
+column: every call's figures, PDR/SR drafts and workspaces, the behaviors retrieved and cited, the final text
+(compact JSON, zlib-compressed, written with the row; ``rows()`` leaves it out, ``trace(key)`` reads it).
 """
 
 from __future__ import annotations
@@ -65,14 +65,16 @@ COLUMNS: dict[str, str] = {
     "details": "TEXT",
     "budget_kind": "TEXT",
 }
-ADDED_COLUMNS = ("extraction", "finish_reason", "details", "budget_kind")
+STORED: dict[str, str] = {**COLUMNS, "trace": "BLOB"}
+"""The table's columns: the row's, and its cell's packed run (read by ``trace``, left out of ``rows``)."""
+ADDED_COLUMNS = ("extraction", "finish_reason", "details", "budget_kind", "trace")
 """Columns added after the first results databases were written: opening an older database adds them (NULL)."""
 
 
-_INSERT = f"INSERT OR IGNORE INTO results VALUES ({', '.join(f':{name}' for name in COLUMNS)})"
+_INSERT = f"INSERT OR IGNORE INTO results VALUES ({', '.join(f':{name}' for name in STORED)})"
 # A rerun of a failed cell replaces its failed row (and only a failed row: a finished cell is never overwritten).
-_RETRY = (f"INSERT INTO results VALUES ({', '.join(f':{name}' for name in COLUMNS)}) ON CONFLICT(key) DO UPDATE SET "
-          + ", ".join(f"{name}=excluded.{name}" for name in COLUMNS if name != "key")
+_RETRY = (f"INSERT INTO results VALUES ({', '.join(f':{name}' for name in STORED)}) ON CONFLICT(key) DO UPDATE SET "
+          + ", ".join(f"{name}=excluded.{name}" for name in STORED if name != "key")
           + " WHERE results.status != 'ok' AND excluded.finished_at > results.finished_at")
 TRANSIENT_ERRORS = ("BackendUnavailable", "MalformedResponse", "RequestTimeout")
 """Failed cells whose error is one of these are rerun by a resume by default (the others, a budget too small
@@ -104,7 +106,7 @@ class ResultsDB:
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
+            columns = ", ".join(f"{name} {kind}" for name, kind in STORED.items())
             self._conn.execute(f"CREATE TABLE IF NOT EXISTS results ({columns})")
             have = {r[1] for r in self._conn.execute("PRAGMA table_info(results)")}
         except sqlite3.DatabaseError as exc:
@@ -112,12 +114,11 @@ class ResultsDB:
             raise ConfigError(f"{self.path} is not a sweep results database ({exc})") from None
         for name in ADDED_COLUMNS:
             if name not in have and "key" in have:
-                self._conn.execute(f"ALTER TABLE results ADD COLUMN {name} {COLUMNS[name]}")
+                self._conn.execute(f"ALTER TABLE results ADD COLUMN {name} {STORED[name]}")
                 have.add(name)
         if missing := set(COLUMNS) - have:
             self._conn.close()
             raise ConfigError(f"{self.path} is not a sweep results database (missing {', '.join(sorted(missing))})")
-        self._conn.execute("CREATE TABLE IF NOT EXISTS traces (key TEXT PRIMARY KEY, trace BLOB)")
         self._have = set(COLUMNS)
         self._traces = True
 
@@ -126,14 +127,13 @@ class ResultsDB:
             self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False,
                                          isolation_level=None, timeout=30)
             have = {r[1] for r in self._conn.execute("PRAGMA table_info(results)")}
-            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path} is not a sweep results database ({exc})") from None
         if not {"key", "status", "method", "item_id"} <= have:
             self._conn.close()
             raise ConfigError(f"{self.path} is not a sweep results database")
         self._have = have & set(COLUMNS)
-        self._traces = "traces" in tables
+        self._traces = "trace" in have
 
     def write(self, row: dict[str, Any]) -> bool:
         """Insert one finished cell; False if its key was already there (nothing is duplicated)."""
@@ -144,24 +144,21 @@ class ResultsDB:
         if not rows:
             return 0
         now = time.time()
-        values, traces = [], []
+        values = []
         for row in rows:
-            traces.append(row.get("trace"))
             v = {name: row.get(name) for name in COLUMNS}
+            trace = row.get("trace")
+            v["trace"] = pack_trace(trace) if isinstance(trace, dict) else trace
             for name in ("method_params", "backend_info", "sampling", "details"):
                 if not isinstance(v[name], (str, type(None))):
                     v[name] = json.dumps(v[name], sort_keys=True)
             v["finished_at"] = v["finished_at"] or now
             values.append(v)
-        new = 0
+        before = self._conn.total_changes
         with self._conn:  # BEGIN ... COMMIT (ROLLBACK on error)
             self._conn.execute("BEGIN")
-            for v, trace in zip(values, traces, strict=True):
-                written = self._conn.execute(_RETRY, v).rowcount
-                new += written
-                if written and trace is not None:  # only a row that was written (a rerun replaces the failed one's)
-                    self._conn.execute("INSERT OR REPLACE INTO traces VALUES (?, ?)", (v["key"], pack_trace(trace)))
-        return new
+            self._conn.executemany(_RETRY, values)
+        return self._conn.total_changes - before
 
     def finished_keys(self, *, retry: str = "transient") -> set[str]:
         """Keys of the cells a run skips: every ok cell, and the failed ones that are not to be rerun
@@ -204,8 +201,8 @@ class ResultsDB:
         """A cell's stored run (``agentkit view``), or None (none was stored: an older database)."""
         if not self._traces:
             return None
-        found = self._conn.execute("SELECT trace FROM traces WHERE key = ?", (key,)).fetchone()
-        return unpack_trace(found[0]) if found else None
+        found = self._conn.execute("SELECT trace FROM results WHERE key = ?", (key,)).fetchone()
+        return unpack_trace(found[0]) if found and found[0] is not None else None
 
     def merge(self, others: Iterable[str | Path]) -> int:
         """Copy every row of the other databases in; returns how many were new."""
