@@ -7,7 +7,8 @@ over an asyncio event bus, with honest token accounting.
 The layers, each importing only from the ones below it (enforced by import-linter contracts in
 ``pyproject.toml``, run by ``make lint``)::
 
-    faces        agentkit.cli · agentkit.service · agentkit.sweep        (users, shells, HTTP, benchmark grids)
+    faces        agentkit.cli · service · proxy · mcp_server · view ·     (users, shells, HTTP, OpenAI clients,
+                 agentkit.sweep                                           MCP agents, browsers, benchmark grids)
     methods      agentkit.methods: long-cot, bci, pdr, sr, self-improve,   compose roles on the bus; fill the
                  critique-revise, ...; curation, BC-SFT data               registry
     roles        agentkit.roles: Student, Strategist, Teacher,            own their model steps; read the
