@@ -503,50 +503,53 @@ async def _sweep(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    import os
 
-    from aiohttp import web
 
+    from agentkit._web import start_site
     from agentkit.memory import QdrantBehaviorStore
-    from agentkit.service import create_app, generate_token
+    from agentkit.service import create_app
 
-    token = args.token or os.environ.get("AGENTKIT_TOKEN")
-    generated = token is None
-    token = token or generate_token()
+    token, generated = _token(args.token, "AGENTKIT_TOKEN")
     store = QdrantBehaviorStore(path=args.store)
     await store.open()  # fail here, with the store's own message, before listening
-    runner = web.AppRunner(create_app(store, token=token, max_body=args.max_body), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    print(f"serving the handbook {args.store} at http://{host}:{port}", flush=True)
+    runner, url = await start_site(create_app(store, token=token, max_body=args.max_body), args.host, args.port)
+    print(f"serving the handbook {args.store} at {url}", flush=True)
     if generated:
         print(f"token: {token}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    await _until_stopped(runner)
+    return 0
+
+
+def _token(given: str | None, env: str) -> tuple[str, bool]:
+    """A face's bearer token: ``given``, else ``$env``, else a generated one; and whether it was generated (to
+    print it)."""
+    import os
+
+    from agentkit._web import generate_token
+
+    token = given or os.environ.get(env)
+    return (token, False) if token else (generate_token(), True)
+
+
+async def _until_stopped(runner: Any) -> None:
+    """Serve until SIGINT or SIGTERM, then clean ``runner`` up."""
     import signal
 
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
         await runner.cleanup()
-    return 0
 
 
 async def _proxy(args: argparse.Namespace) -> int:
-    import os
-    import signal
-
     from agentkit.backends import backend_from_spec
     from agentkit.proxy import Proxy, create_proxy_app, run_proxy_runner
-    from agentkit.service import generate_token
 
-    token = args.token or os.environ.get("AGENTKIT_PROXY_TOKEN")
-    generated = token is None
-    token = token or generate_token()
+    token, generated = _token(args.token, "AGENTKIT_PROXY_TOKEN")
     handbook = await _open_handbook(args.store, args.store_token) if args.store else None
     backend = backend_from_spec(args.backend)
     try:
@@ -561,14 +564,7 @@ async def _proxy(args: argparse.Namespace) -> int:
     print(f"agentkit proxy for {proxy.model_name} at {url}/v1 (methods: METHOD/{proxy.model_name})", flush=True)
     if generated:
         print(f"token: {token}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await _until_stopped(runner)
     return 0
 
 
@@ -578,11 +574,7 @@ async def _mcp(args: argparse.Namespace) -> int:
     from agentkit.mcp_server import serve_http, serve_stdio
 
     if args.http:
-        from agentkit.service import generate_token
-
-        token = args.token or os.environ.get("AGENTKIT_MCP_TOKEN")
-        generated = token is None
-        token = token or generate_token()
+        token, generated = _token(args.token, "AGENTKIT_MCP_TOKEN")
         handbook = await _open_handbook(args.store, args.store_token)
 
         def ready(url: str) -> None:
@@ -610,21 +602,12 @@ async def _mcp(args: argparse.Namespace) -> int:
 
 
 async def _view(args: argparse.Namespace) -> int:
-    import signal
-
     from agentkit.view import Viewer, create_view_app, run_view_runner
 
     viewer = await asyncio.to_thread(Viewer, args.db)
     runner, url = await run_view_runner(create_view_app(viewer), args.host, args.port)
     print(f"viewing {args.db} ({len(viewer.rows)} cells) at {url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await _until_stopped(runner)
     return 0
 
 

@@ -21,7 +21,6 @@ keeps running. Agent configuration (Claude Desktop, Cursor and others read the s
 
 from __future__ import annotations
 
-import hmac
 from collections import Counter
 from typing import Annotated, Any, Literal
 
@@ -29,6 +28,7 @@ from mcp.server.fastmcp import FastMCP
 from pydantic import Field
 
 from agentkit._behavior import MAX_INSTRUCTION_CHARS, MAX_NAME_CHARS, USAGE_EVENTS, Behavior, is_behavior_name
+from agentkit._web import bearer_ok
 from agentkit.errors import AgentkitError, ConfigError
 from agentkit.memory.store import BehaviorStore
 
@@ -119,12 +119,12 @@ class _Bearer:
     """ASGI middleware: every request needs ``Authorization: Bearer <token>`` (401 otherwise)."""
 
     def __init__(self, app: Any, token: str) -> None:
-        self.app, self.token = app, token.encode()
+        self.app, self.token = app, token
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not (given.startswith(b"Bearer ") and hmac.compare_digest(given[7:], self.token)):
+            if not bearer_ok(given, self.token):
                 body = b'{"error": "missing or wrong bearer token (Authorization: Bearer <token>)"}'
                 await send({"type": "http.response.start", "status": 401,
                             "headers": [(b"content-type", b"application/json"),

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import time
 import uuid
@@ -46,6 +45,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentkit._web import bearer_ok, start_site
 from agentkit.backends.base import Backend, ChatRequest, Completion
 from agentkit.bus import Bus, Subscription
 from agentkit.errors import (
@@ -338,8 +338,8 @@ class Proxy:
                            problems[0][0] if problems else "agentkit.params") from None
 
     # -- running ------------------------------------------------------------------------------------------------
-    async def run_method(self, method: Method, body: ChatBody, problem: Problem) -> MethodResult:
-        params = self.params_of(method, body)
+    async def run_method(self, method: Method, params: Any, body: ChatBody, problem: Problem) -> MethodResult:
+        """Run ``method`` with ``params`` (``params_of``) on the request's problem."""
         budget = body.agentkit.budget if body.agentkit else None
         seed = body.seed if body.seed is not None else 0
         return await method.run(problem, self.backend, params=params, budget=budget, seed=seed,
@@ -422,8 +422,7 @@ def _auth(token: str) -> Any:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/v1/"):
-            given = request.headers.get("Authorization", "")
-            if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())):
+            if not bearer_ok(request.headers.get("Authorization", ""), token):
                 return ApiError(401, "missing or wrong bearer token (Authorization: Bearer <token>)",
                                 code="invalid_api_key").response()
         return await handler(request)
@@ -457,25 +456,25 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     body = await _read_body(request)
     method = proxy.resolve(body)
     problem = proxy.problem_of(body) if method is not None else None
-    if method is not None:
-        proxy.params_of(method, body)  # a bad parameter is a 400 before the request waits for a slot
+    # A bad parameter is a 400 before the request waits for a slot.
+    params = proxy.params_of(method, body) if method is not None else None
     rid = f"chatcmpl-agentkit-{uuid.uuid4().hex}"
     async with proxy.admitted():
         if body.stream:
-            return await _stream(request, proxy, body, method, problem, rid)
+            return await _stream(request, proxy, body, method, params, problem, rid)
         if method is None:
             c = await proxy.pass_through(body)
             return web.json_response(proxy.completion_body(
                 body, rid, c.text, c.finish_reason, _usage(c.input_tokens, c.output_tokens, c.reasoning_tokens),
                 None, c.reasoning))
         assert problem is not None
-        result = await proxy.run_method(method, body, problem)
+        result = await proxy.run_method(method, params, body, problem)
         usage, block = method_summary(method, result)
         return web.json_response(proxy.completion_body(body, rid, result.text, result.solution.finish_reason,
                                                        usage, block))
 
 
-async def _stream(request: web.Request, proxy: Proxy, body: ChatBody, method: Method | None,
+async def _stream(request: web.Request, proxy: Proxy, body: ChatBody, method: Method | None, params: Any,
                   problem: Problem | None, rid: str) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
@@ -498,7 +497,7 @@ async def _stream(request: web.Request, proxy: Proxy, body: ChatBody, method: Me
 
         subscription = proxy.bus.subscribe(Message, announce, predicate=lambda m: m.run_id == run_id and isinstance(
             m, (Draft, DistillResult)), name=f"proxy-stream:{run_id}")
-        task: asyncio.Task[Any] = asyncio.create_task(proxy.run_method(method, body, problem))
+        task: asyncio.Task[Any] = asyncio.create_task(proxy.run_method(method, params, body, problem))
     else:
         task = asyncio.create_task(proxy.pass_through(body))
 
@@ -581,15 +580,4 @@ def create_proxy_app(proxy: Proxy, *, max_body: int = DEFAULT_MAX_BODY, close_ba
 
 async def run_proxy_runner(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
     """Start ``app`` (handler cancellation on) at ``host:port``; returns the runner and the base URL."""
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"--port must be 0-65535 (0 picks a free port), got {port}")
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    bound_host, bound_port = runner.addresses[0][:2]
-    return runner, f"http://{bound_host}:{bound_port}"
+    return await start_site(app, host, port, handler_cancellation=True)

@@ -12,9 +12,7 @@ through the store's own methods, so the same validation, dedup, capacity and ver
 
 from __future__ import annotations
 
-import hmac
 import json
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
@@ -23,6 +21,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from agentkit._web import bearer_ok, generate_token
 from agentkit.errors import BehaviorNotFound, ConfigError, StoreError, validation_problems
 from agentkit.log import get_logger
 from agentkit.memory import Behavior, ImportReport, Provenance, PruneDecision, PrunePolicy, QdrantBehaviorStore
@@ -35,10 +34,6 @@ DEFAULT_MAX_BODY = 1 << 20
 STORE_KEY: web.AppKey[QdrantBehaviorStore] = web.AppKey("store", QdrantBehaviorStore)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 B = TypeVar("B", bound=BaseModel)
-
-
-def generate_token() -> str:
-    return secrets.token_urlsafe(32)
 
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -239,8 +234,7 @@ def _auth(token: str) -> Any:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/v1/"):
-            given = request.headers.get("Authorization", "")
-            if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())):
+            if not bearer_ok(request.headers.get("Authorization", ""), token):
                 return _json({"error": "missing or wrong bearer token (Authorization: Bearer <token>)"}, 401)
         return await handler(request)
 

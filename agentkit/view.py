@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agentkit.errors import ConfigError
+from agentkit._web import start_site
 from agentkit.sweep.db import ResultsDB
 from agentkit.sweep.report import _plot, budget_label, compare, summarise
 
@@ -63,6 +63,7 @@ class Viewer:
         for row in self.rows:
             row["budget_label"] = budget_label(str(row.get("budget_kind") or "sequential"), int(row["budget"] or 0))
             row["outcome"] = _outcome(row)
+        self._by_key = {row["key"]: row for row in self.rows}
         self._summary: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
 
@@ -97,7 +98,7 @@ class Viewer:
         return {"total": len(chosen), "offset": offset, "rows": [{f: r.get(f) for f in fields} for r in page]}
 
     def cell(self, key: str) -> dict[str, Any] | None:
-        row = next((r for r in self.rows if r["key"] == key), None)
+        row = self._by_key.get(key)
         if row is None:
             return None
         db = ResultsDB(self.path, create=False, readonly=True)
@@ -164,18 +165,8 @@ def create_view_app(viewer: Viewer) -> web.Application:
 
 async def run_view_runner(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
     """Start ``app`` at ``host:port``; returns the runner and the page's URL."""
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"--port must be 0-65535 (0 picks a free port), got {port}")
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    bound_host, bound_port = runner.addresses[0][:2]
-    return runner, f"http://{bound_host}:{bound_port}/"
+    runner, url = await start_site(app, host, port)
+    return runner, f"{url}/"
 
 
 PAGE = r"""<!doctype html>

@@ -71,7 +71,6 @@ ADDED_COLUMNS = ("extraction", "finish_reason", "details", "budget_kind", "trace
 """Columns added after the first results databases were written: opening an older database adds them (NULL)."""
 
 
-_INSERT = f"INSERT OR IGNORE INTO results VALUES ({', '.join(f':{name}' for name in STORED)})"
 # A rerun of a failed cell replaces its failed row (and only a failed row: a finished cell is never overwritten).
 _RETRY = (f"INSERT INTO results VALUES ({', '.join(f':{name}' for name in STORED)}) ON CONFLICT(key) DO UPDATE SET "
           + ", ".join(f"{name}=excluded.{name}" for name in STORED if name != "key")
