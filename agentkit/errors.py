@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "CONNECTION_REFUSED",
     "AgentkitError",
     "BackendError",
     "BackendRequestError",
@@ -71,6 +72,11 @@ class BackendError(AgentkitError):
         self.cause = cause
         self.status = status
         self.retry_after = retry_after
+
+
+CONNECTION_REFUSED = "connection error (refused)"
+"""The ``cause`` of a ``BackendError`` whose connection was refused: nothing listens at the address (retried
+only briefly, see ``RetryPolicy.refused_attempts``)."""
 
 
 class BackendRequestError(BackendError):

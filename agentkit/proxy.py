@@ -10,9 +10,12 @@
   message and no assistant turns.
 - An ``agentkit`` object in the body (``extra_body={"agentkit": {...}}`` with the ``openai`` client) chooses
   the method (``method``), its parameters (``params``, validated by the method's parameter model: an unknown
-  or out-of-range parameter is a 400 naming it) and a sequential budget (``budget``: B_seq, which the method
-  plans its calls from). The request's ``max_tokens`` (or ``max_completion_tokens``) is the method's per-call
-  output cap, ``temperature`` its temperature and ``seed`` its seed.
+  or out-of-range parameter is a 400 naming it), a sequential budget (``budget``: B_seq, which the method
+  plans its calls from) and the problem's name (``problem_id``: seeds derive from it and ``seed``, so a run of
+  ``agentkit solve`` or of a sweep is reproduced by sending its problem id and seed; by default the name is a
+  hash of the problem text, so the same request with the same seed is sampled with the same seeds). The
+  request's ``max_tokens`` (or ``max_completion_tokens``) is the method's per-call output cap, ``temperature``
+  its temperature and ``seed`` its seed.
 
 Replies are standard chat completions: the method's final text as the message, ``usage`` counting every
 token the method spent (all calls), and an ``agentkit`` block: method, answer, ``B_seq``, ``B_total``, calls,
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import time
 import uuid
@@ -46,7 +50,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentkit._web import bearer_ok, start_site
-from agentkit.backends.base import Backend, ChatRequest, Completion
+from agentkit.backends.base import Backend, ChatMessage, ChatRequest, Completion
 from agentkit.bus import Bus, Subscription
 from agentkit.errors import (
     AgentkitError,
@@ -108,6 +112,10 @@ class AgentkitOptions(BaseModel):
     """The method's parameters (its parameter model validates them)."""
     budget: int | None = Field(default=None, ge=1, le=100_000_000)
     """A sequential budget, B_seq: the method plans its per-call caps from it."""
+    problem_id: str | None = Field(default=None, min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:\-]+$")
+    """Names the problem. Every sampled call's seed derives from it and the request's ``seed``, so the same
+    id and seed reproduce a run of ``agentkit solve`` or of a sweep on that problem (e.g. ``gsm8k-test-0``).
+    Default: a hash of the problem text, so the same request with the same seed gets the same seeds."""
 
 
 class ChatBody(BaseModel):
@@ -207,6 +215,10 @@ def _check_arguments(body: ChatBody) -> None:
                            "unsupported_parameter")
 
 
+_CHAT_ROLES: dict[str, Literal["system", "user", "assistant"]] = {
+    "system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
 def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
     stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
     if len(stops) > 4 or any(not s for s in stops):
@@ -283,9 +295,10 @@ class Proxy:
                                 f"{self.model_name!r}, as itself or as METHOD/{self.model_name} (GET /v1/models)",
                            param="model", code="model_not_found")
         if method_name is None:
-            if body.agentkit and (body.agentkit.params or body.agentkit.budget is not None):
-                raise _invalid("agentkit.params and agentkit.budget need a method (agentkit.method or a "
-                               "METHOD/ model name)", "agentkit")
+            if body.agentkit and (body.agentkit.params or body.agentkit.budget is not None
+                                  or body.agentkit.problem_id is not None):
+                raise _invalid("agentkit.params, agentkit.budget and agentkit.problem_id need a method "
+                               "(agentkit.method or a METHOD/ model name)", "agentkit")
             return None
         try:
             return get_method(method_name)
@@ -311,8 +324,10 @@ class Proxy:
         if user is None or not user.strip():
             raise _invalid("a method request needs a non-empty user message (the problem)", "messages")
         text = "\n\n".join([*context, user]) if context else user
-        run = f"proxy-{uuid.uuid4().hex[:16]}"
-        return Problem(problem_id=run, text=text, run_id=run, dataset="proxy")
+        given = body.agentkit.problem_id if body.agentkit else None
+        problem_id = given or f"proxy-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        # The run id is the request's own (it routes the run's messages); the problem id is what seeds derive from.
+        return Problem(problem_id=problem_id, text=text, run_id=f"proxy-{uuid.uuid4().hex[:16]}", dataset="proxy")
 
     def params_of(self, method: Method, body: ChatBody) -> Any:
         given = dict(body.agentkit.params) if body.agentkit else {}
@@ -346,17 +361,14 @@ class Proxy:
                                 handbook=self.handbook, bus=self.bus)
 
     async def pass_through(self, body: ChatBody) -> Completion:
-        messages = []
-        for i, m in enumerate(body.messages):
-            role = "system" if m.role == "developer" else m.role
-            messages.append({"role": role, "content": _text(m, i)})
-        try:
-            request = ChatRequest(messages=tuple(messages), max_tokens=body.max_completion_tokens or body.max_tokens,
-                                  temperature=body.temperature or 0.0, top_p=body.top_p, seed=body.seed,
-                                  stop=_stops(body.stop))
-        except ValidationError as exc:
-            problems = validation_problems(exc, root="body")
-            raise _invalid("; ".join(f"{f}: {r}" for f, r in problems), problems[0][0] if problems else None) from None
+        # Everything ChatRequest checks, ChatBody has checked already (roles, with tool messages refused by
+        # _check_arguments; ranges; stops by _stops), so the request is built without validating it twice.
+        messages = tuple(ChatMessage.model_construct(role=_CHAT_ROLES[m.role], content=_text(m, i))
+                         for i, m in enumerate(body.messages))
+        request = ChatRequest.model_construct(
+            messages=messages, max_tokens=body.max_completion_tokens or body.max_tokens,
+            temperature=body.temperature or 0.0, top_p=body.top_p, seed=body.seed, stop=_stops(body.stop), n=1,
+            context=None)
         [completion] = await self.backend.complete(request)
         return completion
 
@@ -399,35 +411,32 @@ def method_summary(method: Method, result: MethodResult) -> tuple[dict[str, Any]
 PROXY_KEY: web.AppKey[Proxy] = web.AppKey("proxy", Proxy)
 
 
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return exc.response()
-    except web.HTTPException as exc:  # aiohttp's own: 404 route, 405, 413 body too large
-        if exc.status == 413:
-            return ApiError(413, "the request body is too large", code="request_too_large").response()
-        if exc.status >= 400:
-            return ApiError(exc.status, exc.reason or "error", code=None).response()
-        raise
-    except AgentkitError as exc:
-        return error_for(exc).response()
-    except Exception as exc:  # a bug: logged with its traceback, answered in OpenAI's shape
-        _log.exception("proxy request failed", error=repr(exc))
-        return error_for(exc).response()
+def _guard(token: str) -> Any:
+    """The proxy's one middleware: the bearer check on ``/v1`` routes, then every failure answered in OpenAI's
+    error shape (one layer rather than two: each aiohttp middleware costs a call frame per request)."""
 
-
-def _auth(token: str) -> Any:
     @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/v1/"):
-            if not bearer_ok(request.headers.get("Authorization", ""), token):
-                return ApiError(401, "missing or wrong bearer token (Authorization: Bearer <token>)",
-                                code="invalid_api_key").response()
-        return await handler(request)
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/v1/") and not bearer_ok(request.headers.get("Authorization", ""), token):
+            return ApiError(401, "missing or wrong bearer token (Authorization: Bearer <token>)",
+                            code="invalid_api_key").response()
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return exc.response()
+        except web.HTTPException as exc:  # aiohttp's own: 404 route, 405, 413 body too large
+            if exc.status == 413:
+                return ApiError(413, "the request body is too large", code="request_too_large").response()
+            if exc.status >= 400:
+                return ApiError(exc.status, exc.reason or "error", code=None).response()
+            raise
+        except AgentkitError as exc:
+            return error_for(exc).response()
+        except Exception as exc:  # a bug: logged with its traceback, answered in OpenAI's shape
+            _log.exception("proxy request failed", error=repr(exc))
+            return error_for(exc).response()
 
-    return check
+    return guard
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -561,7 +570,7 @@ def create_proxy_app(proxy: Proxy, *, max_body: int = DEFAULT_MAX_BODY, close_ba
     (``run_proxy_runner`` does) so that a client that disconnects cancels its run."""
     if max_body < 1024:
         raise ConfigError("max_body must be at least 1024 bytes")
-    app = web.Application(middlewares=[_auth(proxy.token), _errors], client_max_size=max_body)
+    app = web.Application(middlewares=[_guard(proxy.token)], client_max_size=max_body)
     app[PROXY_KEY] = proxy
     app.router.add_get("/health", _health)
     app.router.add_get("/v1/models", _models)

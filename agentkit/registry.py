@@ -169,8 +169,14 @@ def register(method: Method, *, replace: bool = False) -> Method:
     return method
 
 
+_builtins_loaded = False
+
+
 def _load_builtins() -> None:
-    importlib.import_module("agentkit.methods")
+    global _builtins_loaded
+    if not _builtins_loaded:  # method_names() sits on the proxy's per-request path: import once, then a flag
+        importlib.import_module("agentkit.methods")
+        _builtins_loaded = True
 
 
 def method_names() -> tuple[str, ...]:

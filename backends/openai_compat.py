@@ -29,7 +29,14 @@ from typing import Any
 import aiohttp
 import openai
 
-from agentkit.errors import BackendError, BackendRequestError, BackendUnavailable, ConfigError, MalformedResponse
+from agentkit.errors import (
+    CONNECTION_REFUSED,
+    BackendError,
+    BackendRequestError,
+    BackendUnavailable,
+    ConfigError,
+    MalformedResponse,
+)
 from agentkit.log import get_logger
 
 from .base import Backend, ChatRequest, Completion, split_reasoning
@@ -88,8 +95,8 @@ def timeout_error(where: str) -> BackendUnavailable:
     return BackendUnavailable(f"{where}: the request timed out", cause="timeout")
 
 
-REFUSED = "connection error (refused)"
-"""The ``cause`` of a refused connection: nothing listens at the address."""
+REFUSED = CONNECTION_REFUSED
+"""The ``cause`` of a refused connection (``agentkit.errors.CONNECTION_REFUSED``)."""
 
 
 def connection_error(where: str, cause: object, *, refused: bool = False) -> BackendUnavailable:
@@ -118,7 +125,7 @@ def map_openai_error(exc: Exception, where: str) -> BackendError:
     if isinstance(exc, openai.APITimeoutError):
         return timeout_error(where)
     if isinstance(exc, openai.APIConnectionError):
-        return connection_error(where, exc.__cause__)
+        return connection_error(where, exc.__cause__, refused=_refused(exc))
     if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError, ValueError, TypeError)):
         return MalformedResponse(f"{where}: malformed response: {exc}", cause="malformed response")
     return BackendError(f"{where}: {type(exc).__name__}: {exc}", cause=type(exc).__name__)

@@ -21,7 +21,7 @@ from agentkit.backends import (
     RetryPolicy,
     with_middleware,
 )
-from agentkit.errors import BackendRequestError, BackendUnavailable, ConfigError
+from agentkit.errors import CONNECTION_REFUSED, BackendRequestError, BackendUnavailable, ConfigError
 from agentkit.testing import Fault, Reply, ScriptedBackend, ScriptedServer
 
 
@@ -98,6 +98,17 @@ async def test_retries_stop_at_the_time_bound(server: ScriptedServer, http: str)
     with pytest.raises(BackendUnavailable) as info:
         await backend.chat("x")
     assert 2 <= info.value.attempts <= 4  # ~0.5 s of 0.2 s waits, not 1000 attempts
+    await backend.aclose()
+
+
+async def test_a_refused_connection_is_tried_only_refused_attempts_times(http: str) -> None:
+    sleeps = SleepLog()  # nothing listens on port 9: a wrong address fails in a few tries, not the whole backoff
+    inner = OpenAICompatible("m", base_url="http://127.0.0.1:9/v1", timeout=5.0, http=http)
+    backend = Retrying(inner, RetryPolicy(attempts=6, refused_attempts=3, initial_wait=0.01), sleep=sleeps)
+    with pytest.raises(BackendUnavailable) as info:
+        await backend.chat("x")
+    assert info.value.attempts == 3 and info.value.cause == CONNECTION_REFUSED and backend.retries == 2
+    assert len(sleeps.waits) == 2 and all(0.01 <= w <= 0.05 for w in sleeps.waits)  # backoff with jitter
     await backend.aclose()
 
 

@@ -104,8 +104,10 @@ async def test_pdr_through_the_proxy_equals_the_method_run_directly(served: Serv
     params = {"rounds": 2, "drafts": 2, "kappa": 64}
     before = len(served.upstream.requests)
     reply = await client.chat.completions.create(
-        model="pdr/scripted", messages=user(), max_tokens=200, seed=3, extra_body={"agentkit": {"params": params}})
+        model="pdr/scripted", messages=user(), max_tokens=200, seed=3,
+        extra_body={"agentkit": {"params": params, "problem_id": "d"}})
     calls = len(served.upstream.requests) - before
+    seeds = [r.get("seed") for r in served.upstream.requests[before:]]
     block = reply.model_extra["agentkit"]  # type: ignore[index]
     assert block["method"] == "pdr" and block["answer"] == "3" and block["rounds"] == 2
     assert block["calls"] == calls == 4  # 2 drafts, 1 summary, 1 final draft
@@ -117,9 +119,21 @@ async def test_pdr_through_the_proxy_equals_the_method_run_directly(served: Serv
                               params=method.params(**params, max_tokens=200), seed=3)
     await backend.aclose()
     figures = direct.ledger.summary()
+    # Seeds derive from the problem's id and the seed: the proxy's run on problem "d" drew the direct run's seeds.
+    assert [r.get("seed") for r in served.upstream.requests[before + calls:]] == seeds
     assert direct.text == reply.choices[0].message.content and direct.answer == block["answer"]
     assert (figures["B_total"], figures["B_seq"], figures["calls"]) == (block["B_total"], block["B_seq"], 4)
     assert figures["input_tokens"] == reply.usage.prompt_tokens
+    # Without a problem id the name is a hash of the text: the same request and seed draw the same seeds again,
+    # another problem draws others.
+    async def drawn(text: str) -> list[Any]:
+        start = len(served.upstream.requests)
+        await client.chat.completions.create(model="pdr/scripted", messages=user(text), max_tokens=200, seed=3,
+                                             extra_body={"agentkit": {"params": params}})
+        return [r.get("seed") for r in served.upstream.requests[start:]]
+
+    first = await drawn(PROBLEM)
+    assert first == await drawn(PROBLEM) and first != seeds and first != await drawn(PROBLEM + " Explain.")
     await client.close()
 
 
@@ -182,6 +196,9 @@ async def test_streaming_sends_the_answer_and_announces_rounds_as_comments(serve
     ({"model": "pdr/scripted", "messages": [*user(), {"role": "assistant", "content": "x"}, *user()]}, 400,
      "messages.1.role"),
     ({"model": "sr/scripted", "messages": user(), "agentkit": {"method": "pdr"}}, 400, "agentkit.method"),
+    ({"model": "pdr/scripted", "messages": user(), "agentkit": {"problem_id": "../../etc"}}, 400,
+     "agentkit.problem_id"),
+    ({"model": "scripted", "messages": user(), "agentkit": {"problem_id": "p1"}}, 400, "agentkit"),
     ({"model": "bci/scripted", "messages": user()}, 400, None),  # no handbook: a clear 400, not a 500
     ({"model": "scripted", "messages": user("REFUSE")}, 502, None),
 ])

@@ -11,6 +11,12 @@ to the proxy (same client, same transport: HTTP/1.1 on 127.0.0.1, same bodies, s
 alternate within each repeat and the figure is the median ratio with its min-max over repeats. With
 ``--optillm BIN`` (an ``optillm`` executable, e.g. from a separate virtual environment), optillm's proxy in
 front of the same upstream is timed the same way (model ``none-scripted``: its plain pass-through).
+
+A second baseline, ``bare``, is the floor of any proxy built on aiohttp: a 20-line aiohttp server in its own
+process that forwards each request's bytes to the upstream through one ``ClientSession`` and returns the
+upstream's bytes (no parsing, no validation, no auth). ``agentkit_over_bare`` is what agentkit adds on top of
+the second HTTP hop itself; ``bare_over_direct`` is the hop's own cost on this machine (client, proxy and
+upstream processes share its cores).
 """
 
 from __future__ import annotations
@@ -49,6 +55,12 @@ async def load(url: str, model: str, requests: int, waves: int, headers: dict[st
         return time.perf_counter() - started
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(cmd: list[str], marker: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     assert proc.stdout is not None
@@ -61,6 +73,31 @@ def start(cmd: list[str], marker: str, env: dict[str, str] | None = None) -> tup
             break
     proc.kill()
     raise RuntimeError(f"{cmd[0]} did not start")
+
+
+def serve_bare(upstream: str) -> None:
+    """The ``bare`` baseline: forward the body bytes to ``upstream`` and answer its bytes (prints its URL)."""
+    from aiohttp import web
+
+    async def run() -> None:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+        async def forward(request: web.Request) -> web.Response:
+            async with session.post(f"{upstream}/chat/completions", data=await request.read(),
+                                    headers={"Content-Type": "application/json"}) as r:
+                return web.Response(body=await r.read(), status=r.status, content_type="application/json")
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", forward)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        print(f"bare at http://127.0.0.1:{port}/v1", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
 
 
 def wait_http(url: str) -> None:
@@ -82,7 +119,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--latency", type=float, default=0.1)
     ap.add_argument("--optillm", default=None, help="an optillm executable to time the same way")
+    ap.add_argument("--serve-bare", default=None, help=argparse.SUPPRESS)  # the bare forwarder's own process
     args = ap.parse_args()
+    if args.serve_bare:
+        serve_bare(args.serve_bare)
+        return
     procs: list[subprocess.Popen[str]] = []
     with scripted_server(args.latency) as upstream:
         proxy, line = start([sys.executable, "-m", "agentkit.cli", "proxy", "--backend",
@@ -90,8 +131,12 @@ def main() -> None:
                              "--concurrency", str(4 * args.requests)], " at ")
         procs.append(proxy)
         proxy_url = line.split(" at ")[1].split()[0]
+        bare, line = start([sys.executable, __file__, "--serve-bare", upstream], " at ")
+        procs.append(bare)
+        bare_url = line.split(" at ")[1].split()[0]
         targets: dict[str, tuple[str, str, dict[str, str]]] = {
             "direct": (f"{upstream}/chat/completions", "scripted", {}),
+            "bare": (f"{bare_url}/chat/completions", "scripted", {}),
             "agentkit": (f"{proxy_url}/chat/completions", "scripted", {"Authorization": f"Bearer {TOKEN}"}),
         }
         if args.optillm:
@@ -103,11 +148,17 @@ def main() -> None:
             wait_http(f"http://127.0.0.1:{port}/health")
             targets["optillm"] = (f"http://127.0.0.1:{port}/v1/chat/completions", "none-scripted",
                                   {"Authorization": "Bearer unused"})
+        pids = {"bare": bare.pid, "agentkit": proxy.pid, **({"optillm": procs[-1].pid} if args.optillm else {})}
         try:
             walls: dict[str, list[float]] = {name: [] for name in targets}
+            cpu_us: dict[str, list[float]] = {name: [] for name in pids}
             for _ in range(args.repeats):
                 for name, (url, model, headers) in targets.items():
+                    before = cpu_seconds(pids[name]) if name in pids else 0.0
                     walls[name].append(asyncio.run(load(url, model, args.requests, args.waves, headers)))
+                    if name in pids:  # warm-up requests included: (32 + requests * waves) per load
+                        used = cpu_seconds(pids[name]) - before
+                        cpu_us[name].append(1e6 * used / (min(args.requests, 32) + args.requests * args.waves))
         finally:
             for p in procs:
                 p.terminate()
@@ -117,6 +168,7 @@ def main() -> None:
         "requests": args.requests, "waves": args.waves, "repeats": args.repeats, "latency_s": args.latency,
         "ideal_wall_s": ideal, "wall_s": {k: [round(w, 3) for w in v] for k, v in walls.items()},
         "median_wall_s": {k: round(statistics.median(v), 3) for k, v in walls.items()},
+        "proxy_cpu_us_per_request": {k: round(statistics.median(v), 1) for k, v in cpu_us.items()},
     }
     for name in targets:
         if name == "direct":
@@ -124,6 +176,9 @@ def main() -> None:
         ratios = [w / d for w, d in zip(walls[name], walls["direct"], strict=True)]
         report[f"{name}_over_direct"] = {"median": round(statistics.median(ratios), 3),
                                          "min": round(min(ratios), 3), "max": round(max(ratios), 3)}
+    ratios = [a / b for a, b in zip(walls["agentkit"], walls["bare"], strict=True)]
+    report["agentkit_over_bare"] = {"median": round(statistics.median(ratios), 3),
+                                    "min": round(min(ratios), 3), "max": round(max(ratios), 3)}
     print(json.dumps(report, indent=2))
     write_result("proxy", report)
 
