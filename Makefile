@@ -54,7 +54,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/perf/bench_bus.py
 	$(PY) benchmarks/perf/bench_overhead.py
 	$(PY) benchmarks/perf/bench_concurrency.py
-	$(PY) benchmarks/perf/bench_memory.py --optimize
+	$(PY) benchmarks/perf/bench_memory.py --random
 	$(PY) benchmarks/perf/bench_pdr_concurrency.py
 
 clean:

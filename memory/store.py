@@ -26,12 +26,13 @@ behaviors; an add beyond it prunes the lowest-utility behavior (reversibly, as a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import json
 import math
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
@@ -41,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agentkit.errors import BehaviorNotFound, ConfigError, EmbedderMismatch, StoreError, validation_problems
 from agentkit.log import get_logger
 
-from ._engines import ClientEngine, EdgeEngine, Engine, Record, Where
+from ._engines import EXACT_BELOW, ClientEngine, EdgeEngine, Engine, Record, Where
 from .behavior import USAGE_EVENTS, Behavior, BehaviorStats, Provenance, Status, is_behavior_name
 from .embedders import Embedder, default_embedder
 
@@ -167,9 +168,13 @@ class QdrantBehaviorStore:
         dedup_threshold: cosine at or above which a new behavior merges into an existing one.
         max_active: the most active behaviors kept (beyond it the lowest-utility one is pruned).
         usage_batch: buffered usage events that trigger a write.
-        hnsw_ef: HNSW search breadth once an index exists (after ``optimize()`` or on a server); higher is
-            closer to exact and slower. Measured on 10k random 384-d vectors: ef 512 -> recall@10 0.98 at
-            1.4 ms, the engine's default -> 0.61 (``benchmarks/perf/bench_memory.py``).
+        hnsw_ef: HNSW search breadth once an index exists; higher is closer to exact and slower. None: the
+            tuned default (``SEARCH_EF``, 64: recall@10 0.995 at 100k real MiniLM embeddings, with int8
+            quantization, 2x oversampling and rescoring; ``benchmarks/perf/bench_memory.py``). Both engines
+            (embedded and server) send the same search parameters.
+        exact_below: the embedded store builds no index below this many vectors (behavior versions), so its
+            searches are exact; from this many unindexed vectors on it builds one in the background (a child
+            process on a copy of the store; searches and writes go on). Default ``EXACT_BELOW`` (5,000).
     """
 
     def __init__(
@@ -186,13 +191,16 @@ class QdrantBehaviorStore:
         name_similarity: float = 0.85,
         max_active: int = 10_000,
         usage_batch: int = 256,
-        hnsw_ef: int | None = 512,
+        hnsw_ef: int | None = None,
+        exact_below: int = EXACT_BELOW,
     ) -> None:
         chosen = [x for x in (path, url, location, local_path) if x is not None]
         if len(chosen) > 1:
             raise ConfigError("give one of path= (embedded), url= (server), location= or local_path= (local mode)")
         if max_active < 1 or usage_batch < 1 or not 0 < dedup_threshold <= 1:
             raise ConfigError("max_active and usage_batch must be >= 1 and dedup_threshold in (0, 1]")
+        if exact_below < 1 or (hnsw_ef is not None and not 1 <= hnsw_ef <= 100_000):
+            raise ConfigError("exact_below must be >= 1 and hnsw_ef in 1..100000")
         self.path = Path(path).expanduser() if path is not None else None
         self.url, self.api_key, self.location = url, api_key, location
         self.local_path = str(local_path) if local_path is not None else None
@@ -205,6 +213,7 @@ class QdrantBehaviorStore:
         self.max_active = max_active
         self.usage_batch = usage_batch
         self.hnsw_ef = hnsw_ef
+        self.exact_below = exact_below
         self._engine: Engine | None = None
         self._lock = asyncio.Lock()
         self._open_lock = asyncio.Lock()
@@ -213,6 +222,7 @@ class QdrantBehaviorStore:
         self._pending_count = 0
         self._journal: IO[str] | None = None
         self._seq = 0
+        self._writes = 0
         self.dropped_usage = 0
         """Usage events for names that did not exist when applied (logged, then dropped)."""
 
@@ -228,7 +238,7 @@ class QdrantBehaviorStore:
             dim = self.embedder.dim
             engine: Engine
             if self.path is not None:
-                engine = await EdgeEngine.open(self.path, dim)
+                engine = await EdgeEngine.open(self.path, dim, exact_below=self.exact_below)
             else:
                 engine = await ClientEngine.open(url=self.url, api_key=self.api_key, location=self.location,
                                                  path=self.local_path, collection=self.collection, dim=dim)
@@ -259,6 +269,14 @@ class QdrantBehaviorStore:
         if int(meta.get("schema_version", 0)) > SCHEMA_VERSION:
             raise StoreError(f"store {self.where} has schema {meta.get('schema_version')}, newer than this agentkit "
                              f"({SCHEMA_VERSION}); upgrade agentkit")
+
+    @contextlib.asynccontextmanager
+    async def _writer(self) -> AsyncIterator[None]:
+        """The single-writer critical section. The store is opened first: opening replays the usage journal
+        under this same lock, so opening lazily from inside it would wait on itself forever."""
+        await self._e()
+        async with self._lock:
+            yield
 
     async def _e(self) -> Engine:
         if self._engine is None:
@@ -304,6 +322,9 @@ class QdrantBehaviorStore:
         await engine.upsert([(_point_id(new.name, new.version), vector, self._payload(new, latest=True))])
         if old is not None:
             await engine.set_payload(old.id, {"latest": "no", "live": "no"})
+        self._writes += 1
+        if self._writes % 64 == 0 and engine.unindexed() >= self.exact_below:
+            engine.build_in_background()  # a store that outgrew exact search gets its index, without waiting
         return new
 
     async def _embed_one(self, text: str) -> list[float]:
@@ -323,7 +344,7 @@ class QdrantBehaviorStore:
         behavior = behavior.model_copy(update={"stats": BehaviorStats(), "version": 1, "status": Status.ACTIVE,
                                                "note": ""})
         vector = await self._embed_one(behavior.text)  # CPU work, outside the critical section
-        async with self._lock:
+        async with self._writer():
             await self._apply_pending()
             engine = await self._e()
             same = await self._latest(behavior.name, with_vector=True)
@@ -399,7 +420,7 @@ class QdrantBehaviorStore:
             except ValidationError as exc:
                 raise ConfigError(f"invalid change to {name}: {_explain(exc)}") from None
             vector = await self._embed_one(probe.text)
-        async with self._lock:
+        async with self._writer():
             await self._apply_pending()
             record = await self._latest(name, with_vector=vector is None)
             if record is None:
@@ -408,7 +429,7 @@ class QdrantBehaviorStore:
 
     async def rollback(self, name: str, version: int) -> Behavior:
         """A new version equal to ``version`` (instruction, topics, status), keeping the current statistics."""
-        async with self._lock:
+        async with self._writer():
             await self._apply_pending()
             record = await self._latest(name)
             if record is None:
@@ -463,7 +484,7 @@ class QdrantBehaviorStore:
         """Apply buffered usage events now."""
         if not self._pending:
             return
-        async with self._lock:
+        async with self._writer():
             await self._apply_pending()
 
     async def _apply_pending(self) -> None:
@@ -572,10 +593,22 @@ class QdrantBehaviorStore:
             raise ConfigError(f"k must be >= 1, got {k}")
         await self.flush_usage()
         vector = await self._embed_one(query)
+        return await self.search_vector(vector, k, topics=topics, min_score=min_score,
+                                        include_inactive=include_inactive)
+
+    async def search_vector(self, vector: Sequence[float], k: int = 5, *, topics: Sequence[str] | None = None,
+                            min_score: float | None = None, include_inactive: bool = False) -> list[SearchHit]:
+        """``search`` with a query vector made by this store's embedder (a caller that embeds its queries in
+        batches, or reuses one embedding for several searches). Usage events still buffered are not applied
+        first (``search`` does that)."""
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        if len(vector) != self.embedder.dim:
+            raise EmbedderMismatch(f"a {len(vector)}-d query vector for a store of {self.embedder.dim}-d vectors")
         where: dict[str, Any] = dict(_LATEST if include_inactive else _LIVE)
         if topics:
             where["topics"] = list(topics)
-        records = await (await self._e()).query(vector, where, None, k, min_score, self.hnsw_ef)
+        records = await (await self._e()).query(list(vector), where, None, k, min_score, self.hnsw_ef)
         return [SearchHit(behavior=self._behavior(r), score=r.score) for r in records]
 
     async def by_topic(self, topic: str, k: int = 40) -> list[Behavior]:
@@ -586,11 +619,11 @@ class QdrantBehaviorStore:
         return ranked[:k]
 
     async def optimize(self) -> bool:
-        """Build the embedded engine's HNSW index (Qdrant Edge only; a server does this itself). Small stores
-        search exactly without it; large ones (tens of thousands of behaviors) answer faster after it, at the
-        cost of a build that takes minutes at 100k on 2 cores and of approximate (HNSW) results."""
-        async with self._lock:
-            return await (await self._e()).optimize()
+        """Build the embedded engine's HNSW index now and wait for it (Qdrant Edge only; a server indexes by
+        itself). The store also does this by itself, in the background, once ``exact_below`` vectors are
+        unindexed. The build runs in a child process on a copy of the store: searches and writes go on while it
+        runs (about a minute at 100k behaviors on 2 cores). Returns whether anything was indexed."""
+        return await (await self._e()).optimize()
 
     async def count(self, *, status: str | None = "active") -> int:
         where: dict[str, Any] = dict(_LATEST)
@@ -603,7 +636,7 @@ class QdrantBehaviorStore:
                     ) -> list[PruneDecision]:
         """Decide (and unless ``dry_run``, apply) which active behaviors to prune, and why. Applying writes a
         new ``pruned`` version, which ``restore`` undoes; only ``compact`` deletes."""
-        async with self._lock:
+        async with self._writer():
             await self._apply_pending()
             records = {self._behavior(r).name: r for r in await (await self._e()).scroll({**_LATEST, "status": "active"})}
             decisions = _decide(policy, [self._behavior(r) for r in records.values()], now or _now())
@@ -616,7 +649,7 @@ class QdrantBehaviorStore:
     async def compact(self) -> int:
         """Delete for real every version of every behavior whose latest version is pruned; returns how many
         behaviors were deleted. Not reversible."""
-        async with self._lock:
+        async with self._writer():
             await self._apply_pending()
             engine = await self._e()
             pruned = {str(r.payload["name"]) for r in await engine.scroll({**_LATEST, "status": "pruned"})}
@@ -677,7 +710,7 @@ class QdrantBehaviorStore:
         report = ImportReport()
         for name, items in versions.items():
             vectors = await self.embedder.embed([b.text for b, _ in items])
-            async with self._lock:
+            async with self._writer():
                 if await self._latest(name) is not None:
                     report.skipped[name] = "already in the store"
                     continue
