@@ -95,16 +95,12 @@ def timeout_error(where: str) -> BackendUnavailable:
     return BackendUnavailable(f"{where}: the request timed out", cause="timeout")
 
 
-REFUSED = CONNECTION_REFUSED
-"""The ``cause`` of a refused connection (``agentkit.errors.CONNECTION_REFUSED``)."""
-
-
 def connection_error(where: str, cause: object, *, refused: bool = False) -> BackendUnavailable:
     """A failed connection; ``refused``: nothing listens at the address (retried briefly, see
     ``RetryPolicy.refused_attempts``)."""
     detail = f" ({cause})" if cause else ""
     return BackendUnavailable(f"{where}: connection {'refused' if refused else 'failed'}{detail}",
-                              cause=REFUSED if refused else "connection error")
+                              cause=CONNECTION_REFUSED if refused else "connection error")
 
 
 def _refused(exc: BaseException) -> bool:

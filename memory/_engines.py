@@ -128,6 +128,11 @@ def _config(dim: int, exact_below: int = EXACT_BELOW) -> Any:
     )
 
 
+def _is_lock_error(exc: BaseException) -> bool:
+    """Whether Edge refused a shard because another process holds its WAL lock."""
+    return "WouldBlock" in str(exc) or "lock" in str(exc).lower()
+
+
 def _load(path: Path, dim: int | None = None, exact_below: int = EXACT_BELOW) -> Any:
     """Open a shard; with ``dim``, its index settings are brought to ``_config(dim, exact_below)`` (a store made
     by an older agentkit takes them on at its next index build; its vectors are untouched)."""
@@ -137,7 +142,7 @@ def _load(path: Path, dim: int | None = None, exact_below: int = EXACT_BELOW) ->
         try:
             return qe.EdgeShard.load(str(path), _config(dim, exact_below))
         except Exception as exc:
-            if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
+            if _is_lock_error(exc):
                 raise
             _log.warning("store opened with its own settings", store=str(path), reason=str(exc)[:200])
     return qe.EdgeShard.load(str(path))
@@ -164,6 +169,11 @@ def _create(path: Path, dim: int, exact_below: int = EXACT_BELOW) -> None:
     finally:
         if building.exists():
             shutil.rmtree(building, ignore_errors=True)
+
+
+def _search_params(qe: Any, hnsw_ef: int) -> Any:
+    return qe.SearchParams(hnsw_ef=hnsw_ef, quantization=qe.QuantizationSearchParams(
+        rescore=True, oversampling=RESCORE_OVERSAMPLING))
 
 
 def _siblings(path: Path, kind: str) -> list[Path]:
@@ -202,7 +212,7 @@ def optimize_copy(path: str) -> bool:
 class EdgeEngine:
     """Qdrant Edge shard in a directory (created on first use)."""
 
-    def __init__(self, shard: Any, dim: int, path: Path | None = None, exact_below: int = EXACT_BELOW) -> None:
+    def __init__(self, shard: Any, dim: int, path: Path, exact_below: int = EXACT_BELOW) -> None:
         self._shard = shard
         self.dim = dim
         self.path = path
@@ -210,9 +220,7 @@ class EdgeEngine:
         import qdrant_edge as qe
 
         self._qe = qe
-        self._params = qe.SearchParams(hnsw_ef=SEARCH_EF, quantization=qe.QuantizationSearchParams(
-            rescore=True, oversampling=RESCORE_OVERSAMPLING))
-        self._params_ef = SEARCH_EF
+        self._params = _search_params(qe, SEARCH_EF)  # built once: nearly every search uses the default
         self._gate = asyncio.Lock()  # writes, and the moment a built index replaces the live shard
         self._ready = asyncio.Event()  # cleared while the shard is being replaced: reads wait
         self._ready.set()
@@ -245,7 +253,7 @@ class EdgeEngine:
             except StoreError:
                 raise
             except Exception as exc:
-                if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
+                if _is_lock_error(exc):
                     raise StoreLocked(
                         f"the embedded store {path} is open in another process (Qdrant Edge locks its WAL). Share "
                         f"it through one owner process: `agentkit serve --store {path}` and HandbookClient (or "
@@ -272,10 +280,7 @@ class EdgeEngine:
         return qe.Filter(must=conditions(where) or None, must_not=conditions(must_not or {}) or None)
 
     def _search_params(self, hnsw_ef: int | None) -> Any:
-        if hnsw_ef is None or hnsw_ef == self._params_ef:
-            return self._params
-        return self._qe.SearchParams(hnsw_ef=hnsw_ef, quantization=self._qe.QuantizationSearchParams(
-            rescore=True, oversampling=RESCORE_OVERSAMPLING))
+        return self._params if hnsw_ef is None or hnsw_ef == SEARCH_EF else _search_params(self._qe, hnsw_ef)
 
     async def retrieve(self, ids: Sequence[str], *, with_vector: bool = False) -> list[Record]:
         points = (await self._live()).retrieve([uuid.UUID(i) for i in ids], True, with_vector)
@@ -349,7 +354,7 @@ class EdgeEngine:
 
     def build_in_background(self) -> None:
         """Start an index build unless one is running (``build_index`` without waiting)."""
-        if not self.building and self._shard is not None and self.path is not None:
+        if not self.building and self._shard is not None:
             self._build = asyncio.get_running_loop().create_task(self._build_rounds())
             self._build.add_done_callback(_log_build_failure)
 
@@ -373,15 +378,12 @@ class EdgeEngine:
         serving) while the live shard answers and logs every write, then the log is replayed into the copy and
         the copy replaces the live shard (reads wait for the swap, a fraction of a second). A crash at any point
         leaves a complete store (``_recover``). Returns whether anything was indexed."""
-        if self.path is None:
-            return bool(await asyncio.to_thread(self._shard.optimize))
         if not self.building:
             self.build_in_background()
         assert self._build is not None
         return await asyncio.shield(self._build)
 
     async def _build_index(self) -> bool:
-        assert self.path is not None
         path = self.path
         copy = path.with_name(f".{path.name}.index-{uuid.uuid4().hex[:12]}")
         async with self._gate:
@@ -435,7 +437,6 @@ class EdgeEngine:
 
     def _swap(self, copy: Path) -> Path:
         """Replace the live shard by the built copy; returns where the old one went (to be deleted)."""
-        assert self.path is not None
         path = self.path
         old, self._shard = self._shard, None
         old.flush()
