@@ -50,12 +50,20 @@ lint: $(VENV)/.dev
 	cd build/typecheck && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -p agentkit
 	cd build/typecheck && PYTHONPATH=$(CURDIR)/build/typecheck $(CURDIR)/$(VENV)/bin/lint-imports --no-cache $(CURDIR)/pyproject.toml
 
+# Every benchmark (about an hour on 2 cores, most of it bench_memory's 100k build and embedding), then the one
+# summary table (benchmarks/perf/results/SUMMARY.md and the README's Performance section).
 bench: $(VENV)/.bench
 	$(PY) benchmarks/perf/bench_bus.py
 	$(PY) benchmarks/perf/bench_overhead.py
 	$(PY) benchmarks/perf/bench_concurrency.py
-	$(PY) benchmarks/perf/bench_memory.py --random
 	$(PY) benchmarks/perf/bench_pdr_concurrency.py
+	$(PY) benchmarks/perf/bench_sweep.py
+	$(PY) benchmarks/perf/bench_proxy.py
+	$(PY) benchmarks/perf/bench_durability.py
+	$(PY) benchmarks/perf/bench_mcp.py
+	$(PY) benchmarks/perf/bench_view.py
+	$(PY) benchmarks/perf/bench_memory.py
+	$(PY) benchmarks/perf/summary.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -1,7 +1,9 @@
 """The in-process asyncio event bus: the only way roles talk to each other.
 
-- ``subscribe(MessageType, handler, predicate=...)`` registers a handler for a message type and its
-  subclasses (``Message`` itself matches everything). Each subscription owns a **bounded** queue and one
+- ``subscribe(MessageType, handler, predicate=..., run_id=...)`` registers a handler for a message type and
+  its subclasses (``Message`` itself matches everything); with ``run_id``, only that run's messages (found by
+  key at publish time, so many concurrent runs on one bus cost each message one dictionary look-up, not a
+  predicate call per run). Each subscription owns a **bounded** queue and one
   worker task, so its messages are handled one at a time, in publish order. ``concurrency=N`` gives a
   subscription N workers on its one queue (taken in publish order, handled N at a time) for handlers
   that call a model and should overlap.
@@ -58,10 +60,13 @@ class Subscription:
     name: str
     queue_size: int
     concurrency: int = 1
+    run_id: str | None = None
+    """Only this run's messages (None: every run's)."""
 
     def matches(self, message: Message) -> bool:
         """Whether this subscription receives ``message``."""
-        return isinstance(message, self.message_type) and (self.predicate is None or self.predicate(message))
+        return (isinstance(message, self.message_type) and (self.run_id is None or message.run_id == self.run_id)
+                and (self.predicate is None or self.predicate(message)))
 
 
 @dataclass(eq=False)
@@ -97,6 +102,9 @@ class Bus:
         self.queue_size = queue_size
         self._workers: list[_Worker] = []
         self._routes: dict[type[Message], list[_Worker]] = {}
+        """Subscriptions for every run, by message type (built on first use, cleared on (un)subscribe)."""
+        self._run_workers: dict[str, list[_Worker]] = {}
+        """Subscriptions for one run, by run id."""
         self._waiters: dict[str, _Waiter] = {}
         self._closing = False
         self._closed = False
@@ -115,8 +123,10 @@ class Bus:
         name: str | None = None,
         queue_size: int | None = None,
         concurrency: int = 1,
+        run_id: str | None = None,
     ) -> Subscription:
-        """Register ``handler`` for ``message_type`` (and subclasses); it runs in its own worker task(s)."""
+        """Register ``handler`` for ``message_type`` (and subclasses); it runs in its own worker task(s).
+        With ``run_id``, it receives only messages of that run."""
         if self._closing:
             raise BusClosed(f"bus {self.name!r} is closed; create a new Bus to subscribe")
         if not (isinstance(message_type, type) and issubclass(message_type, Message)):
@@ -127,7 +137,7 @@ class Bus:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
         label = name or getattr(handler, "__qualname__", None) or repr(handler)
-        sub = Subscription(message_type, handler, predicate, label, size, concurrency)
+        sub = Subscription(message_type, handler, predicate, label, size, concurrency, run_id)
         is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
             getattr(handler, "__call__", None)  # noqa: B004 (an async __call__ on an object)
         )
@@ -135,7 +145,10 @@ class Bus:
         loop = asyncio.get_running_loop()
         worker.tasks = [loop.create_task(self._run(worker), name=f"bus:{label}:{i}") for i in range(concurrency)]
         self._workers.append(worker)
-        self._routes.clear()
+        if run_id is None:
+            self._routes.clear()
+        else:
+            self._run_workers.setdefault(run_id, []).append(worker)
         return sub
 
     async def unsubscribe(self, subscription: Subscription, *, drain: bool = True) -> None:
@@ -145,7 +158,14 @@ class Bus:
         for worker in self._workers:
             if worker.sub is subscription:
                 self._workers.remove(worker)
-                self._routes.clear()
+                run_id = subscription.run_id
+                if run_id is None:
+                    self._routes.clear()
+                else:
+                    run_workers = self._run_workers[run_id]
+                    run_workers.remove(worker)
+                    if not run_workers:
+                        del self._run_workers[run_id]
                 if drain:
                     await worker.queue.join()
                 await self._stop(worker)
@@ -154,7 +174,8 @@ class Bus:
     def _route(self, message_type: type[Message]) -> list[_Worker]:
         workers = self._routes.get(message_type)
         if workers is None:
-            workers = [w for w in self._workers if issubclass(message_type, w.sub.message_type)]
+            workers = [w for w in self._workers
+                       if w.sub.run_id is None and issubclass(message_type, w.sub.message_type)]
             self._routes[message_type] = workers
         return workers
 
@@ -168,7 +189,11 @@ class Bus:
         self.published += 1
         if self._waiters and message.parent_id is not None:
             self._resolve_waiter(message)
-        for worker in self._route(type(message)):
+        workers = self._route(type(message))
+        run_workers = self._run_workers.get(message.run_id) if self._run_workers else None
+        if run_workers:
+            workers = workers + [w for w in run_workers if isinstance(message, w.sub.message_type)]
+        for worker in workers:
             predicate = worker.sub.predicate
             if predicate is not None and not predicate(message):
                 continue
@@ -220,8 +245,10 @@ class Bus:
             message = await queue.get()
             try:
                 result = sub.handler(message)
-                if worker.is_async or inspect.isawaitable(result):
+                if worker.is_async:
                     result = await result  # type: ignore[misc]
+                elif result is not None and inspect.isawaitable(result):  # a plain function returning None: done
+                    result = await result
                 if isinstance(result, Message):
                     await self.publish(result)
             except asyncio.CancelledError:
@@ -317,10 +344,9 @@ class Recorder:
     def attach(self, bus: Bus) -> Recorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("a", encoding="utf-8")
-        predicate = None if self.run_id is None else (lambda m: m.run_id == self.run_id)
         self._bus = bus
-        self._sub = bus.subscribe(Message, self._write, predicate=predicate, name="recorder",
-                                  queue_size=self.queue_size)
+        self._sub = bus.subscribe(Message, self._write, name="recorder", queue_size=self.queue_size,
+                                  run_id=self.run_id)
         return self
 
     def _write(self, message: Message) -> None:

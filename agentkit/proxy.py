@@ -504,8 +504,8 @@ async def _stream(request: web.Request, proxy: Proxy, body: ChatBody, method: Me
                     events.put_nowait({"event": "workspace", "round": message.round, "tokens": workspace.tokens,
                                        "drafts_seen": workspace.drafts_seen})
 
-        subscription = proxy.bus.subscribe(Message, announce, predicate=lambda m: m.run_id == run_id and isinstance(
-            m, (Draft, DistillResult)), name=f"proxy-stream:{run_id}")
+        subscription = proxy.bus.subscribe(Message, announce, predicate=lambda m: isinstance(m, (Draft, DistillResult)),
+                                           name=f"proxy-stream:{run_id}", run_id=run_id)
         task: asyncio.Task[Any] = asyncio.create_task(proxy.run_method(method, params, body, problem))
     else:
         task = asyncio.create_task(proxy.pass_through(body))

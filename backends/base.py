@@ -137,12 +137,11 @@ def make_request(messages: Sequence[ChatMessage | dict[str, str]] | str, **param
     """Validate ``chat`` arguments into a ``ChatRequest``; a plain string is one user message."""
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
+    stop = params.pop("stop", None)  # params is this call's own dict (built from keywords)
+    if stop is not None:
+        params["stop"] = tuple(stop)
     try:
-        return ChatRequest(
-            messages=tuple(messages),
-            **{k: (tuple(v) if k == "stop" and v is not None else v) for k, v in params.items()
-               if not (k == "stop" and v is None)},
-        )
+        return ChatRequest(messages=tuple(messages), **params)
     except ValidationError as exc:
         problems = "; ".join(f"{field}: {reason}" for field, reason in validation_problems(exc, root="request"))
         raise ConfigError(f"invalid chat request: {problems}") from None

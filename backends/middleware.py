@@ -184,25 +184,40 @@ class ConcurrencyLimit:
         self.peak = 0
         """Most calls ever in flight at once."""
 
+    async def acquire(self) -> None:
+        """Take a slot, waiting while ``max_concurrent`` calls are in flight; pair with ``release()``."""
+        semaphore = self._semaphore
+        if semaphore.locked():
+            if self.max_queued is not None and self.waiting >= self.max_queued:
+                raise ConfigError(
+                    f"concurrency limit {self.max_concurrent} with max_queued={self.max_queued} is saturated; "
+                    "raise max_queued or submit work from a bounded iterator"
+                )
+            self.waiting += 1
+            try:
+                await semaphore.acquire()
+            finally:
+                self.waiting -= 1
+        else:
+            await semaphore.acquire()  # a free slot: returns without suspending
+        self.in_flight += 1
+        if self.in_flight > self.peak:
+            self.peak = self.in_flight
+
+    def release(self) -> None:
+        """Give back a slot taken by ``acquire()``."""
+        self.in_flight -= 1
+        self._semaphore.release()
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        if self.max_queued is not None and self._semaphore.locked() and self.waiting >= self.max_queued:
-            raise ConfigError(
-                f"concurrency limit {self.max_concurrent} with max_queued={self.max_queued} is saturated; "
-                "raise max_queued or submit work from a bounded iterator"
-            )
-        self.waiting += 1
-        try:
-            await self._semaphore.acquire()
-        finally:
-            self.waiting -= 1
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
+        """``async with limit.slot():`` around one call (``acquire``/``release`` without the context manager's
+        generator are what ``Limited`` uses on its hot path)."""
+        await self.acquire()
         try:
             yield
         finally:
-            self.in_flight -= 1
-            self._semaphore.release()
+            self.release()
 
 
 class RateLimit:
@@ -226,6 +241,9 @@ class RateLimit:
         self._tokens = float(tokens_per_minute or 0)
         self._stamp = clock()
         self._lock = asyncio.Lock()
+        self._queued = 0
+        """Callers inside the slow path (waiting on the lock or for tokens); while there are any, a new caller
+        queues behind them, so the limit stays first come, first served."""
         self.waited_s = 0.0
         """Total seconds calls spent waiting on this limit."""
 
@@ -249,18 +267,30 @@ class RateLimit:
 
     async def acquire(self, tokens: float = 0.0) -> None:
         """Wait until one request and ``tokens`` tokens are available, then take them."""
-        async with self._lock:  # FIFO: callers are served in arrival order
-            while True:
-                self._refill()
-                delay = self._delay(tokens)
-                if delay <= 0:
-                    break
-                self.waited_s += delay
-                await asyncio.sleep(delay)
-            if self.rpm:
-                self._requests -= 1
-            if self.tpm:
-                self._tokens -= min(tokens, self.tpm)
+        if not self._queued:  # nobody waiting: take at once when the buckets hold enough (no lock, no await)
+            self._refill()
+            if self._delay(tokens) <= 0:
+                self._take(tokens)
+                return
+        self._queued += 1
+        try:
+            async with self._lock:  # FIFO: callers are served in arrival order
+                while True:
+                    self._refill()
+                    delay = self._delay(tokens)
+                    if delay <= 0:
+                        break
+                    self.waited_s += delay
+                    await asyncio.sleep(delay)
+                self._take(tokens)
+        finally:
+            self._queued -= 1
+
+    def _take(self, tokens: float) -> None:
+        if self.rpm:
+            self._requests -= 1
+        if self.tpm:
+            self._tokens -= min(tokens, self.tpm)
 
     def settle(self, estimated: float, actual: float) -> None:
         """Charge the difference between a call's estimated and actual tokens (may go negative: later
@@ -287,21 +317,30 @@ class Limited(Wrapper):
         self.rate = rate
 
     async def complete(self, request: ChatRequest) -> list[Completion]:
+        rate, concurrency = self.rate, self.concurrency
+        if rate is None:
+            assert concurrency is not None
+            await concurrency.acquire()
+            try:
+                return await self.inner.complete(request)
+            finally:
+                concurrency.release()
         estimate = request_tokens(request)
-        if self.rate is not None:
-            await self.rate.acquire(estimate)
+        await rate.acquire(estimate)
         actual = 0
         try:
-            if self.concurrency is not None:
-                async with self.concurrency.slot():
+            if concurrency is not None:
+                await concurrency.acquire()
+                try:
                     result = await self.inner.complete(request)
+                finally:
+                    concurrency.release()
             else:
                 result = await self.inner.complete(request)
             actual = sum(c.output_tokens for c in result) + (result[0].input_tokens if result else 0)
             return result
         finally:
-            if self.rate is not None:
-                self.rate.settle(estimate, actual)
+            rate.settle(estimate, actual)
 
 
 # ---------------------------------------------------------------------------------------------- cache

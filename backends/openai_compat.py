@@ -182,17 +182,24 @@ class OpenAICompatible(Backend):
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
 
+    @property
+    def base_url(self) -> str | None:
+        """The endpoint; setting it points the next aiohttp call there."""
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, value: str | None) -> None:
+        self._base_url = value
+        self._url = f"{value.rstrip('/')}/chat/completions" if value else ""
+
     def describe(self) -> dict[str, Any]:
         version = openai.__version__ if self.http == "sdk" else aiohttp.__version__
         return {**super().describe(), "base_url": self.base_url, "http": f"{self.http} {version}"}
 
     async def complete(self, request: ChatRequest) -> list[Completion]:
         if request.n > 1 and not self.supports_n:
-            parts = await asyncio.gather(*(self._one(request.for_sample(i)) for i in range(request.n)))
+            parts = await asyncio.gather(*(self.complete(request.for_sample(i)) for i in range(request.n)))
             return [c.model_copy(update={"index": i}) for i, (c,) in enumerate(parts)]
-        return await self._one(request)
-
-    async def _one(self, request: ChatRequest) -> list[Completion]:
         params: dict[str, Any] = {
             "model": self.model,
             "messages": request.openai_messages(),
@@ -242,9 +249,11 @@ class OpenAICompatible(Backend):
         return self._session
 
     async def _post_aiohttp(self, params: dict[str, Any]) -> Any:
-        url = f"{str(self.base_url).rstrip('/')}/chat/completions"
+        session = self._session
+        if session is None or session.closed or self._session_loop is not asyncio.get_running_loop():
+            session = self._http_session()
         try:
-            async with self._http_session().post(url, json=params) as reply:
+            async with session.post(self._url, json=params) as reply:
                 status, headers, raw = reply.status, reply.headers, await reply.read()
         except TimeoutError:
             raise timeout_error(self.name) from None
@@ -271,25 +280,35 @@ class OpenAICompatible(Backend):
         if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
             raise self._malformed("no choices")
         usage = response.get("usage")
-        if usage is not None and not isinstance(usage, dict):
-            raise self._malformed("usage is not an object")
-        try:
-            input_tokens = int((usage or {}).get("prompt_tokens") or 0)
-            output_total = int((usage or {}).get("completion_tokens") or 0)
-            details = (usage or {}).get("completion_tokens_details")
-            reasoning_total = int((details or {}).get("reasoning_tokens") or 0) if isinstance(details, dict) else 0
-        except (TypeError, ValueError):
-            raise self._malformed("token counts are not numbers") from None
+        input_tokens = output_total = reasoning_total = 0
+        if usage is not None:
+            if not isinstance(usage, dict):
+                raise self._malformed("usage is not an object")
+            try:
+                input_tokens = int(usage.get("prompt_tokens") or 0)
+                output_total = int(usage.get("completion_tokens") or 0)
+                details = usage.get("completion_tokens_details")
+                if isinstance(details, dict):
+                    reasoning_total = int(details.get("reasoning_tokens") or 0)
+            except (TypeError, ValueError):
+                raise self._malformed("token counts are not numbers") from None
         texts: list[tuple[str, str]] = []
         thoughts: list[str] = []
-        for choice in sorted(choices, key=lambda c: c.get("index") if isinstance(c.get("index"), int) else 0):
+        if len(choices) > 1:
+            choices = sorted(choices, key=lambda c: c.get("index") if isinstance(c.get("index"), int) else 0)
+        for choice in choices:
             message = choice.get("message")
             text = message.get("content") if isinstance(message, dict) else None
             if text is not None and not isinstance(text, str):
                 raise self._malformed("content is not text")
             # Reasoning apart from the answer (vLLM's reasoning parsers, reasoning APIs), or inline <think> blocks.
-            thought = next((message.get(k) for k in ("reasoning_content", "reasoning")
-                            if isinstance(message, dict) and isinstance(message.get(k), str)), None)
+            thought = None
+            if isinstance(message, dict):
+                for key in ("reasoning_content", "reasoning"):
+                    value = message.get(key)
+                    if isinstance(value, str):
+                        thought = value
+                        break
             if thought is None:
                 thought, text = split_reasoning(text or "")
             thoughts.append(thought)

@@ -43,6 +43,27 @@ async def test_predicate_filters() -> None:
     assert got == ["p2"]
 
 
+async def test_run_subscriptions_get_only_their_runs_messages_in_order_with_the_global_ones() -> None:
+    got: dict[str, list[str]] = {"a": [], "b": [], "b-not-p0": [], "all": []}
+    async with Bus() as bus:
+        bus.subscribe(Problem, lambda m: got["a"].append(m.problem_id), run_id="a")
+        sub_b = bus.subscribe(Message, lambda m: got["b"].append(m.kind), run_id="b")
+        bus.subscribe(Problem, lambda m: got["b-not-p0"].append(m.problem_id), run_id="b",
+                      predicate=lambda m: m.problem_id != "p0")
+        bus.subscribe(Message, lambda m: got["all"].append(f"{m.run_id}:{m.kind}"))
+        for i in range(4):
+            await bus.publish(problem(i, run="a" if i % 2 else "b"))
+        await bus.publish(Draft(problem_id="p9", round=0, branch=0, text="x", run_id="a"))  # a's subscription takes Problems only
+        await bus.drain()
+        assert sub_b.matches(problem(0, run="b")) and not sub_b.matches(problem(0, run="a"))
+        await bus.unsubscribe(sub_b)
+        await bus.publish(problem(4, run="b"))
+    assert got["a"] == ["p1", "p3"]
+    assert got["b"] == ["problem", "problem"]  # p0 and p2; nothing after it unsubscribed
+    assert got["b-not-p0"] == ["p2", "p4"]  # the predicate still applies to a run subscription
+    assert got["all"] == ["b:problem", "a:problem", "b:problem", "a:problem", "a:draft", "b:problem"]
+
+
 async def test_request_reply_and_timeout() -> None:
     async with Bus() as bus:
         async def solve(req: SolveRequest) -> Solution:

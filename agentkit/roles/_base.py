@@ -57,9 +57,8 @@ class Role:
     def subscribe(self, bus: Bus, message_type: type[Message], *, concurrency: int | None = None,
                   run_id: str | None = None, queue_size: int | None = None) -> Subscription:
         """Subscribe ``handle`` to ``message_type``; with ``run_id``, only that run's messages."""
-        predicate = None if run_id is None else (lambda m: m.run_id == run_id)
         name = self.name if run_id is None else f"{self.name}[{run_id}]"
-        return bus.subscribe(message_type, self.handle, predicate=predicate, name=name, queue_size=queue_size,
+        return bus.subscribe(message_type, self.handle, name=name, queue_size=queue_size, run_id=run_id,
                              concurrency=concurrency or self.default_concurrency)
 
     def attach(self, bus: Bus, *, concurrency: int | None = None, run_id: str | None = None) -> Subscription:
