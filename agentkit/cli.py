@@ -21,8 +21,10 @@
   server (``agentkit.mcp_server``) over stdio (an agent starts it) or streamable HTTP.
 - ``agentkit view DB [--port P]``: a local, read-only web page for a sweep database (``agentkit.view``): the
   report, filters, and each cell's run (drafts, workspaces, behaviors, every call's tokens and latency).
-- ``agentkit handbook build --dataset gsm8k-train --limit N --store PATH [--backend SPEC]``: curate behaviors
-  (solve, reflect, extract) into a handbook; resumable (finished problems are skipped).
+- ``agentkit handbook build --dataset gsm8k-train --limit N --store PATH [--backend SPEC] [--sample-seed S]
+  [--stratify subject] [--traces N --temperature T]``: curate behaviors (solve, reflect, extract) into a
+  handbook from a (seeded, subject-stratified) sample, N traces per problem; resumable per (problem, trace).
+  Every command that opens a store directory takes ``--embedder minilm|minilm:DIR|bge-m3:DIR``.
 - ``agentkit handbook list|search|show|history|add|prune|export|import|stats [--store PATH|URL]``: the
   handbook from the shell (default store: ``.agentkit/handbook``; a URL goes through the service with
   ``--token`` or ``$AGENTKIT_TOKEN``).
@@ -111,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--store", default=None,
                        help="bci: the handbook to retrieve behaviors from (a store directory or a service URL)")
     solve.add_argument("--token", default=None, help="bearer token for a handbook URL (default: $AGENTKIT_TOKEN)")
+    solve.add_argument("--embedder", default=None, help="the embedder of a store directory: minilm (default), minilm:DIR, bge-m3:DIR")
     solve.add_argument("--behaviors", type=int, default=None, help="bci: how many behaviors to retrieve (top-K)")
     solve.add_argument("--retrieval", default=None, choices=["embedding", "topic", "both"],
                        help="bci: retrieve by embedding similarity, by the problem's topic, or both")
@@ -161,12 +164,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     serve.add_argument("--token", default=None, help="bearer token (default: $AGENTKIT_TOKEN, else generated)")
     serve.add_argument("--max-body", type=int, default=1 << 20, help="largest request body in bytes")
+    serve.add_argument("--embedder", default=None, help="the embedder of a store directory: minilm (default), minilm:DIR, bge-m3:DIR")
 
     px = sub.add_parser("proxy", help="an OpenAI-compatible endpoint that runs any method behind a model name")
     px.add_argument("--backend", default="local", help="backend spec (default: %(default)s)")
     px.add_argument("--store", default=None, help="a handbook (store directory or service URL) for bci and methods "
                                                  "with behaviors")
     px.add_argument("--store-token", default=None, help="bearer token of a handbook URL (default: $AGENTKIT_TOKEN)")
+    px.add_argument("--embedder", default=None, help="the embedder of a store directory: minilm (default), minilm:DIR, bge-m3:DIR")
     px.add_argument("--host", default="127.0.0.1")
     px.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     px.add_argument("--token", default=None,
@@ -179,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     mc = sub.add_parser("mcp", help="serve a behavior handbook to MCP agents (stdio, or streamable HTTP)")
     mc.add_argument("--store", default=DEFAULT_STORE, help="a store directory or a service URL (default: %(default)s)")
     mc.add_argument("--store-token", default=None, help="bearer token of a handbook URL (default: $AGENTKIT_TOKEN)")
+    mc.add_argument("--embedder", default=None, help="the embedder of a store directory: minilm (default), minilm:DIR, bge-m3:DIR")
     mc.add_argument("--read-only", action="store_true", help="no add_behavior or record_usage tools")
     mc.add_argument("--http", action="store_true", help="streamable HTTP at http://HOST:PORT/mcp instead of stdio")
     mc.add_argument("--host", default="127.0.0.1")
@@ -194,13 +200,22 @@ def _parser() -> argparse.ArgumentParser:
     hb = sub.add_parser("handbook", help="inspect and edit a behavior handbook")
     hb.add_argument("--store", default=DEFAULT_STORE, help="a store directory or a service URL (default: %(default)s)")
     hb.add_argument("--token", default=None, help="bearer token for a service URL (default: $AGENTKIT_TOKEN)")
+    hb.add_argument("--embedder", default=None, help="the embedder of a store directory: minilm (default), minilm:DIR, bge-m3:DIR")
     hb.add_argument("--json", action="store_true", help="JSON output")
     hsub = hb.add_subparsers(dest="action", required=True)
     p = hsub.add_parser("build", help="curate behaviors from a dataset (solve, reflect, extract); resumable")
     p.add_argument("--dataset", default="gsm8k-train", help="gsm8k-train, math-curation, ... or a .jsonl path")
     p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--sample-seed", type=int, default=None)
-    p.add_argument("--max-tokens", type=int, default=768, help="output cap of each Strategist call")
+    p.add_argument("--sample-seed", type=int, default=None,
+                   help="draw a seeded random sample of --limit problems (default: the first ones)")
+    p.add_argument("--stratify", choices=["subject"], default=None,
+                   help="spread the --limit problems over the subjects in proportion to their shares")
+    p.add_argument("--traces", type=int, default=1,
+                   help="traces curated per problem, with seeds --seed .. --seed+N-1 (needs --temperature > 0)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="the Strategist's sampling temperature (default: 0, or 0.7 with --traces above 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first trace")
+    p.add_argument("--max-tokens", type=int, default=2048, help="output cap of each Strategist call")
     p.add_argument("--max-behaviors", type=int, default=5, help="most behaviors kept per problem")
     p.add_argument("--concurrency", type=int, default=4, help="problems curated at once")
     p.add_argument("--progress", default=None,
@@ -237,27 +252,32 @@ def _parser() -> argparse.ArgumentParser:
     p = hsub.add_parser("import", help="import JSON Lines (an export) or the paper's {name: instruction} JSON")
     p.add_argument("file")
     p.add_argument("--topic", action="append", default=[])
-    hsub.add_parser("stats", help="counts by status")
+    hsub.add_parser("stats", help="counts by status, and active behaviors per topic")
     for action_parser in hsub.choices.values():  # `--store` / `--token` / `--json` also after the action
         action_parser.add_argument("--store", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         action_parser.add_argument("--token", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        action_parser.add_argument("--embedder", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         action_parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
-async def _open_handbook(store: str, token: str | None) -> BehaviorStore:
-    """A store directory (embedded Qdrant Edge) or a handbook service URL."""
+async def _open_handbook(store: str, token: str | None, embedder: str | None = None) -> BehaviorStore:
+    """A store directory (embedded Qdrant Edge, with ``embedder``: see ``embedder_from_spec``) or a handbook
+    service URL (which embeds with its own store's embedder)."""
     import os
 
     from agentkit.errors import ConfigError
-    from agentkit.memory import HandbookClient, QdrantBehaviorStore
+    from agentkit.memory import HandbookClient, QdrantBehaviorStore, embedder_from_spec
 
     if store.startswith(("http://", "https://")):
+        if embedder is not None:
+            raise ConfigError("--embedder applies to a store directory; a handbook URL embeds with its service's "
+                              "own store")
         token = token or os.environ.get("AGENTKIT_TOKEN")
         if not token:
             raise ConfigError("a handbook URL needs --token or $AGENTKIT_TOKEN (printed by `agentkit serve`)")
         return HandbookClient(store, token=token)
-    return await QdrantBehaviorStore(path=store).open()
+    return await QdrantBehaviorStore(path=store, embedder=embedder_from_spec(embedder)).open()
 
 
 async def _chat(args: argparse.Namespace) -> int:
@@ -328,7 +348,7 @@ async def _solve(args: argparse.Namespace) -> int:
     store = getattr(params, "store", None)
     if method.name == "bci" and not store and getattr(params, "behaviors", None) is None:
         raise ConfigError("--method bci needs --store (a handbook built with `agentkit handbook build`)")
-    handbook = await _open_handbook(store, args.token) if store else None
+    handbook = await _open_handbook(store, args.token, args.embedder) if store else None
     backend = backend_from_spec(args.backend)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -506,11 +526,11 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
     from agentkit._web import start_site
-    from agentkit.memory import QdrantBehaviorStore
+    from agentkit.memory import QdrantBehaviorStore, embedder_from_spec
     from agentkit.service import create_app
 
     token, generated = _token(args.token, "AGENTKIT_TOKEN")
-    store = QdrantBehaviorStore(path=args.store)
+    store = QdrantBehaviorStore(path=args.store, embedder=embedder_from_spec(args.embedder))
     await store.open()  # fail here, with the store's own message, before listening
     runner, url = await start_site(create_app(store, token=token, max_body=args.max_body), args.host, args.port)
     print(f"serving the handbook {args.store} at {url}", flush=True)
@@ -554,7 +574,7 @@ async def _proxy(args: argparse.Namespace) -> int:
     from agentkit.proxy import Proxy, create_proxy_app, run_proxy_runner
 
     token, generated = _token(args.token, "AGENTKIT_PROXY_TOKEN")
-    handbook = await _open_handbook(args.store, args.store_token) if args.store else None
+    handbook = await _open_handbook(args.store, args.store_token, args.embedder) if args.store else None
     backend = backend_from_spec(args.backend)
     try:
         proxy = Proxy(backend, handbook=handbook, token=token, concurrency=args.concurrency, max_queue=args.max_queue)
@@ -579,7 +599,7 @@ async def _mcp(args: argparse.Namespace) -> int:
 
     if args.http:
         token, generated = _token(args.token, "AGENTKIT_MCP_TOKEN")
-        handbook = await _open_handbook(args.store, args.store_token)
+        handbook = await _open_handbook(args.store, args.store_token, args.embedder)
 
         def ready(url: str) -> None:
             print(f"serving the handbook {args.store} to MCP clients at {url}", flush=True)
@@ -597,7 +617,7 @@ async def _mcp(args: argparse.Namespace) -> int:
     protocol = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = os.fdopen(protocol, "w", encoding="utf-8")  # lives as long as the process
-    handbook = await _open_handbook(args.store, args.store_token)
+    handbook = await _open_handbook(args.store, args.store_token, args.embedder)
     try:
         await serve_stdio(handbook, read_only=args.read_only)
     finally:
@@ -619,17 +639,26 @@ async def _build(args: argparse.Namespace, handbook: BehaviorStore) -> dict[str,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from agentkit.backends import backend_from_spec
+    from agentkit.errors import ConfigError
     from agentkit.evaluation.datasets import load_dataset
+    from agentkit.memory import topic_counts
     from agentkit.messages import BehaviorProposal
     from agentkit.methods.curation import build_handbook
 
-    problems = load_dataset(args.dataset, limit=args.limit, seed=args.sample_seed)
+    if args.traces < 1:
+        raise ConfigError(f"--traces must be at least 1, got {args.traces}")
+    temperature = args.temperature if args.temperature is not None else (0.7 if args.traces > 1 else 0.0)
+    problems = load_dataset(args.dataset, limit=args.limit, seed=args.sample_seed, stratify=args.stratify)
+    subjects: dict[str, int] = {}
+    for problem in problems:
+        subject = problem.topics[0] if problem.topics else ""
+        subjects[subject] = subjects.get(subject, 0) + 1
     backend = backend_from_spec(args.backend)
     columns = (TextColumn("curating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
                TimeRemainingColumn())
     counts = {"behaviors": 0, "failed": 0}
     with Progress(*columns, console=_stderr_console(), transient=False, disable=args.json) as bar:
-        task = bar.add_task("build", total=len(problems), status="")
+        task = bar.add_task("build", total=len(problems) * args.traces, status="")
 
         def advance(problem_id: str, proposal: BehaviorProposal | None) -> None:
             if proposal is None:
@@ -642,10 +671,13 @@ async def _build(args: argparse.Namespace, handbook: BehaviorStore) -> dict[str,
             report = await build_handbook(problems, backend, handbook, concurrency=args.concurrency,
                                           max_tokens=args.max_tokens, max_behaviors=args.max_behaviors,
                                           reveal_reference=not args.no_reference, on_problem=advance,
-                                          progress=args.progress)
+                                          progress=args.progress, traces=args.traces, temperature=temperature,
+                                          seed=args.seed)
         finally:
             await backend.aclose()
-    return {**report.model_dump(), "active": await handbook.count(), "store": args.store}
+    return {**report.model_dump(), "active": await handbook.count(), "store": args.store,
+            "sampled_subjects": dict(sorted(subjects.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "behaviors_per_topic": await topic_counts(handbook)}
 
 
 def _stderr_console() -> Any:
@@ -655,9 +687,9 @@ def _stderr_console() -> Any:
 
 
 async def _handbook(args: argparse.Namespace) -> int:
-    from agentkit.memory import Behavior, PrunePolicy
+    from agentkit.memory import Behavior, PrunePolicy, topic_counts
 
-    handbook = await _open_handbook(args.store, args.token)
+    handbook = await _open_handbook(args.store, args.token, args.embedder)
     out: Any
     try:
         action = args.action
@@ -688,7 +720,8 @@ async def _handbook(args: argparse.Namespace) -> int:
             else:
                 out = await handbook.import_jsonl(args.file)
         else:  # stats
-            out = {s: await handbook.count(status=s) for s in ("active", "deprecated", "pruned")}
+            out = {**{s: await handbook.count(status=s) for s in ("active", "deprecated", "pruned")},
+                   "behaviors_per_topic": await topic_counts(handbook)}
     finally:
         await handbook.close()
     _print_handbook(out, args.json)
@@ -734,6 +767,11 @@ def _print_handbook(out: Any, as_json: bool) -> None:
                   f"wrong {s['cited_wrong']}){'  - ' + row['note'] if row.get('note') else ''}")
         elif isinstance(row, dict) and "reason" in row:
             print(f"{row['name']}: {row['reason']}")
+        elif isinstance(row, dict) and set(row) == {"active", "deprecated", "pruned", "behaviors_per_topic"}:
+            print(f"active {row['active']}, deprecated {row['deprecated']}, pruned {row['pruned']}")
+            print("active behaviors per topic:" if row["behaviors_per_topic"] else "no active behaviors")
+            for topic, count in row["behaviors_per_topic"].items():
+                print(f"  {count:>5}  {topic or '(no topic)'}")
         else:
             print(json.dumps(row))
 

@@ -218,6 +218,10 @@ class AnswerRequest(Message):
     """This call produces the run's answer (the ledger's ``final`` call)."""
     method: str = ""
     """The ``Solution.method`` label of the answer."""
+    plain_prompt: Literal["long_cot", "bci_plain"] = "long_cot"
+    """The prompt when no behaviors are in context: plain chain of thought, or BCI's own prompt with its behavior
+    block cut out (``bci_plain``: BCI's matched baseline, used by BCI when it retrieves nothing and by
+    ``bci-plain``)."""
 
     _check_behaviors = field_validator("behaviors", mode="before")(_behaviors)
 

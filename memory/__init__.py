@@ -11,7 +11,7 @@ renderer.
 
 from .behavior import Behavior, BehaviorStats, Provenance, Status, as_behaviors, find_citations, render_behaviors
 from .client import HandbookClient
-from .embedders import BGEM3Embedder, Embedder, MiniLMEmbedder, default_embedder
+from .embedders import EMBEDDER_SPECS, BGEM3Embedder, Embedder, MiniLMEmbedder, default_embedder, embedder_from_spec
 from .retrieval import (
     RETRIEVALS,
     HandbookMode,
@@ -20,6 +20,7 @@ from .retrieval import (
     UsageTarget,
     record_citations,
     retrieve_behaviors,
+    topic_counts,
     topics_of,
 )
 from .store import (
@@ -32,6 +33,7 @@ from .store import (
 )
 
 __all__ = [
+    "EMBEDDER_SPECS",
     "RETRIEVALS",
     "BGEM3Embedder",
     "Behavior",
@@ -53,9 +55,11 @@ __all__ = [
     "UsageTarget",
     "as_behaviors",
     "default_embedder",
+    "embedder_from_spec",
     "find_citations",
     "record_citations",
     "render_behaviors",
     "retrieve_behaviors",
+    "topic_counts",
     "topics_of",
 ]

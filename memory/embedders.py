@@ -25,7 +25,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from agentkit.errors import ConfigError
 
-__all__ = ["BGEM3Embedder", "Embedder", "MiniLMEmbedder", "default_embedder"]
+__all__ = ["EMBEDDER_SPECS", "BGEM3Embedder", "Embedder", "MiniLMEmbedder", "default_embedder", "embedder_from_spec"]
+
+EMBEDDER_SPECS = "minilm (the offline default), minilm:DIR (a local all-MiniLM-L6-v2), bge-m3:DIR (a local BGE-M3)"
 
 
 @runtime_checkable
@@ -146,3 +148,27 @@ class BGEM3Embedder(_FlagEmbedder):
 def default_embedder() -> Embedder:
     """The offline default embedder."""
     return MiniLMEmbedder()
+
+
+def embedder_from_spec(spec: str | None) -> Embedder:
+    """The embedder a spec string names: ``minilm`` or None (the offline default), ``minilm:DIR`` (an
+    all-MiniLM-L6-v2 directory), ``bge-m3:DIR`` (a complete local BGE-M3 snapshot, heads checked). Anything else,
+    a missing directory or a URL (the hub is never contacted) is a ``ConfigError`` naming what is accepted.
+    Nothing is loaded here: the model loads on first use."""
+    if spec is None or spec.strip() == "minilm":
+        return default_embedder()
+    kind, sep, where = spec.strip().partition(":")
+    if "://" in spec:
+        raise ConfigError(f"embedder {spec!r} is a URL; embedders load from a local directory only ({EMBEDDER_SPECS})")
+    if kind not in ("minilm", "bge-m3"):
+        raise ConfigError(f"unknown embedder {spec!r}; use {EMBEDDER_SPECS}")
+    if not sep or not where.strip():
+        raise ConfigError(f"embedder {spec!r} needs a directory after the colon ({EMBEDDER_SPECS})")
+    directory = Path(where.strip()).expanduser()
+    if not directory.is_dir():
+        raise ConfigError(f"embedder {spec!r}: {directory} is not a directory")
+    if kind == "minilm":
+        if not (directory / "config.json").is_file():
+            raise ConfigError(f"embedder {spec!r}: {directory} is not a model directory (no config.json)")
+        return MiniLMEmbedder(directory)
+    return BGEM3Embedder(directory)

@@ -21,8 +21,17 @@ from agentkit.messages import Problem
 
 from .store import BehaviorStore
 
-__all__ = ["RETRIEVALS", "HandbookMode", "Retrieval", "UsageLog", "UsageTarget", "record_citations",
-           "retrieve_behaviors", "topics_of"]
+__all__ = [
+    "RETRIEVALS",
+    "HandbookMode",
+    "Retrieval",
+    "UsageLog",
+    "UsageTarget",
+    "record_citations",
+    "retrieve_behaviors",
+    "topic_counts",
+    "topics_of",
+]
 
 Retrieval = Literal["embedding", "topic", "both"]
 RETRIEVALS: tuple[str, ...] = get_args(Retrieval)
@@ -50,6 +59,16 @@ class UsageLog:
 def topics_of(problem: Problem) -> tuple[str, ...]:
     """The topics a problem's behaviors are stored and retrieved under: its subjects, else its dataset."""
     return problem.topics or ((problem.dataset,) if problem.dataset else ())
+
+
+async def topic_counts(handbook: BehaviorStore) -> dict[str, int]:
+    """Active behaviors per topic, most first (a behavior with several topics counts under each; one with none
+    under ``""``): how evenly topic retrieval covers a benchmark's subjects, at a glance."""
+    counts: dict[str, int] = {}
+    for behavior in await handbook.list_behaviors(status="active"):
+        for topic in behavior.topics or ("",):
+            counts[topic] = counts.get(topic, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 async def retrieve_behaviors(handbook: BehaviorStore, problem: Problem, *, k: int = 8,

@@ -454,3 +454,50 @@ def test_an_output_budget_with_its_own_max_tokens_is_refused(tmp_path: Path) -> 
                    'budget_kind = "tokens"\n[[backends]]\nspec = "local"\n')
     with pytest.raises(ConfigError, match=r"methods\.0\.budget_kind"):
         load_spec(bad)
+
+
+def test_a_row_written_to_a_migrated_database_lands_in_its_columns(tmp_path: Path) -> None:
+    """An older database gains the new columns at the end of its table, in another order than a new one has
+    them: rows are inserted by column name, so every value lands in its own column."""
+    from agentkit.sweep.db import ADDED_COLUMNS, COLUMNS
+
+    old = [c for c in COLUMNS if c not in ADDED_COLUMNS]
+    conn = sqlite3.connect(tmp_path / "old.sqlite")
+    conn.execute(f"CREATE TABLE results ({', '.join(f'{c} {COLUMNS[c]}' for c in old)}, trace BLOB)")
+    conn.commit()
+    conn.close()
+    db = ResultsDB(tmp_path / "old.sqlite", create=False)
+    row = {name: f"v-{name}" for name in COLUMNS}
+    row.update(budget=7, seed=3, correct=1, b_seq=5, b_total=6, latency_s=0.5, finished_at=123.0, status="ok",
+               handbook={"store": "hb", "embedder": "e", "dim": 4}, trace={"calls": [1]})
+    assert db.write(row)
+    [back] = list(db.rows())
+    trace = db.trace(row["key"])
+    db.close()
+    assert {k: back[k] for k in ("budget", "seed", "budget_kind", "details", "extraction")} == {
+        "budget": 7, "seed": 3, "budget_kind": "v-budget_kind", "details": "v-details", "extraction": "v-extraction"}
+    assert json.loads(back["handbook"]) == {"store": "hb", "embedder": "e", "dim": 4} and trace == {"calls": [1]}
+
+
+async def test_rows_record_the_handbook_and_its_embedder_and_a_bad_embedder_is_refused(tmp_path: Path) -> None:
+    from agentkit.memory import Behavior, QdrantBehaviorStore
+
+    store = await QdrantBehaviorStore(path=tmp_path / "hb").open()
+    await store.add(Behavior(name="behavior_check_units", instruction="Write the unit beside every quantity."))
+    await store.close()
+    spec_text = OUTPUT_SPEC.replace('params = {{ behaviors = {{ behavior_check_units = "Write the unit beside every '
+                                    'quantity." }} }}', f'params = {{{{ store = "{tmp_path / "hb"}", k = 1 }}}}')
+    spec_text = spec_text.replace('name = "kinds"\n', 'name = "kinds"\nembedder = "minilm"\n')
+    path = tmp_path / "hb.toml"
+    async with ScriptedServer(lambda body: Reply("so it is \\boxed{18}")) as server:
+        path.write_text(spec_text.format(url=server.base_url))
+        await run_sweep(load_spec(path), tmp_path / "h.sqlite")
+    db = ResultsDB(tmp_path / "h.sqlite")
+    rows = list(db.rows())
+    db.close()
+    recorded = {r["method"]: r["handbook"] and json.loads(r["handbook"]) for r in rows}
+    assert recorded["bci-out"] == {"store": str(tmp_path / "hb"), "embedder": "all-MiniLM-L6-v2", "dim": 384}
+    assert recorded["long-cot"] is None and recorded["long-cot-out"] is None
+    path.write_text(spec_text.replace('embedder = "minilm"', 'embedder = "bge-m3"').format(url="http://127.0.0.1:9"))
+    with pytest.raises(ConfigError, match=r"embedder.*needs a directory after the colon"):
+        load_spec(path)

@@ -6,7 +6,9 @@ attribution table): ``gsm8k`` (test), ``gsm8k-train``, ``math500``, ``math-curat
 else ``benchmarks/data`` of the source checkout agentkit runs from.
 
 ``limit`` takes the first N problems; with ``seed`` it takes a seeded random sample of N instead
-(the same seed gives the same sample).
+(the same seed gives the same sample). ``stratify="subject"`` spreads the N over the subjects in proportion to
+each subject's share of the file (``stratified_sample``), so a curation sample of MATH is not all Algebra
+because the file happens to start with Algebra.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 from agentkit.errors import ConfigError
 from agentkit.messages import Problem
 
-__all__ = ["DATASETS", "data_dir", "load_dataset"]
+__all__ = ["DATASETS", "STRATIFY", "data_dir", "load_dataset", "stratified_sample"]
+
+STRATIFY = ("subject",)
+"""What a sample can be stratified by: a problem's subject (``Problem.topics[0]``; no subject is its own
+stratum)."""
 
 DATASETS: dict[str, str] = {
     "gsm8k": "gsm8k_test.jsonl",
@@ -55,10 +62,51 @@ def _path(name: str) -> tuple[str, Path]:
     raise ConfigError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} or a .jsonl path")
 
 
-def load_dataset(name: str, *, limit: int | None = None, seed: int | None = None,
+def stratified_sample(problems: Sequence[Problem], n: int, *, seed: int | None = None) -> list[Problem]:
+    """``n`` problems spread over the subjects in proportion to their shares of ``problems``.
+
+    Each subject gets ``n * share`` rounded down, and the problems left over go to the largest remainders (ties:
+    the larger subject, then the subject seen first); while ``n`` is at least the number of subjects, every
+    subject gets at least one (taken from the largest quotas). Within a subject, ``seed`` draws a seeded random
+    sample; without one, the subject's first rows. The result keeps the file's order.
+    """
+    if n < 0:
+        raise ConfigError(f"limit must be >= 0, got {n}")
+    strata: dict[str, list[int]] = {}
+    for index, problem in enumerate(problems):
+        strata.setdefault(problem.topics[0] if problem.topics else "", []).append(index)
+    total = len(problems)
+    n = min(n, total)
+    if n == 0:
+        return []
+    order = list(strata)  # first seen first
+    exact = {s: n * len(strata[s]) / total for s in order}
+    quota = {s: int(exact[s]) for s in order}
+    by_remainder = sorted(order, key=lambda s: (-(exact[s] - quota[s]), -len(strata[s]), order.index(s)))
+    for s in by_remainder[:n - sum(quota.values())]:
+        quota[s] += 1
+    if n >= len(order):  # every subject represented: move one from the largest quotas to each empty one
+        for s in [s for s in order if quota[s] == 0]:
+            donor = max(order, key=lambda d: (quota[d], -order.index(d)))
+            quota[donor] -= 1
+            quota[s] = 1
+    rng = random.Random(seed)
+    chosen: list[int] = []
+    for s in order:
+        members = strata[s]
+        chosen.extend(rng.sample(members, quota[s]) if seed is not None else members[:quota[s]])
+    return [problems[i] for i in sorted(chosen)]
+
+
+def load_dataset(name: str, *, limit: int | None = None, seed: int | None = None, stratify: str | None = None,
                  problem_field: str = "problem", answer_field: str = "answer", id_field: str = "id",
                  subject_field: str = "subject") -> list[Problem]:
-    """Load a dataset as ``Problem`` messages (``reference`` = the answer; ``topics`` = the subject)."""
+    """Load a dataset as ``Problem`` messages (``reference`` = the answer; ``topics`` = the subject).
+
+    ``limit`` keeps N problems: the first N, a seeded random sample (``seed``), or with ``stratify="subject"``
+    a sample spread over the subjects in proportion (``stratified_sample``, seeded or the first of each)."""
+    if stratify is not None and stratify not in STRATIFY:
+        raise ConfigError(f"stratify must be one of {', '.join(STRATIFY)}, got {stratify!r}")
     label, path = _path(name)
     problems: list[Problem] = []
     with path.open(encoding="utf-8") as fh:
@@ -80,6 +128,9 @@ def load_dataset(name: str, *, limit: int | None = None, seed: int | None = None
     if limit is not None:
         if limit < 0:
             raise ConfigError(f"limit must be >= 0, got {limit}")
-        problems = random.Random(seed).sample(problems, min(limit, len(problems))) if seed is not None \
-            else problems[:limit]
+        if stratify is not None:
+            problems = stratified_sample(problems, limit, seed=seed)
+        else:
+            problems = random.Random(seed).sample(problems, min(limit, len(problems))) if seed is not None \
+                else problems[:limit]
     return problems

@@ -18,7 +18,7 @@ and calls ``register``; see ``recipes/custom_method.py``.
 from agentkit.registry import METHODS, Method, MethodParams, MethodResult, get_method, method_names, register
 
 from .bc_sft import BCSFTReport, generate_bc_sft, sft_example, teach
-from .bci import BCI, bci, retrieve_behaviors
+from .bci import BCI, BCIPlain, bci, retrieve_behaviors
 from .curation import BuildReport, Curation, build_handbook, curate
 from .long_cot import LongCoT, long_cot
 from .pdr import PDR, SR, SR_METHOD, PDRConfig, PDRResult, pdr, plan_draft_tokens, sr
@@ -28,6 +28,7 @@ from .self_improve import CritiqueRevise, Improvement, SelfImprove, critique_rev
 # The built-in methods, in the order the CLI lists them.
 register(LongCoT())
 register(BCI())
+register(BCIPlain())
 register(PDR())
 register(SR_METHOD)
 register(SelfImprove())
@@ -39,6 +40,7 @@ __all__ = [
     "METHODS",
     "PDR",
     "SR",
+    "BCIPlain",
     "BCSFTReport",
     "BuildReport",
     "CritiqueRevise",

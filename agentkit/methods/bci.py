@@ -9,6 +9,10 @@ Usage statistics go to the handbook: ``retrieved`` for every behavior put in con
 one the answer names, and, when the problem's reference is known, ``cited_correct`` or ``cited_wrong``
 (graded with ``answers_match``). ``Solution.behavior_tokens`` estimates the input tokens the behavior block
 took (the cost the paper leaves out of its plots). Registered as ``bci``.
+
+Its baseline is ``bci-plain``: the same prompt with the behavior block cut out word for word
+(``agentkit/prompts/bci_plain.txt``), which BCI itself also uses when it retrieves nothing, so that a
+difference between the two is the behaviors' alone (long CoT's prompt is worded differently).
 """
 
 from __future__ import annotations
@@ -41,13 +45,13 @@ from agentkit.roles.student import answer_messages
 
 from ._common import budget_ledger, single_call_tokens, start_run
 
-__all__ = ["BCI", "BCIParams", "Retrieval", "bci", "bci_messages", "record_citations", "retrieve_behaviors",
-           "topics_of"]
+__all__ = ["BCI", "BCIParams", "BCIPlain", "Retrieval", "bci", "bci_messages", "record_citations",
+           "retrieve_behaviors", "topics_of"]
 
 
 def bci_messages(problem: Problem, behaviors: Sequence[Behavior] | Mapping[str, str]) -> list[dict[str, str]]:
-    """The behavior-conditioned prompt for ``problem``; with no behaviors, the plain chain-of-thought prompt."""
-    return answer_messages(problem, as_behaviors(behaviors))[1]
+    """The behavior-conditioned prompt for ``problem``; with no behaviors, its twin without the behavior block."""
+    return answer_messages(problem, as_behaviors(behaviors), plain="bci_plain")[1]
 
 
 async def bci(
@@ -77,7 +81,8 @@ async def bci(
 
     With ``handbook``, usage is recorded (retrieved, cited, and cited_correct / cited_wrong when the reference
     is known) in ``usage`` (default: the handbook itself; a ``UsageLog`` keeps a frozen handbook unchanged). With
-    no behaviors at all this is the plain chain-of-thought solve (``long_cot``'s prompt)."""
+    no behaviors at all (none given, none retrieved) it answers with BCI's prompt minus the behavior block
+    (``bci_plain``, the ``bci-plain`` method's prompt)."""
     if behaviors is None:
         if handbook is None:
             raise ConfigError("bci() needs behaviors= or a handbook= to retrieve them from")
@@ -90,7 +95,8 @@ async def bci(
     async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), 1)]) as active:
         solution = await ask(active, problem.derive(
             AnswerRequest, sender="bci", problem=problem, behaviors=chosen, max_tokens=max_tokens,
-            temperature=temperature, seed=seed, round=round, branch=branch, final=final, method=method), Solution)
+            temperature=temperature, seed=seed, round=round, branch=branch, final=final, method=method,
+            plain_prompt="bci_plain"), Solution)
     if handbook is not None and solution.cited:
         correct = answers_match(solution.answer, problem.reference) if problem.reference is not None else None
         await record_citations(usage if usage is not None else handbook, solution.cited, correct=correct)
@@ -125,7 +131,7 @@ class BCI(Method):
     name = "bci"
     summary = "behavior-conditioned inference: retrieved behaviors in the prompt (needs a handbook)"
     params_model = BCIParams
-    templates = ("bci", "long_cot")
+    templates = ("bci", "bci_plain")
 
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
@@ -141,6 +147,26 @@ class BCI(Method):
                              ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
                              temperature=p.temperature, seed=seed, bus=bus, usage=log, exclude_split=p.exclude_split)
         return MethodResult(solution=solution, ledger=ledger, details={
-            "handbook_mode": p.handbook_mode, "usage": log.events if log is not None else None})
+            "handbook_mode": p.handbook_mode, "usage": log.events if log is not None else None,
+            "behaviors_in_context": len(solution.behaviors), "behavior_tokens": solution.behavior_tokens})
+
+
+class BCIPlain(Method):
+    """BCI's matched no-behavior baseline: the BCI prompt with its behavior block cut out, one call."""
+
+    name = "bci-plain"
+    summary = "BCI's prompt without the behavior block (BCI's matched baseline; no handbook)"
+    templates = ("bci_plain",)
+
+    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
+                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
+                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
+        p = self.coerce(params)
+        ledger = budget_ledger(budget, ledger)
+        solution = await bci(problem, backend, behaviors=(), ledger=ledger,
+                             max_tokens=single_call_tokens(problem, p, budget), temperature=p.temperature, seed=seed,
+                             bus=bus, method="bci-plain")
+        return MethodResult(solution=solution, ledger=ledger, details={"behaviors_in_context": 0,
+                                                                         "behavior_tokens": 0})
 
 

@@ -6,8 +6,12 @@ problem set through the bus (one ``CurateRequest`` per problem, answered by a ``
 behaviors with topics and provenance (deduplicated on insert by the store), and keeps a progress log so that
 a second run skips finished problems:
 
+- ``traces``: how many traces are curated per problem (the paper curates from several per question): trace
+  ``t`` samples with seed ``seed + t`` at ``temperature``, which must then be above 0 (identical greedy traces
+  would teach nothing new).
 - ``progress`` (JSON Lines, default ``<store path>/curation.jsonl`` for an embedded store): one line per
-  finished problem, written after its behaviors are stored. A problem interrupted between storing and logging
+  finished (problem, trace), written after its behaviors are stored; a line without a ``trace`` (a log written
+  before traces existed) is trace 0. A problem interrupted between storing and logging
   is redone on resume; its behaviors then merge into themselves by name (a new version with the same text),
   so nothing is duplicated.
 - Problems are taken from an iterator by ``concurrency`` workers, so the problem set is never materialised as
@@ -47,9 +51,11 @@ class BuildReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     problems: int = 0
-    """Problems curated in this run."""
+    """Curations finished in this run: (problem, trace) pairs."""
+    traces: int = 1
+    """Traces curated per problem."""
     skipped: int = 0
-    """Problems already finished in an earlier run (found in the progress log)."""
+    """(problem, trace) pairs already finished in an earlier run (found in the progress log)."""
     failed: dict[str, str] = Field(default_factory=dict)
     """problem id -> error, for problems whose curation failed (retried by the next run)."""
     stored: int = 0
@@ -70,15 +76,17 @@ def _default_progress(store: BehaviorStore) -> Path | None:
     return Path(path) / "curation.jsonl" if path is not None else None
 
 
-def _finished(progress: Path | None) -> set[str]:
+def _finished(progress: Path | None) -> set[tuple[str, int]]:
+    """The (problem id, trace) pairs the log says are done (a line without ``trace`` is trace 0)."""
     if progress is None or not progress.exists():
         return set()
-    done: set[str] = set()
+    done: set[tuple[str, int]] = set()
     with progress.open(encoding="utf-8") as fh:
         for line in fh:
             try:
-                done.add(json.loads(line)["problem_id"])
-            except (json.JSONDecodeError, KeyError, TypeError):
+                entry = json.loads(line)
+                done.add((str(entry["problem_id"]), int(entry.get("trace", 0))))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 continue  # a line cut by a crash: that problem is redone
     return done
 
@@ -108,18 +116,28 @@ async def build_handbook(
     max_behaviors: int = 5,
     temperature: float = 0.0,
     seed: int | None = 0,
+    traces: int = 1,
     reveal_reference: bool = True,
     on_problem: Callable[[str, BehaviorProposal | None], None] | None = None,
 ) -> BuildReport:
     """Curate behaviors from ``problems`` into ``store`` through a Strategist on the bus; resumable.
 
-    ``on_problem(problem_id, proposal or None on failure)`` is called as each problem finishes (progress bars).
+    ``traces`` traces per problem (seeds ``seed`` .. ``seed + traces - 1``, at ``temperature`` > 0 when more
+    than one). ``on_problem(problem_id, proposal or None on failure)`` is called as each trace finishes
+    (progress bars).
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+    if traces < 1:
+        raise ConfigError(f"traces must be >= 1, got {traces}")
+    if traces > 1 and temperature <= 0:
+        raise ConfigError(f"{traces} traces per problem at temperature {temperature} would be one greedy trace "
+                          "repeated; sample them (temperature > 0, for example 0.7)")
+    if traces > 1 and seed is None:
+        raise ConfigError("several traces per problem need a seed (trace t samples with seed + t)")
     log_path = Path(progress) if progress is not None else _default_progress(store)
     done = _finished(log_path)
-    report = BuildReport(progress=str(log_path) if log_path else None)
+    report = BuildReport(progress=str(log_path) if log_path else None, traces=traces)
     started = time.perf_counter()
     own_bus = bus is None
     active_bus = bus if bus is not None else Bus(name="build-handbook")
@@ -127,17 +145,17 @@ async def build_handbook(
     subscription = None
     if not any(s.name == Strategist.name for s in active_bus.subscriptions):
         subscription = Strategist(backend).attach(active_bus, concurrency=concurrency)
-    source = iter(problems)
+    source = ((problem, trace) for problem in problems for trace in range(traces))
     tokens = [0, 0, 0]
 
     async def worker() -> None:
-        for problem in source:  # each worker pulls the next problem: bounded work in flight
-            if problem.problem_id in done:
+        for problem, trace in source:  # each worker pulls the next (problem, trace): bounded work in flight
+            if (problem.problem_id, trace) in done:
                 report.skipped += 1
                 continue
             request = problem.derive(CurateRequest, sender="build_handbook", problem=problem, max_tokens=max_tokens,
-                                     max_behaviors=max_behaviors, temperature=temperature, seed=seed,
-                                     reveal_reference=reveal_reference)
+                                     max_behaviors=max_behaviors, temperature=temperature,
+                                     seed=None if seed is None else seed + trace, reveal_reference=reveal_reference)
             try:
                 proposal = await active_bus.request(request, BehaviorProposal, timeout=3600)
                 names, merged = await store_proposal(store, proposal)
@@ -156,7 +174,7 @@ async def build_handbook(
             tokens[1] += proposal.usage.output_tokens
             tokens[2] += proposal.usage.calls
             if log_path is not None:
-                line = {"problem_id": problem.problem_id, "behaviors": names, "merged": merged,
+                line = {"problem_id": problem.problem_id, "trace": trace, "behaviors": names, "merged": merged,
                         "dropped": len(proposal.dropped), "trace_correct": proposal.trace_correct,
                         **proposal.usage.model_dump(exclude={"cached"}), "finished_at": time.time()}
                 with log_path.open("a", encoding="utf-8") as fh:

@@ -55,8 +55,9 @@ def load_prompt(name: str) -> PromptTemplate:
         raise ConfigError(f"no prompt template named {name!r} in agentkit/prompts/") from None
     lines = text.splitlines()
     comments = [line[1:].strip() for line in lines if line.startswith("#")]
-    body = "\n".join(line for line in lines if not line.startswith("#"))
-    system, sep, user = body.partition("\n---\n")
-    if not sep:
-        system, user = "", body
-    return PromptTemplate(name, system.strip(), user.strip(), " ".join(comments))
+    body = [line for line in lines if not line.startswith("#")]
+    # The first line that is exactly `---` separates the parts; it may be the first line of the body (a template
+    # with no system part), which a search for "\n---\n" would miss and send as the user message's first line.
+    cut = next((i for i, line in enumerate(body) if line.strip() == "---"), None)
+    system, user = ("", body) if cut is None else (body[:cut], body[cut + 1:])
+    return PromptTemplate(name, "\n".join(system).strip(), "\n".join(user).strip(), " ".join(comments))

@@ -49,10 +49,11 @@ def solution_from_call(parent: Message, problem: Problem, record: CallRecord, co
         prompt_hash=prompt_hash, **fields)
 
 
-def answer_messages(problem: Problem, behaviors: Sequence[Behavior] = (), *,
-                    revise: Solution | None = None) -> tuple[PromptTemplate, list[dict[str, str]]]:
+def answer_messages(problem: Problem, behaviors: Sequence[Behavior] = (), *, revise: Solution | None = None,
+                    plain: str = "long_cot") -> tuple[PromptTemplate, list[dict[str, str]]]:
     """The template and chat messages of one answering call: critique-and-revise of ``revise``, else the BCI
-    prompt with ``behaviors``, else plain chain of thought."""
+    prompt with ``behaviors``, else the ``plain`` prompt (``long_cot``, or ``bci_plain``: BCI's prompt without its
+    behavior block)."""
     if revise is not None:
         template = load_prompt("critique_revise")
         return template, template.render(problem=problem.text, solution=revise.text)
@@ -60,16 +61,19 @@ def answer_messages(problem: Problem, behaviors: Sequence[Behavior] = (), *,
         template = load_prompt("bci")
         return template, template.render(problem=problem.text,
                                          behaviors=render_behaviors(behaviors, header=None, bullet=""))
-    template = load_prompt("long_cot")
+    if plain not in ("long_cot", "bci_plain"):
+        raise ConfigError(f"the plain prompt is long_cot or bci_plain, got {plain!r}")
+    template = load_prompt(plain)
     return template, template.render(problem=problem.text)
 
 
 async def answer(problem: Problem, backend: Backend, *, ledger: Ledger, behaviors: Sequence[Behavior] = (),
                  revise: Solution | None = None, max_tokens: int | None = 1024, temperature: float = 0.0,
                  seed: int | None = 0, round: int = 1, branch: int = 0, final: bool = True, role: str = "student",
-                 sender: str = "student", method: str = "", parent: Message | None = None) -> Solution:
+                 sender: str = "student", method: str = "", parent: Message | None = None,
+                 plain: str = "long_cot") -> Solution:
     """One answering call on ``ledger`` (see the module doc); the Student's and the Teacher's model step."""
-    template, messages = answer_messages(problem, behaviors, revise=revise)
+    template, messages = answer_messages(problem, behaviors, revise=revise, plain=plain)
     [(record, completion)] = await budgeted_chat(
         ledger, backend, messages, role=role, round=round, branch=branch, final=final, step=template.name,
         max_tokens=max_tokens, temperature=temperature, seed=seed)
@@ -131,7 +135,7 @@ class Student(Role):
             request.problem, self.backend, ledger=self.ledger_for(request), behaviors=request.behaviors,
             revise=request.revise, max_tokens=request.max_tokens, temperature=request.temperature,
             seed=request.seed, round=request.round, branch=request.branch, final=request.final,
-            sender=self.name, method=request.method, parent=request)
+            sender=self.name, method=request.method, parent=request, plain=request.plain_prompt)
         return solution if solution.parent_id == request.id else solution.with_(parent_id=request.id)
 
     async def solve(self, request: SolveRequest) -> Solution:

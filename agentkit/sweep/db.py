@@ -64,15 +64,18 @@ COLUMNS: dict[str, str] = {
     "finish_reason": "TEXT",
     "details": "TEXT",
     "budget_kind": "TEXT",
+    "handbook": "TEXT",
 }
 STORED: dict[str, str] = {**COLUMNS, "trace": "BLOB"}
 """The table's columns: the row's, and its cell's packed run (read by ``trace``, left out of ``rows``)."""
-ADDED_COLUMNS = ("extraction", "finish_reason", "details", "budget_kind", "trace")
+ADDED_COLUMNS = ("extraction", "finish_reason", "details", "budget_kind", "trace", "handbook")
 """Columns added after the first results databases were written: opening an older database adds them (NULL)."""
 
 
 # A rerun of a failed cell replaces its failed row (and only a failed row: a finished cell is never overwritten).
-_RETRY = (f"INSERT INTO results VALUES ({', '.join(f':{name}' for name in STORED)}) ON CONFLICT(key) DO UPDATE SET "
+# Columns are named: an older database that gained columns has them in another order than STORED.
+_RETRY = (f"INSERT INTO results ({', '.join(STORED)}) VALUES ({', '.join(f':{name}' for name in STORED)}) "
+          "ON CONFLICT(key) DO UPDATE SET "
           + ", ".join(f"{name}=excluded.{name}" for name in STORED if name != "key")
           + " WHERE results.status != 'ok' AND excluded.finished_at > results.finished_at")
 TRANSIENT_ERRORS = ("BackendUnavailable", "MalformedResponse", "RequestTimeout")
@@ -148,7 +151,7 @@ class ResultsDB:
             v = {name: row.get(name) for name in COLUMNS}
             trace = row.get("trace")
             v["trace"] = pack_trace(trace) if isinstance(trace, dict) else trace
-            for name in ("method_params", "backend_info", "sampling", "details"):
+            for name in ("method_params", "backend_info", "sampling", "details", "handbook"):
                 if not isinstance(v[name], (str, type(None))):
                     v[name] = json.dumps(v[name], sort_keys=True)
             v["finished_at"] = v["finished_at"] or now

@@ -109,7 +109,6 @@ async def run_sweep(
     and ETA); ``on_cell(row)`` after every written row.
     """
     from agentkit.backends import backend_from_spec
-    from agentkit.evaluation.datasets import load_dataset
 
     index, count = shard
     if not 0 <= index < count:
@@ -117,9 +116,7 @@ async def run_sweep(
     db = await asyncio.to_thread(ResultsDB, db_path)  # a bad --db fails before anything starts
     problems: dict[str, dict[str, Problem]] = {}
     for d in spec.datasets:
-        loaded = load_dataset(d.name, limit=d.limit, seed=d.sample_seed, problem_field=d.problem_field,
-                              answer_field=d.answer_field, id_field=d.id_field, subject_field=d.subject_field)
-        problems[d.name] = {p.problem_id: p for p in loaded}
+        problems[d.name] = {p.problem_id: p for p in d.load()}
     methods = {m.key: m for m in spec.methods}
     datasets = {d.name: d for d in spec.datasets}
     given = dict(backends or {})
@@ -225,14 +222,22 @@ async def run_sweep(
 
 async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
     """Every handbook a method's ``params.store`` names, opened once for the sweep."""
-    from agentkit.memory import QdrantBehaviorStore
+    from agentkit.memory import QdrantBehaviorStore, embedder_from_spec
 
     stores: dict[str, BehaviorStore] = {}
+    embedder = None
     for m in spec.methods:
         path = m.params.get("store")
         if isinstance(path, str) and path and path not in stores:
-            stores[path] = await QdrantBehaviorStore(path=path).open()
+            embedder = embedder or embedder_from_spec(spec.embedder)  # one model, shared by every handbook
+            stores[path] = await QdrantBehaviorStore(path=path, embedder=embedder).open()
     return stores
+
+
+def handbook_info(store: str, handbook: BehaviorStore) -> dict[str, Any]:
+    """What a row records of the handbook its cell used: the store and the embedder of its vectors."""
+    embedder = getattr(handbook, "embedder", None)
+    return {"store": store, "embedder": getattr(embedder, "name", None), "dim": getattr(embedder, "dim", None)}
 
 
 def cell_trace(problem: Problem, ledger: Ledger, out: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -275,6 +280,9 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: B
         "reference": problem.reference, "prompt_hash": prompt_hash(method.name), "grader": grader.version,
         "sampling": {"temperature": spec.temperature, "seed": cell.seed},
     }
+    store = method.params.get("store")
+    if isinstance(store, str) and store in handbooks:
+        row["handbook"] = handbook_info(store, handbooks[store])
     started = time.perf_counter()
     problem = problem.with_(run_id=f"{cell.key}")
     spent = Ledger(run_id=cell.key)

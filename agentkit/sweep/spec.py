@@ -10,6 +10,7 @@ seeds = [0]                          # (top-level keys come before the first [[t
 name = "gsm8k"                       # a built-in name or a .jsonl path
 limit = 5
 sample_seed = 0                      # optional: a seeded sample instead of the first `limit`
+stratify = "subject"                 # optional: spread `limit` over the subjects in proportion
 
 [[methods]]
 name = "long-cot"                    # any registered method (agentkit.registry; `agentkit solve --help` lists them)
@@ -51,6 +52,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentkit.errors import ConfigError, validation_problems
+from agentkit.messages import Problem
 from agentkit.registry import get_method, load_plugin
 
 BudgetKind = Literal["sequential", "output"]
@@ -64,6 +66,9 @@ class DatasetEntry(BaseModel):
     name: str
     limit: int | None = Field(default=None, ge=1)
     sample_seed: int | None = None
+    stratify: Literal["subject"] | None = None
+    """Spread ``limit`` over the subjects in proportion to their shares (``agentkit.evaluation.datasets.
+    stratified_sample``), seeded by ``sample_seed``."""
     problem_field: str = "problem"
     answer_field: str = "answer"
     id_field: str = "id"
@@ -75,6 +80,14 @@ class DatasetEntry(BaseModel):
     @property
     def numeric(self) -> bool:
         return self.final_number if self.final_number is not None else self.name.startswith("gsm8k")
+
+    def load(self) -> list[Problem]:
+        """This entry's problems (the one loader ``run_sweep`` and ``sweep validate`` share)."""
+        from agentkit.evaluation.datasets import load_dataset
+
+        return load_dataset(self.name, limit=self.limit, seed=self.sample_seed, stratify=self.stratify,
+                            problem_field=self.problem_field, answer_field=self.answer_field, id_field=self.id_field,
+                            subject_field=self.subject_field)
 
 
 class MethodEntry(BaseModel):
@@ -158,6 +171,21 @@ class SweepSpec(BaseModel):
     store_traces: bool = True
     """Keep each cell's run (every call's figures, drafts, workspaces, behaviors; compressed) for
     ``agentkit view``; off for grids whose drafts are too large to keep."""
+    embedder: str = "minilm"
+    """The embedder the handbooks (methods' ``params.store``) are opened with: ``minilm``, ``minilm:DIR`` or
+    ``bge-m3:DIR`` (``agentkit.memory.embedder_from_spec``); a store refuses one other than the embedder that
+    made its vectors. Recorded in every row that used a handbook."""
+
+    @field_validator("embedder")
+    @classmethod
+    def _embedder(cls, value: str) -> str:
+        from agentkit.memory import embedder_from_spec
+
+        try:
+            embedder_from_spec(value)  # checked at load (the directory, BGE-M3's heads); loaded when first used
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _unique(self) -> SweepSpec:

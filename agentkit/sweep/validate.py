@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from agentkit.evaluation.datasets import load_dataset
 from agentkit.registry import get_method
 
 from .spec import BudgetKind, SweepSpec
@@ -48,8 +47,7 @@ def validate_spec(spec: SweepSpec) -> list[CellPlan]:
     """Plan every (dataset, method, budget) of ``spec``; nothing is called."""
     out: list[CellPlan] = []
     for d in spec.datasets:
-        problems = load_dataset(d.name, limit=d.limit, seed=d.sample_seed, problem_field=d.problem_field,
-                                answer_field=d.answer_field, id_field=d.id_field, subject_field=d.subject_field)
+        problems = d.load()
         for entry in spec.methods:
             method = get_method(entry.name)
             params = method.params(**{"temperature": spec.temperature, **entry.params})

@@ -26,7 +26,11 @@ def test_handbook_cli_round_trip(tmp_path: Path) -> None:
     assert out.returncode == 0 and "behavior_check_units" in out.stdout
     assert hb(store, "add", "behavior_draw_it", "sketch the figure first").returncode == 0
     out = hb(store, "--json", "stats")
-    assert json.loads(out.stdout) == {"active": 3, "deprecated": 0, "pruned": 0}
+    assert json.loads(out.stdout) == {"active": 3, "deprecated": 0, "pruned": 0,
+                                      "behaviors_per_topic": {"Arithmetic": 2, "": 1}}
+    out = hb(store, "stats")
+    assert out.stdout.splitlines() == ["active 3, deprecated 0, pruned 0", "active behaviors per topic:",
+                                       "      2  Arithmetic", "      1  (no topic)"]
     out = hb(store, "prune", "--capacity", "1")
     assert out.returncode == 0 and out.stdout.count("over capacity 1") == 2
     assert json.loads(hb(store, "--json", "stats").stdout)["active"] == 3  # a dry run
@@ -36,3 +40,24 @@ def test_handbook_cli_round_trip(tmp_path: Path) -> None:
     assert out.returncode == 2 and out.stderr.startswith("agentkit: invalid input: name") and "Traceback" not in out.stderr
     out = hb(store, "show", "behavior_missing")
     assert out.returncode == 2 and "no behavior named" in out.stderr
+
+
+def test_a_bad_embedder_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "half-bge").mkdir()
+    (tmp_path / "half-bge" / "config.json").write_text("{}")
+    cases = {
+        "nonsense": "unknown embedder 'nonsense'",
+        "bge-m3": "needs a directory after the colon",
+        f"bge-m3:{tmp_path / 'half-bge'}": "missing colbert_linear.pt, sparse_linear.pt",
+        f"minilm:{tmp_path / 'nowhere'}": "is not a directory",
+        "bge-m3:https://example.invalid/bge-m3": "is a URL",
+    }
+    for spec, message in cases.items():
+        out = hb(tmp_path / "hb", "--embedder", spec, "stats")
+        assert out.returncode == 2 and message in out.stderr, (spec, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    out = hb(tmp_path / "hb", "--json", "stats", "--embedder", "minilm")  # the default, named: fine
+    assert out.returncode == 0 and json.loads(out.stdout)["active"] == 0
+    out = subprocess.run([sys.executable, "-m", "agentkit.cli", "handbook", "--store", "http://127.0.0.1:9/x",
+                          "--token", "t", "--embedder", "minilm", "stats"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--embedder applies to a store directory" in out.stderr

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from agentkit.bus import Bus, Recorder, read_recording
+from agentkit.errors import ConfigError
 from agentkit.memory import MiniLMEmbedder, QdrantBehaviorStore
 from agentkit.messages import Problem, Solution, SolveRequest
 from agentkit.methods import (
@@ -117,6 +118,53 @@ async def test_build_handbook_stores_with_provenance_and_topics_and_resumes(hand
     log = read_jsonl(tmp_path / "hb" / "curation.jsonl")
     assert sorted(e["problem_id"] for e in log) == ["p0", "p1", "p2"]
     assert await handbook.count() == 2
+
+
+async def test_curation_with_several_traces_per_problem_is_resumable_per_trace(handbook: QdrantBehaviorStore,
+                                                                                 tmp_path: Path) -> None:
+    backend = ScriptedBackend(reply)
+    with pytest.raises(ConfigError, match="temperature > 0"):
+        await build_handbook(PROBLEMS[:1], backend, handbook, traces=2)
+    with pytest.raises(ConfigError, match="traces must be >= 1"):
+        await build_handbook(PROBLEMS[:1], backend, handbook, traces=0)
+    log = tmp_path / "hb" / "curation.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(json.dumps({"problem_id": "p0", "behaviors": []}) + "\n")  # an older log: no trace field
+    report = await build_handbook(PROBLEMS[:2], backend, handbook, traces=3, temperature=0.7, seed=10,
+                                  concurrency=1)
+    assert report.traces == 3 and report.skipped == 1 and report.problems == 5 and report.usage.calls == 15
+    solves = [b for b in backend.requests if prompt_kind(b) == "solve"]
+    seeds = [(b["messages"][-1]["content"].split(" eggs")[0][-2:], b["seed"], b["temperature"]) for b in solves]
+    assert seeds == [("16", 11, 0.7), ("16", 12, 0.7), ("17", 10, 0.7), ("17", 11, 0.7), ("17", 12, 0.7)]
+    entries = read_jsonl(log)
+    assert sorted((e["problem_id"], e.get("trace", 0)) for e in entries) == [
+        ("p0", 0), ("p0", 1), ("p0", 2), ("p1", 0), ("p1", 1), ("p1", 2)]
+    again = await build_handbook(PROBLEMS[:2], backend, handbook, traces=3, temperature=0.7, seed=10)
+    assert again.problems == 0 and again.skipped == 6
+    more = await build_handbook(PROBLEMS[:2], backend, handbook, traces=4, temperature=0.7, seed=10)
+    assert more.problems == 2 and more.skipped == 6  # only the new fourth trace of each problem
+
+
+async def test_bci_and_its_twin_differ_only_by_the_behavior_block(handbook: QdrantBehaviorStore) -> None:
+    from agentkit.methods import METHODS
+    from agentkit.testing import call_step
+
+    plain = ScriptedBackend(reply)
+    twin = await METHODS["bci-plain"].run(PROBLEMS[0], plain, params=METHODS["bci-plain"].params(max_tokens=64))
+    assert [call_step(b)[1] for b in plain.requests] == ["bci_plain"]
+    assert twin.details == {"behaviors_in_context": 0, "behavior_tokens": 0} and twin.solution.method == "bci-plain"
+    empty = ScriptedBackend(reply)  # an empty handbook: BCI retrieves nothing and answers with the same twin
+    none = await METHODS["bci"].run(PROBLEMS[0], empty, params=METHODS["bci"].params(max_tokens=64),
+                                    handbook=handbook)
+    assert none.details["behaviors_in_context"] == 0 and none.details["behavior_tokens"] == 0
+    assert empty.requests[0]["messages"] == plain.requests[0]["messages"]  # word for word
+    full = ScriptedBackend(reply)
+    some = await METHODS["bci"].run(PROBLEMS[0], full, params=METHODS["bci"].params(
+        max_tokens=64, behaviors=BEHAVIORS))
+    assert [call_step(b)[1] for b in full.requests] == ["bci"] and some.details["behaviors_in_context"] == 2
+    with_block = full.requests[0]["messages"][-1]["content"]
+    assert all(line in with_block for line in plain.requests[0]["messages"][-1]["content"].splitlines() if line)
+    assert some.details["behavior_tokens"] == some.solution.behavior_tokens > 0
 
 
 async def test_malformed_extraction_stores_nothing(handbook: QdrantBehaviorStore) -> None:
@@ -302,7 +350,9 @@ async def test_evaluation_leaves_a_frozen_handbook_unchanged_and_online_mode_say
     assert sorted(e for _, e, _ in frozen.details["usage"]) == ["cited", "cited_wrong", "retrieved", "retrieved"]
     online = await method.run(PROBLEMS[2], ScriptedBackend(reply), params=method.params(k=2, handbook_mode="online"),
                               handbook=handbook)
-    assert online.details == {"handbook_mode": "online", "usage": None}
+    assert online.details == {"handbook_mode": "online", "usage": None, "behaviors_in_context": 2,
+                              "behavior_tokens": online.solution.behavior_tokens}
+    assert online.solution.behavior_tokens > 0
     after = await handbook.get("behavior_count_leftovers")
     assert (after.stats.retrieved, after.stats.cited_wrong) == (before["behavior_count_leftovers"].retrieved + 1, 1)
 
