@@ -109,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="how top-k drafts are chosen")
     solve.add_argument("--error-analysis", action="store_true", default=None, help="sr: an error-analysis workspace")
     solve.add_argument("--samples", type=int, default=None, help="self-consistency: chains of thought to vote over")
-    solve.add_argument("--attempts", type=int, default=None, help="self-improve: first answers to curate from")
+    solve.add_argument("--attempts", type=int, default=None,
+                       help="self-improve: first answers to curate from; critique-revise: first answers to revise")
     solve.add_argument("--store", default=None,
                        help="bci: the handbook to retrieve behaviors from (a store directory or a service URL)")
     solve.add_argument("--token", default=None, help="bearer token for a handbook URL (default: $AGENTKIT_TOKEN)")
@@ -144,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", action="append", default=[],
                    help="a module that registers methods (a .py path or a dotted name); repeatable")
     p.add_argument("--json", action="store_true", help="every planned (dataset, method, budget) as JSON")
+    p.add_argument("--throughput", type=float, default=None,
+                   help="generated tokens per second of the endpoint: also print how long the spec takes at most")
     p = ssub.add_parser("merge", help="combine shard databases into one")
     p.add_argument("out", help="the database to merge into (created if missing)")
     p.add_argument("inputs", nargs="+", help="shard databases")
@@ -440,6 +443,7 @@ async def _sweep(args: argparse.Namespace) -> int:
     from agentkit.errors import ConfigError
     from agentkit.sweep import ResultsDB, infeasible, load_spec, run_sweep, validate_spec, write_report
     from agentkit.sweep.report import budget_label
+    from agentkit.sweep.validate import duration
 
     if args.action == "merge":
         for source in args.inputs:  # every input must be a results database before anything is written
@@ -478,14 +482,20 @@ async def _sweep(args: argparse.Namespace) -> int:
         plans = await asyncio.to_thread(validate_spec, spec)
         problems = infeasible(plans, spec.min_draft_tokens)
         if args.action == "validate":
+            took = duration(plans, args.throughput) if args.throughput is not None else None
             if args.json:
-                print(json.dumps([p.model_dump() for p in plans]))
+                print(json.dumps([p.model_dump() for p in plans] if took is None else
+                                 {"plans": [p.model_dump() for p in plans], "duration": took}))
             else:
                 for p in plans:
                     verdict = "ok" if p.feasible else f"INFEASIBLE on {p.infeasible}/{p.problems}"
                     print(f"{p.dataset:<10} {p.method[:44]:<44} {budget_label(p.budget_kind, p.budget):>11}: "
                           f"{p.min_tokens:>6}-{p.max_tokens:<6} "
                           f"tokens per answering call  {verdict}")
+                if took is not None:
+                    print(f"{took['cells']:,} cells, at most {took['max_generated_tokens']:,} generated tokens: "
+                          f"at most {took['hours']:,} h at {took['throughput']:,.0f} tokens/s (every call at its "
+                          "cap; prefill left out)")
             for line in problems:
                 print(f"agentkit: infeasible: {line}", file=sys.stderr)
             return 1 if problems else 0

@@ -209,6 +209,8 @@ class AnswerRequest(Message):
     """Behaviors in context (the BCI prompt); empty: the plain chain-of-thought prompt."""
     revise: Solution | None = None
     """An earlier answer to critique and revise (the critique-and-revise prompt) instead of answering afresh."""
+    revise_also: tuple[Solution, ...] = ()
+    """More earlier answers, revised together with ``revise`` in one call (``critique_revise_many``)."""
     max_tokens: int | None = None
     temperature: float = 0.0
     seed: int | None = None

@@ -138,6 +138,20 @@ class Method(abc.ABC):
         prompt = estimate_prompt_tokens(load_prompt("long_cot").render(problem=problem.text))
         return Plan(max_tokens=budget - prompt, fixed=prompt)
 
+    def max_output(self, problem: Problem, params: MethodParams | None, budget: int, *,
+                   output_cap: bool = False) -> int:
+        """The most tokens one run can generate: every call at its cap, an upper bound (prefill left out), for
+        ``agentkit sweep validate --throughput``. ``budget`` is B_seq, or with ``output_cap`` each answering
+        call's cap."""
+        p = self.coerce(params)
+        cap = budget if output_cap else max(self.plan(problem, p, budget).max_tokens, 0)
+        return self.generated(p, cap)
+
+    def generated(self, params: MethodParams, cap: int) -> int:
+        """Tokens generated at most when each answering call is capped at ``cap``: one call by default; methods
+        with more calls override it."""
+        return cap
+
     def describe(self) -> str:
         """``name``, the summary and the parameters with their defaults (CLI help)."""
         fields = ", ".join(f"{n}={f.default!r}" for n, f in self.params_model.model_fields.items()

@@ -33,7 +33,8 @@ async def generate(args: argparse.Namespace) -> dict[str, object]:
     try:
         report = await generate_bc_sft(problems, teacher, args.out, handbook=store,
                                        strategist=None if store else teacher, k=args.k, concurrency=args.concurrency,
-                                       only_correct=args.only_correct, max_tokens=args.max_tokens)
+                                       only_correct=args.only_correct, max_tokens=args.max_tokens,
+                                       curation_tokens=args.curation_tokens)
     finally:
         await teacher.aclose()
         if store is not None:
@@ -82,7 +83,9 @@ if __name__ == "__main__":
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--out", default="runs/bc_sft")
     parser.add_argument("--only-correct", action="store_true")
-    parser.add_argument("--max-tokens", type=int, default=512)
+    parser.add_argument("--max-tokens", type=int, default=8192, help="the Teacher's output cap per answer")
+    parser.add_argument("--curation-tokens", type=int, default=2048,
+                        help="the Strategist's output cap per call (behaviors curated per problem, without --store)")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--student", default="tiny", help="'tiny' (a random model built in code) or a model dir")
     parser.add_argument("--steps", type=int, default=2, help="LoRA steps per dataset (0: only write the data)")

@@ -101,7 +101,22 @@ async def test_run_writes_every_cell_once_with_what_reproduces_it(tmp_path: Path
     for r in ok:
         assert r["grader"].startswith("math-verify==") and len(r["prompt_hash"]) == 16
         assert json.loads(r["sampling"])["seed"] == r["seed"] and json.loads(r["backend_info"])["model"]
+        # the temperature the calls really used (SR's drafts sample at the spec's; PDR's: see the next test)
+        assert json.loads(r["sampling"]) == {"temperature": 0.0, "seed": r["seed"]}
         assert 0 < r["b_seq"] <= r["budget"] and r["calls"] == (1 if r["method"] == "long-cot" else 2)
+
+
+def test_rows_record_the_temperature_drafts_and_samples_really_use() -> None:
+    from agentkit.sweep.runner import method_sampling
+    from agentkit.sweep.spec import MethodEntry
+
+    assert method_sampling(MethodEntry(name="long-cot"), 0.0) == {"temperature": 0.0}
+    assert method_sampling(MethodEntry(name="sr"), 0.3) == {"temperature": 0.3}
+    assert method_sampling(MethodEntry(name="pdr"), 0.0) == {"temperature": 0.0, "draft_temperature": 0.7}
+    assert method_sampling(MethodEntry(name="pdr", params={"min_temperature": 0.0}), 0.6) == {
+        "temperature": 0.6, "draft_temperature": 0.6}
+    assert method_sampling(MethodEntry(name="self-consistency", params={"temperature": 1.0}), 0.0) == {
+        "temperature": 1.0, "draft_temperature": 1.0}
 
 
 async def test_a_bug_in_a_cell_stops_the_sweep_and_keeps_every_finished_row(

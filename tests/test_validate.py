@@ -61,3 +61,74 @@ def test_a_pdr_schedule_that_cannot_run_is_refused_when_the_spec_loads(tmp_path:
                     '[[backends]]\nspec = "openai-compatible:http://127.0.0.1:9/v1?model=m"\n')
     with pytest.raises(ConfigError, match=r"drafts schedule \(4, 2\) must have 3 entries"):
         load_spec(spec)
+
+
+def test_throughput_turns_every_call_at_its_cap_into_hours(tmp_path: Path) -> None:
+    from agentkit.registry import get_method
+    from agentkit.sweep.validate import duration
+
+    spec = tmp_path / "t.toml"
+    spec.write_text('budgets = [2048]\nseeds = [0, 1]\n[[datasets]]\nname = "gsm8k"\nlimit = 3\n'
+                    '[[methods]]\nname = "long-cot"\n'
+                    '[[methods]]\nname = "bci-plain"\nbudget_kind = "output"\nbudgets = [512]\n'
+                    '[[methods]]\nname = "pdr"\nparams = { rounds = 2, drafts = 4, kappa = 256, variant = "summary" }\n'
+                    '[[methods]]\nname = "pdr"\nlabel = "pdr-topk"\n'
+                    'params = { rounds = 2, drafts = 4, kappa = 256, variant = "topk", k = 2 }\n'
+                    '[[methods]]\nname = "self-consistency"\nparams = { samples = 3 }\n'
+                    '[[methods]]\nname = "critique-revise"\nparams = { attempts = 2 }\n'
+                    '[[methods]]\nname = "self-improve"\nparams = { attempts = 2, curation_tokens = 100 }\n'
+                    '[[backends]]\nspec = "openai-compatible:http://127.0.0.1:9/v1?model=m"\n')
+    loaded = load_spec(spec)
+    plans = {p.method: p for p in validate_spec(loaded)}
+    problems = loaded.datasets[0].load()
+    for key, calls in (("long-cot", 1), ("self-consistency(samples=3)", 3), ("critique-revise(attempts=2)", 3)):
+        entry = next(m for m in loaded.methods if m.key == key)
+        method = get_method(entry.name)
+        caps = [method.plan(p, method.params(**entry.params), 2048).max_tokens for p in problems]
+        assert plans[key].max_generated == 2 * calls * sum(caps) and plans[key].cells == 6
+    assert plans["bci-plain"].max_generated == 2 * 3 * 512  # the output budget is the cap
+    pdr = get_method("pdr")
+    summary = next(m for m in loaded.methods if m.name == "pdr" and not m.label)
+    caps = [pdr.plan(p, pdr.params(**summary.params), 2048).max_tokens for p in problems]
+    assert plans[summary.key].max_generated == 2 * sum(5 * c + 256 for c in caps)  # 4 + 1 drafts, one summary
+    topk = next(m for m in loaded.methods if m.label == "pdr-topk")
+    caps = [pdr.plan(p, pdr.params(**topk.params), 2048).max_tokens for p in problems]
+    assert plans["pdr-topk"].max_generated == 2 * sum(5 * c for c in caps)  # extractive: nothing generated
+    improve = next(m for m in loaded.methods if m.name == "self-improve")
+    caps = [get_method("self-improve").plan(p, None, 2048).max_tokens for p in problems]
+    assert plans[improve.key].max_generated == 2 * sum(3 * c + 4 * 100 for c in caps)
+    took = duration(list(plans.values()), 1000.0)
+    assert took["cells"] == 42 and took["max_generated_tokens"] == sum(p.max_generated for p in plans.values())
+    assert took["hours"] == round(took["max_generated_tokens"] / 1000 / 3600, 2)
+    out = agentkit("sweep", "validate", str(spec), "--throughput", "1000")
+    assert out.returncode == 0 and f"{took['cells']} cells, at most {took['max_generated_tokens']:,}" in out.stdout
+    for bad in ("0", "-5", "nan", "inf"):
+        out = agentkit("sweep", "validate", str(spec), "--throughput", bad)
+        assert out.returncode == 2 and "throughput must be a positive number" in out.stderr, bad
+
+
+@pytest.mark.parametrize("name", ["math500_vllm.toml", "aime_vllm.toml", "math500_local15b.toml"])
+def test_the_paper_specs_compare_like_with_like(name: str) -> None:
+    from agentkit.sweep.runner import method_sampling
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "benchmarks" / "sweeps" / name)
+    by_name: dict[str, list[object]] = {}
+    for m in spec.methods:
+        by_name.setdefault(m.name, []).append(m)
+    [bci], [plain] = by_name["bci"], by_name["bci-plain"]
+    # the reuse comparison: BCI and its twin at the same output caps, nothing else between them
+    assert bci.budget_kind == plain.budget_kind == "output" and bci.budgets == plain.budgets  # type: ignore[attr-defined]
+    # the refinement comparison: every PDR/SR/long-CoT/self-consistency at matched B_seq, at one temperature
+    refine = [m for m in spec.methods if m.name in ("long-cot", "sr", "pdr", "self-consistency")]
+    assert refine and all(m.budget_kind == "sequential" for m in refine)
+    if name.endswith("_vllm.toml"):
+        temperatures = {t for m in spec.methods for t in method_sampling(m, spec.temperature).values()}
+        assert temperatures == {0.6}, temperatures  # PDR's and self-consistency's floors are lifted
+    if name.startswith("aime"):
+        variants = {m.params.get("variant") for m in by_name["pdr"]}  # type: ignore[attr-defined]
+        assert variants == {"summary", "topk", "topk-per-sample", "random-k"}
+        attempts = {m.name: m.params.get("attempts") for m in spec.methods  # type: ignore[attr-defined]
+                    if m.name in ("self-improve", "critique-revise")}
+        assert attempts == {"self-improve": 4, "critique-revise": 4}
+    if name.startswith("math500"):
+        assert bci.params["retrieval"] == "topic"  # type: ignore[attr-defined]

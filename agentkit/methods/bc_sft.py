@@ -78,11 +78,17 @@ async def generate_bc_sft(
     bus: Bus | None = None,
     concurrency: int = 4,
     only_correct: bool = False,
-    max_tokens: int = 1024,
+    max_tokens: int = 8192,
+    curation_tokens: int = 2048,
     temperature: float = 0.0,
     seed: int | None = 0,
 ) -> BCSFTReport:
-    """Write ``bc_sft.jsonl`` and ``sft.jsonl`` under ``out_dir`` from the Teacher's answers (see module doc)."""
+    """Write ``bc_sft.jsonl`` and ``sft.jsonl`` under ``out_dir`` from the Teacher's answers (see module doc).
+
+    ``max_tokens`` caps each Teacher answer (generous by default: a cut reasoning trace is a bad target);
+    ``curation_tokens`` caps each of the Strategist's calls when behaviors are curated per problem."""
+    if max_tokens < 1 or curation_tokens < 1:
+        raise ConfigError(f"max_tokens and curation_tokens must be >= 1, got {max_tokens} and {curation_tokens}")
     if (handbook is None) == (strategist is None):
         raise ConfigError("give exactly one source of behaviors: handbook= (retrieval) or strategist= (curation)")
     if concurrency < 1:
@@ -103,7 +109,7 @@ async def generate_bc_sft(
         if handbook is not None:
             # Training data: a problem's own behaviors are what the paper conditions on (no evaluation here).
             return tuple(await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval, exclude_own=False))
-        request = problem.derive(CurateRequest, sender="bc_sft", problem=problem, max_tokens=max_tokens,
+        request = problem.derive(CurateRequest, sender="bc_sft", problem=problem, max_tokens=curation_tokens,
                                  temperature=temperature, seed=seed)
         return as_behaviors((await active.request(request, BehaviorProposal, timeout=3600)).behaviors)
 

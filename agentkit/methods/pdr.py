@@ -321,6 +321,10 @@ class PDR(Method):
         assert isinstance(p, PDRParams)
         return _plan(problem, _pdr_config(p, 0), budget)
 
+    def generated(self, params: MethodParams, cap: int) -> int:
+        assert isinstance(params, PDRParams)
+        return _generated(_pdr_config(params, 0), cap)
+
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
                   bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
@@ -342,6 +346,10 @@ class SR(Method):
         assert isinstance(p, SRParams)
         return _plan(problem, sr_config(p), budget)
 
+    def generated(self, params: MethodParams, cap: int) -> int:
+        assert isinstance(params, SRParams)
+        return _generated(sr_config(params), cap)
+
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
                   bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
@@ -349,6 +357,21 @@ class SR(Method):
         assert isinstance(p, SRParams)
         return await _run(self, problem, backend, sr_config(p, seed=seed), budget, None, 0, "embedding", bus,
                           ledger)
+
+
+def _generated(config: PDRConfig, cap: int) -> int:
+    """Every draft at ``cap``, and every workspace call at kappa: a summary or error analysis once per round but
+    the last; an extractive workspace generates nothing unless a judge picks it (one call per round, or per
+    next-round draft for ``topk-per-sample``, counted at kappa as a bound)."""
+    schedule = config.schedule
+    drafts = sum(schedule) * cap
+    if config.variant in EXTRACTIVE:
+        if config.select != "judge" or config.variant == "random-k":
+            return drafts
+        calls = sum(schedule[1:]) if config.variant == "topk-per-sample" else len(schedule) - 1
+    else:
+        calls = len(schedule) - 1
+    return drafts + calls * config.kappa
 
 
 async def _run(method: Method, problem: Problem, backend: Backend, config: PDRConfig, budget: int | None,

@@ -88,6 +88,10 @@ class SelfConsistency(Method):
     params_model = SelfConsistencyParams
     templates = ("long_cot",)
 
+    def generated(self, params: MethodParams, cap: int) -> int:
+        assert isinstance(params, SelfConsistencyParams)
+        return params.samples * cap
+
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
                   bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:

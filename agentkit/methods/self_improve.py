@@ -5,7 +5,9 @@
   those traces (reflect and extract, the reference never shown), and answers again with the behaviors it
   extracted in the BCI prompt: question and behaviors only, as the paper writes ``(B, Q) -> R2``. The
   behaviors form a per-question handbook; they are not stored unless the caller stores them.
-- ``critique_revise``: the model answers, then is shown its answer and asked to critique and revise it.
+- ``critique_revise``: the model answers (``attempts`` traces, the same seeds as self-improvement's), then is
+  shown its answer(s) and asked to critique and revise them (several in one call:
+  ``critique_revise_many.txt``).
 
 Both compose a Student (answers) and, for self-improvement, a Strategist (curation), attached to the run's bus
 for its length. Both give the answering calls the same ``max_tokens`` and seed, so they compare at the same
@@ -33,7 +35,8 @@ from agentkit.seeds import derive_seed
 
 from ._common import budget_ledger, single_call_tokens, start_run
 
-__all__ = ["CritiqueRevise", "Improvement", "SelfImprove", "SelfImproveParams", "critique_revise", "self_improve"]
+__all__ = ["CritiqueRevise", "CritiqueReviseParams", "Improvement", "SelfImprove", "SelfImproveParams",
+           "critique_revise", "self_improve"]
 
 
 class Improvement(BaseModel):
@@ -111,23 +114,33 @@ async def critique_revise(
     problem: Problem,
     backend: Backend,
     *,
+    attempts: int = 1,
     ledger: Ledger | None = None,
     max_tokens: int | None = 1024,
     temperature: float = 0.0,
     seed: int | None = 0,
     bus: Bus | None = None,
 ) -> Improvement:
-    """Answer, then critique and revise that answer (the paper's baseline for self-improvement)."""
+    """Answer (``attempts`` times, with self-improvement's seeds), then critique and revise the answers in one
+    call (the paper's baseline for self-improvement)."""
+    if attempts < 1:
+        raise ConfigError(f"attempts must be >= 1, got {attempts}")
     problem, ledger = start_run(problem, ledger)
-    async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), 1)]) as active:
-        first = await ask(active, _attempt(problem, max_tokens, temperature, seed, 0), Solution)
+    async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), attempts)]) as active:
+        first = tuple(await asyncio.gather(*(
+            ask(active, _attempt(problem, max_tokens, temperature, seed, i), Solution) for i in range(attempts))))
         revised = await ask(active, problem.derive(
-            AnswerRequest, sender="critique-revise", problem=problem, revise=first, max_tokens=max_tokens,
-            temperature=temperature, seed=seed, round=2), Solution)
-    return Improvement(solution=_finish(revised, ledger, "critique-revise"), attempts=(first,))
+            AnswerRequest, sender="critique-revise", problem=problem, revise=first[0], revise_also=first[1:],
+            max_tokens=max_tokens, temperature=temperature, seed=seed, round=2), Solution)
+    return Improvement(solution=_finish(revised, ledger, "critique-revise"), attempts=first)
 
 
-class SelfImproveParams(MethodParams):
+class CritiqueReviseParams(MethodParams):
+    attempts: int = Field(default=1, ge=1, le=64)
+    """First answers (self-improvement's seeds), critiqued and revised together in one call."""
+
+
+class SelfImproveParams(CritiqueReviseParams):
     attempts: int = Field(default=1, ge=1, le=64)
     """First answers the behaviors are curated from."""
     curation_tokens: int = Field(default=1024, ge=1)
@@ -140,6 +153,10 @@ class SelfImprove(Method):
     summary = "answer, curate behaviors from the own attempts, answer again with them"
     params_model = SelfImproveParams
     templates = ("long_cot", "strategist_reflect", "strategist_extract", "bci")
+
+    def generated(self, params: MethodParams, cap: int) -> int:
+        assert isinstance(params, SelfImproveParams)  # attempts, a reflect and an extract each, the answer
+        return (params.attempts + 1) * cap + 2 * params.attempts * params.curation_tokens
 
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
@@ -157,15 +174,21 @@ class SelfImprove(Method):
 
 class CritiqueRevise(Method):
     name = "critique-revise"
-    summary = "answer, then critique and revise the answer (self-improvement's baseline)"
-    templates = ("long_cot", "critique_revise")
+    summary = "answer, then critique and revise the answer(s) (self-improvement's baseline)"
+    params_model = CritiqueReviseParams
+    templates = ("long_cot", "critique_revise", "critique_revise_many")
+
+    def generated(self, params: MethodParams, cap: int) -> int:
+        assert isinstance(params, CritiqueReviseParams)
+        return (params.attempts + 1) * cap
 
     async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
                   budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
                   bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
+        assert isinstance(p, CritiqueReviseParams)
         ledger = budget_ledger(None, ledger)
-        improvement = await critique_revise(problem, backend, ledger=ledger,
+        improvement = await critique_revise(problem, backend, attempts=p.attempts, ledger=ledger,
                                             max_tokens=single_call_tokens(problem, p, budget),
                                             temperature=p.temperature, seed=seed, bus=bus)
         return MethodResult(solution=improvement.solution, ledger=ledger, details={"improvement": improvement})

@@ -3,7 +3,8 @@
 - plain chain of thought (``agentkit/prompts/long_cot.txt``), the baseline of both papers;
 - behavior-conditioned inference (BCI, "Metacognitive Reuse" arXiv 2509.13237, section 4.1): behaviors in
   context, ``behavior_name: instruction`` lines in the paper's prompt (``bci.txt``), citations found by name;
-- critique-and-revise: an earlier answer critiqued and revised (``critique_revise.txt``).
+- critique-and-revise: an earlier answer critiqued and revised (``critique_revise.txt``), or several at once
+  (``critique_revise_many.txt``).
 
 Attached **for one run** (by a method: ``attach(bus, run_id=...)``) it answers that run's ``AnswerRequest``
 messages and charges its run ledger. Attached **for everyone** (``Student(backend).attach(bus)``) it answers
@@ -50,10 +51,16 @@ def solution_from_call(parent: Message, problem: Problem, record: CallRecord, co
 
 
 def answer_messages(problem: Problem, behaviors: Sequence[Behavior] = (), *, revise: Solution | None = None,
-                    plain: str = "long_cot") -> tuple[PromptTemplate, list[dict[str, str]]]:
-    """The template and chat messages of one answering call: critique-and-revise of ``revise``, else the BCI
-    prompt with ``behaviors``, else the ``plain`` prompt (``long_cot``, or ``bci_plain``: BCI's prompt without its
-    behavior block)."""
+                    plain: str = "long_cot", revise_also: Sequence[Solution] = ()
+                    ) -> tuple[PromptTemplate, list[dict[str, str]]]:
+    """The template and chat messages of one answering call: critique-and-revise of ``revise`` (with
+    ``revise_also``: of all of them at once), else the BCI prompt with ``behaviors``, else the ``plain`` prompt
+    (``long_cot``, or ``bci_plain``: BCI's prompt without its behavior block)."""
+    if revise is not None and revise_also:
+        template = load_prompt("critique_revise_many")
+        earlier = (revise, *revise_also)
+        solutions = "\n\n".join(f"Solution {i}:\n{s.text}" for i, s in enumerate(earlier, 1))
+        return template, template.render(problem=problem.text, count=str(len(earlier)), solutions=solutions)
     if revise is not None:
         template = load_prompt("critique_revise")
         return template, template.render(problem=problem.text, solution=revise.text)
@@ -71,9 +78,9 @@ async def answer(problem: Problem, backend: Backend, *, ledger: Ledger, behavior
                  revise: Solution | None = None, max_tokens: int | None = 1024, temperature: float = 0.0,
                  seed: int | None = 0, round: int = 1, branch: int = 0, final: bool = True, role: str = "student",
                  sender: str = "student", method: str = "", parent: Message | None = None,
-                 plain: str = "long_cot") -> Solution:
+                 plain: str = "long_cot", revise_also: Sequence[Solution] = ()) -> Solution:
     """One answering call on ``ledger`` (see the module doc); the Student's and the Teacher's model step."""
-    template, messages = answer_messages(problem, behaviors, revise=revise, plain=plain)
+    template, messages = answer_messages(problem, behaviors, revise=revise, plain=plain, revise_also=revise_also)
     [(record, completion)] = await budgeted_chat(
         ledger, backend, messages, role=role, round=round, branch=branch, final=final, step=template.name,
         max_tokens=max_tokens, temperature=temperature, seed=seed)
@@ -135,7 +142,8 @@ class Student(Role):
             request.problem, self.backend, ledger=self.ledger_for(request), behaviors=request.behaviors,
             revise=request.revise, max_tokens=request.max_tokens, temperature=request.temperature,
             seed=request.seed, round=request.round, branch=request.branch, final=request.final,
-            sender=self.name, method=request.method, parent=request, plain=request.plain_prompt)
+            sender=self.name, method=request.method, parent=request, plain=request.plain_prompt,
+            revise_also=request.revise_also)
         return solution if solution.parent_id == request.id else solution.with_(parent_id=request.id)
 
     async def solve(self, request: SolveRequest) -> Solution:

@@ -118,6 +118,7 @@ async def run_sweep(
     for d in spec.datasets:
         problems[d.name] = {p.problem_id: p for p in d.load()}
     methods = {m.key: m for m in spec.methods}
+    samplings = {m.key: method_sampling(m, spec.temperature) for m in spec.methods}
     datasets = {d.name: d for d in spec.datasets}
     given = dict(backends or {})
     built = {b.spec: backend_from_spec(b.spec) for b in spec.backends if b.spec not in given}
@@ -175,6 +176,7 @@ async def run_sweep(
     async def worker() -> None:
         while (cell := await next_cell()) is not None:
             row = await _run_one(cell, problems[cell.dataset][cell.item_id], methods[cell.method],
+                                 samplings[cell.method],
                                  live[cell.backend], gates[cell.backend], spec, grader, handbooks, bus,
                                  datasets[cell.dataset])
             await finished.put(row)
@@ -270,7 +272,19 @@ def _row_details(details: dict[str, Any]) -> dict[str, Any] | None:
     return kept or None
 
 
-async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: Backend,
+def method_sampling(method: MethodEntry, temperature: float) -> dict[str, Any]:
+    """The temperatures a method's calls really use: the spec's, and where a method raises its drafts' or
+    samples' (PDR, SR, self-consistency: ``min_temperature``), ``draft_temperature``."""
+    values = {"temperature": temperature, **method.params}
+    params = get_method(method.name).params(**values)
+    out: dict[str, Any] = {"temperature": params.temperature}
+    floor = getattr(params, "min_temperature", None)
+    if isinstance(floor, (int, float)):
+        out["draft_temperature"] = max(params.temperature, floor)
+    return out
+
+
+async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, sampling: dict[str, Any], backend: Backend,
                    gate: asyncio.Semaphore, spec: SweepSpec, grader: MathVerifyGrader,
                    handbooks: dict[str, BehaviorStore], bus: Bus, dataset: DatasetEntry) -> dict[str, Any]:
     row: dict[str, Any] = {
@@ -278,7 +292,7 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, backend: B
         "method": cell.method, "method_params": {"name": method.name, **method.params}, "backend": cell.backend,
         "backend_info": backend.describe(), "budget": cell.budget, "budget_kind": cell.budget_kind, "seed": cell.seed,
         "reference": problem.reference, "prompt_hash": prompt_hash(method.name), "grader": grader.version,
-        "sampling": {"temperature": spec.temperature, "seed": cell.seed},
+        "sampling": {**sampling, "seed": cell.seed},
     }
     store = method.params.get("store")
     if isinstance(store, str) and store in handbooks:

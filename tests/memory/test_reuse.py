@@ -225,6 +225,28 @@ async def test_self_improve_and_critique_revise_call_sequences() -> None:
     assert revised.solution.b_seq == revised.solution.b_total  # strictly sequential
 
 
+async def test_critique_revise_with_several_attempts_revises_self_improvements_first_answers_in_one_call() -> None:
+    from agentkit.methods import METHODS
+    from agentkit.testing import call_step
+
+    improving = ScriptedBackend(reply)
+    improved = await self_improve(PROBLEMS[0], improving, attempts=3, max_tokens=64, temperature=0.7)
+    revising = ScriptedBackend(reply)
+    result = await METHODS["critique-revise"].run(PROBLEMS[0], revising, params=METHODS["critique-revise"].params(
+        attempts=3, max_tokens=64, temperature=0.7))
+    revised = result.details["improvement"]
+    first_seeds = sorted(b["seed"] for b in revising.requests if call_step(b)[1] == "long_cot")
+    assert len(first_seeds) == 3 and len(set(first_seeds)) == 3
+    assert first_seeds == sorted(b["seed"] for b in improving.requests if call_step(b)[1] == "long_cot")
+    assert [call_step(b)[1] for b in revising.requests][3:] == ["critique_revise_many"]
+    prompt = revising.requests[3]["messages"][-1]["content"]
+    assert "Here are 3 earlier solutions" in prompt and all(f"Solution {i}:" in prompt for i in (1, 2, 3))
+    assert all(a.text in prompt for a in revised.attempts) and len(revised.attempts) == 3
+    assert result.solution.usage.calls == 4 and len(improved.attempts) == 3
+    with pytest.raises(ConfigError, match="attempts must be >= 1"):
+        await critique_revise(PROBLEMS[0], revising, attempts=0)
+
+
 async def test_student_methods_on_the_bus(handbook: QdrantBehaviorStore) -> None:
     await build_handbook(PROBLEMS[:1], ScriptedBackend(reply), handbook)
     backend = ScriptedBackend(reply)
@@ -245,9 +267,12 @@ async def test_student_methods_on_the_bus(handbook: QdrantBehaviorStore) -> None
 
 async def test_bc_sft_files_keep_behaviors_out_of_the_student_prompt(tmp_path: Path,
                                                                      handbook: QdrantBehaviorStore) -> None:
-    teacher = ScriptedBackend(reply)
-    report = await generate_bc_sft(PROBLEMS, teacher, tmp_path / "sft", strategist=ScriptedBackend(reply))
+    teacher, strategist = ScriptedBackend(reply), ScriptedBackend(reply)
+    report = await generate_bc_sft(PROBLEMS, teacher, tmp_path / "sft", strategist=strategist)
     assert report.problems == 3 and report.conditioned_rows == 3 and report.plain_rows == 3
+    # the Teacher's cap is generous by default (a cut trace is a bad target); the Strategist has its own
+    assert {b["max_tokens"] for b in teacher.requests} == {8192}
+    assert {b["max_tokens"] for b in strategist.requests} == {2048}
     assert report.conditioned_correct == 1 and report.plain_correct == 1  # only p0's reference is 9
     bc, plain = read_jsonl(report.conditioned_path), read_jsonl(report.plain_path)
     for row in bc + plain:
