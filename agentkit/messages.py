@@ -211,6 +211,9 @@ class AnswerRequest(Message):
     """An earlier answer to critique and revise (the critique-and-revise prompt) instead of answering afresh."""
     revise_also: tuple[Solution, ...] = ()
     """More earlier answers, revised together with ``revise`` in one call (``critique_revise_many``)."""
+    aggregate: bool = False
+    """``revise`` and ``revise_also`` are candidates to aggregate into one improved solution (Recursive
+    Self-Aggregation's step, ``rsa_aggregate``) rather than earlier answers to critique."""
     max_tokens: int | None = None
     temperature: float = 0.0
     seed: int | None = None

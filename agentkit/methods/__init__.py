@@ -3,10 +3,12 @@
 Registered (``METHODS``; ``agentkit solve --method NAME``, a sweep spec's ``[[methods]] name``):
 
 - ``long-cot``: one chain of thought, the baseline of both papers (``long_cot``);
-- ``bci``: behavior-conditioned inference with retrieved behaviors (``bci``);
+- ``bci``: behavior-conditioned inference with retrieved behaviors (``bci``); ``bci-plain``: its matched
+  baseline, the same prompt without the behavior block;
 - ``pdr`` / ``sr``: Parallel-Distill-Refine and Sequential Refinement (``pdr``, ``sr``, ``plan_draft_tokens``);
 - ``self-improve`` / ``critique-revise``: behavior-guided self-improvement and its baseline;
-- ``self-consistency``: N chains of thought at the matched budget, majority vote (``self_consistency``).
+- ``self-consistency``: N chains of thought at the matched budget, majority vote (``self_consistency``);
+- ``rsa``: Recursive Self-Aggregation, a population refined by aggregating random subsets (``rsa``).
 
 Not registered (they build handbooks and training data rather than answer problems): behavior curation
 (``curate``, ``build_handbook``) and BC-SFT data (``teach``, ``generate_bc_sft``).
@@ -22,6 +24,7 @@ from .bci import BCI, BCIPlain, bci, retrieve_behaviors
 from .curation import BuildReport, Curation, build_handbook, curate
 from .long_cot import LongCoT, long_cot
 from .pdr import PDR, SR, SR_METHOD, PDRConfig, PDRResult, pdr, plan_draft_tokens, sr
+from .rsa import RSA, rsa
 from .self_consistency import SelfConsistency, self_consistency
 from .self_improve import CritiqueRevise, Improvement, SelfImprove, critique_revise, self_improve
 
@@ -34,11 +37,13 @@ register(SR_METHOD)
 register(SelfImprove())
 register(CritiqueRevise())
 register(SelfConsistency())
+register(RSA())
 
 __all__ = [
     "BCI",
     "METHODS",
     "PDR",
+    "RSA",
     "SR",
     "BCIPlain",
     "BCSFTReport",
@@ -66,6 +71,7 @@ __all__ = [
     "plan_draft_tokens",
     "register",
     "retrieve_behaviors",
+    "rsa",
     "self_consistency",
     "self_improve",
     "sft_example",

@@ -51,13 +51,14 @@ def solution_from_call(parent: Message, problem: Problem, record: CallRecord, co
 
 
 def answer_messages(problem: Problem, behaviors: Sequence[Behavior] = (), *, revise: Solution | None = None,
-                    plain: str = "long_cot", revise_also: Sequence[Solution] = ()
+                    plain: str = "long_cot", revise_also: Sequence[Solution] = (), aggregate: bool = False
                     ) -> tuple[PromptTemplate, list[dict[str, str]]]:
     """The template and chat messages of one answering call: critique-and-revise of ``revise`` (with
-    ``revise_also``: of all of them at once), else the BCI prompt with ``behaviors``, else the ``plain`` prompt
-    (``long_cot``, or ``bci_plain``: BCI's prompt without its behavior block)."""
-    if revise is not None and revise_also:
-        template = load_prompt("critique_revise_many")
+    ``revise_also``: of all of them at once; with ``aggregate``: RSA's aggregation of them as candidates), else
+    the BCI prompt with ``behaviors``, else the ``plain`` prompt (``long_cot``, or ``bci_plain``: BCI's prompt
+    without its behavior block)."""
+    if revise is not None and (revise_also or aggregate):
+        template = load_prompt("rsa_aggregate" if aggregate else "critique_revise_many")
         earlier = (revise, *revise_also)
         solutions = "\n\n".join(f"Solution {i}:\n{s.text}" for i, s in enumerate(earlier, 1))
         return template, template.render(problem=problem.text, count=str(len(earlier)), solutions=solutions)
@@ -78,9 +79,10 @@ async def answer(problem: Problem, backend: Backend, *, ledger: Ledger, behavior
                  revise: Solution | None = None, max_tokens: int | None = 1024, temperature: float = 0.0,
                  seed: int | None = 0, round: int = 1, branch: int = 0, final: bool = True, role: str = "student",
                  sender: str = "student", method: str = "", parent: Message | None = None,
-                 plain: str = "long_cot", revise_also: Sequence[Solution] = ()) -> Solution:
+                 plain: str = "long_cot", revise_also: Sequence[Solution] = (), aggregate: bool = False) -> Solution:
     """One answering call on ``ledger`` (see the module doc); the Student's and the Teacher's model step."""
-    template, messages = answer_messages(problem, behaviors, revise=revise, plain=plain, revise_also=revise_also)
+    template, messages = answer_messages(problem, behaviors, revise=revise, plain=plain, revise_also=revise_also,
+                                         aggregate=aggregate)
     [(record, completion)] = await budgeted_chat(
         ledger, backend, messages, role=role, round=round, branch=branch, final=final, step=template.name,
         max_tokens=max_tokens, temperature=temperature, seed=seed)
@@ -143,7 +145,7 @@ class Student(Role):
             revise=request.revise, max_tokens=request.max_tokens, temperature=request.temperature,
             seed=request.seed, round=request.round, branch=request.branch, final=request.final,
             sender=self.name, method=request.method, parent=request, plain=request.plain_prompt,
-            revise_also=request.revise_also)
+            revise_also=request.revise_also, aggregate=request.aggregate)
         return solution if solution.parent_id == request.id else solution.with_(parent_id=request.id)
 
     async def solve(self, request: SolveRequest) -> Solution:

@@ -262,10 +262,12 @@ def cell_trace(problem: Problem, ledger: Ledger, out: dict[str, Any] | None = No
 
 def _row_details(details: dict[str, Any]) -> dict[str, Any] | None:
     """What a row keeps of a run's details: PDR/SR's per-round diagnostics (answers, agreement, workspace
-    tokens, drafts dropped), self-consistency's votes, and for methods with a handbook its mode (frozen or
-    online) and the usage events a frozen run logged instead of applying; never the drafts' text."""
+    tokens, drafts dropped), self-consistency's and RSA's votes (RSA's per-step answers, agreement and subsets),
+    and for methods with a handbook its mode (frozen or online), how many behaviors were in context and their
+    tokens, and the usage events a frozen run logged instead of applying; never the drafts' text."""
     kept = {k: v for k, v in details.items()
-            if k in {"answers", "votes", "agreement", "chosen", "samples", "handbook_mode", "usage"}}
+            if k in {"answers", "votes", "agreement", "chosen", "samples", "steps", "handbook_mode", "usage",
+                     "behaviors_in_context", "behavior_tokens"}}
     result = details.get("pdr")
     if result is not None:
         kept.update(rounds=result.diagnostics["rounds"], schedule=result.diagnostics["schedule"])
