@@ -116,8 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--token", default=None, help="bearer token for a handbook URL (default: $AGENTKIT_TOKEN)")
     solve.add_argument("--embedder", default=None, help="the embedder of a store directory: minilm (default), minilm:DIR, bge-m3:DIR")
     solve.add_argument("--behaviors", type=int, default=None, help="bci: how many behaviors to retrieve (top-K)")
-    solve.add_argument("--retrieval", default=None, choices=["embedding", "topic", "both"],
-                       help="bci: retrieve by embedding similarity, by the problem's topic, or both")
+    solve.add_argument("--retrieval", default=None, choices=["embedding", "topic", "both", "utility"],
+                       help="bci: retrieve by embedding similarity, by the problem's topic, both, or utility "
+                            "(similarity reranked by the handbook's graded citation record)")
     solve.add_argument("--temperature", type=float, default=None)
     solve.add_argument("--seed", type=int, default=0)
     solve.add_argument("--concurrency", type=int, default=4, help="problems solved at once")

@@ -12,10 +12,11 @@ the handbook it is answered with).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal, Protocol, get_args
 
-from agentkit._behavior import Behavior
+from agentkit._behavior import Behavior, BehaviorStats
 from agentkit.errors import ConfigError
 from agentkit.messages import Problem
 
@@ -31,10 +32,17 @@ __all__ = [
     "retrieve_behaviors",
     "topic_counts",
     "topics_of",
+    "utility_score",
 ]
 
-Retrieval = Literal["embedding", "topic", "both"]
+Retrieval = Literal["embedding", "topic", "both", "utility"]
 RETRIEVALS: tuple[str, ...] = get_args(Retrieval)
+UTILITY_POOL = 4
+"""``utility`` retrieval reranks the ``UTILITY_POOL * k`` most similar behaviors."""
+UTILITY_WEIGHT = 0.2
+"""Weight of a behavior's graded record (posterior minus 1/2) against cosine similarity."""
+EXPLORATION = 0.05
+"""Weight of the exploration bonus of a behavior graded less often than its pool (UCB-style)."""
 HandbookMode = Literal["frozen", "online"]
 """``frozen``: usage from answering goes to a ``UsageLog`` (the handbook does not change while it is evaluated);
 ``online``: it goes to the handbook (test-time learning; every row and report says so)."""
@@ -71,6 +79,17 @@ async def topic_counts(handbook: BehaviorStore) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def utility_score(similarity: float, stats: BehaviorStats, pool_graded: int) -> float:
+    """Similarity, then the behavior's graded record: ``similarity + UTILITY_WEIGHT * (posterior - 1/2) +
+    EXPLORATION * sqrt(ln(1 + pool_graded) / (1 + graded))``, where the posterior is the Beta(1, 1) posterior
+    mean of its citations being in correct answers and ``graded`` counts its graded citations. A behavior never
+    graded is neutral (posterior 1/2) and gets the largest exploration bonus."""
+    graded = stats.cited_correct + stats.cited_wrong
+    posterior = (1 + stats.cited_correct) / (2 + graded)
+    return (similarity + UTILITY_WEIGHT * (posterior - 0.5)
+            + EXPLORATION * math.sqrt(math.log(1 + pool_graded) / (1 + graded)))
+
+
 async def retrieve_behaviors(handbook: BehaviorStore, problem: Problem, *, k: int = 8,
                              retrieval: Retrieval | str = "embedding", record: bool = True,
                              usage: UsageTarget | None = None, exclude_own: bool = True,
@@ -78,7 +97,13 @@ async def retrieve_behaviors(handbook: BehaviorStore, problem: Problem, *, k: in
     """Up to ``k`` behaviors for ``problem`` from ``handbook``; counts ``retrieved`` in ``usage`` (default: the
     handbook; none when ``record`` is off). ``exclude_own``: never a behavior curated from this very problem;
     ``exclude_split``: nor one with any source from the problem's dataset split (``Problem.dataset``: a
-    handbook curated, even in part, from the split being evaluated contributes nothing curated from it)."""
+    handbook curated, even in part, from the split being evaluated contributes nothing curated from it).
+
+    ``retrieval``: ``embedding`` (top-k by similarity), ``topic`` (the problem's subjects), ``both`` (similarity
+    within the subjects), or ``utility``: the ``UTILITY_POOL * k`` most similar, reranked by ``utility_score``
+    from the handbook's graded citation counts. Those counts change only when usage goes to the handbook (an
+    online run, or curation and training data); a frozen evaluation logs its usage apart, so it never learns
+    from the labels it is scored on."""
     if retrieval not in RETRIEVALS:
         raise ConfigError(f"retrieval must be one of {', '.join(RETRIEVALS)}, got {retrieval!r}")
     if k < 1:
@@ -99,6 +124,12 @@ async def retrieve_behaviors(handbook: BehaviorStore, problem: Problem, *, k: in
                 if allowed(behavior):
                     found.setdefault(behavior.name, behavior)
         chosen = list(found.values())[:k]
+    elif retrieval == "utility":
+        pool = [hit for hit in await handbook.search(problem.text, max(fetch, UTILITY_POOL * k))
+                if allowed(hit.behavior)][:UTILITY_POOL * k]
+        pool_graded = sum(h.behavior.stats.cited_correct + h.behavior.stats.cited_wrong for h in pool)
+        ranked = sorted(pool, key=lambda h: -utility_score(h.score, h.behavior.stats, pool_graded))
+        chosen = [hit.behavior for hit in ranked[:k]]
     else:
         only = list(topics) if retrieval == "both" and topics else None
         chosen = [hit.behavior for hit in await handbook.search(problem.text, fetch, topics=only)

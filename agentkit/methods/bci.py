@@ -107,7 +107,8 @@ class BCIParams(MethodParams):
     k: int = Field(default=8, ge=1, le=1000)
     """How many behaviors to retrieve (top-K)."""
     retrieval: Retrieval = "embedding"
-    """Retrieve by embedding similarity, by the problem's topic, or both."""
+    """Retrieve by embedding similarity, by the problem's topic, both, or ``utility`` (similarity reranked by the
+    handbook's graded citation record; ``agentkit.memory.retrieval.utility_score``)."""
     store: str | None = None
     """The handbook to retrieve from (a store directory or a service URL), for the CLI and sweeps to open."""
     behaviors: tuple[Behavior, ...] | None = None

@@ -205,6 +205,45 @@ async def test_bci_retrieves_k_counts_citations_and_usage(handbook: QdrantBehavi
     assert await retrieve_behaviors(handbook, stranger, retrieval="topic", record=False) == []
 
 
+async def test_utility_retrieval_reranks_similar_behaviors_by_their_graded_record(handbook: QdrantBehaviorStore) -> None:
+    from agentkit.memory import Behavior
+    from agentkit.memory.retrieval import utility_score
+    from agentkit.methods import METHODS
+
+    problem = Problem(problem_id="q", text="A shop sells 12 apples and then 5 more; how many apples in all?",
+                      reference="17")
+    await handbook.add(Behavior(name="behavior_count_apples_sold",
+                                instruction="Count the apples a shop sells, one sale at a time."))
+    await handbook.add(Behavior(name="behavior_add_each_batch",
+                                instruction="Add each batch of fruit sold to get how many in all."))
+    await handbook.add(Behavior(name="behavior_draw_triangles", instruction="Sketch the triangle before any angle."))
+    hits = await handbook.search(problem.text, 2)
+    first, second = hits[0].behavior.name, hits[1].behavior.name
+    assert {first, second} == {"behavior_count_apples_sold", "behavior_add_each_batch"}
+    assert hits[0].score - hits[1].score < 0.2  # close enough in similarity for a record to decide
+    assert [b.name for b in await retrieve_behaviors(handbook, problem, k=1, retrieval="utility", record=False)] == \
+        [first]  # nothing graded yet: similarity decides
+    # the most similar one has a bad record, the other a good one: the rerank flips them
+    await handbook.record_usage(first, "cited_wrong", 6)
+    await handbook.record_usage(second, "cited_correct", 6)
+    await handbook.flush_usage()
+    assert [b.name for b in await retrieve_behaviors(handbook, problem, k=1, retrieval="utility", record=False)] == \
+        [second]
+    assert [b.name for b in await retrieve_behaviors(handbook, problem, k=1, record=False)] == [first]  # plain
+    # a frozen evaluation with utility retrieval leaves every count as it was
+    before = {b.name: b.stats for b in await handbook.list_behaviors()}
+    method = METHODS["bci"]
+    frozen = await method.run(problem, ScriptedBackend(lambda body: Reply(f"Using {second}: \\boxed{{17}}")),
+                              params=method.params(k=1, retrieval="utility"), handbook=handbook)
+    assert frozen.solution.cited == (second,) and frozen.details["handbook_mode"] == "frozen"
+    assert {b.name: b.stats for b in await handbook.list_behaviors()} == before
+    # the score: never graded is neutral with the largest exploration bonus; a good record beats a bad one
+    from agentkit.memory import BehaviorStats
+    fresh, good, bad = BehaviorStats(), BehaviorStats(cited_correct=6), BehaviorStats(cited_wrong=6)
+    assert utility_score(0.5, good, 12) > utility_score(0.5, fresh, 12) > utility_score(0.5, bad, 12)
+    assert utility_score(0.5, fresh, 0) == 0.5
+
+
 async def test_self_improve_and_critique_revise_call_sequences() -> None:
     backend = ScriptedBackend(reply)
     improved = await self_improve(PROBLEMS[0], backend, max_tokens=64)
