@@ -30,8 +30,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 __all__ = [
     "MAX_INSTRUCTION_CHARS",
     "MAX_NAME_CHARS",
+    "PITFALL_MARK",
     "Behavior",
     "BehaviorStats",
+    "Category",
     "Provenance",
     "Status",
     "UsageEvent",
@@ -45,6 +47,9 @@ MAX_NAME_CHARS = 96
 MAX_INSTRUCTION_CHARS = 2000
 NAME_PATTERN = re.compile(r"behavior_[a-z0-9_]+")
 UsageEvent = Literal["retrieved", "cited", "cited_correct", "cited_wrong"]
+Category = Literal["strategy", "pitfall"]
+PITFALL_MARK = "[pitfall: avoid this] "
+"""How a pitfall's instruction is marked in prompts (``render_behaviors``)."""
 USAGE_EVENTS: tuple[str, ...] = ("retrieved", "cited", "cited_correct", "cited_wrong")
 
 
@@ -119,6 +124,9 @@ class Behavior(BaseModel):
     stats: BehaviorStats = BehaviorStats()
     note: str = ""
     """Why this version exists (``merged from ...``, ``pruned: harmful``, ``rollback to 2``)."""
+    category: Category = "strategy"
+    """``strategy`` (do this) or ``pitfall`` (avoid this: learned from wrong attempts by contrastive curation);
+    rendered apart in prompts, and never merged with an entry of the other category."""
 
     @field_validator("name")
     @classmethod
@@ -172,9 +180,9 @@ DEFAULT_HEADER = ("Useful behaviors (reusable procedures). Use them where they a
 def render_behaviors(behaviors: Iterable[Behavior], *, header: str | None = DEFAULT_HEADER, bullet: str = "- ") -> str:
     """Behaviors as prompt text, the one renderer: one ``{bullet}behavior_name: instruction`` line each, under
     ``header`` (None: no header line). The default is the block PDR drafts prepend to their system part; the
-    paper's BCI prompt (``agentkit/prompts/bci.txt``) takes the bare lines (``header=None, bullet=""``). Empty
-    string for no behaviors."""
-    lines = [f"{bullet}{b.name}: {b.instruction}" for b in behaviors]
+    paper's BCI prompt (``agentkit/prompts/bci.txt``) takes the bare lines (``header=None, bullet=""``). A pitfall
+    reads ``behavior_name: [pitfall: avoid this] instruction``. Empty string for no behaviors."""
+    lines = [f"{bullet}{b.name}: {PITFALL_MARK if b.category == 'pitfall' else ''}{b.instruction}" for b in behaviors]
     if not lines:
         return ""
     return "\n".join(([header] if header else []) + lines)

@@ -219,6 +219,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=None,
                    help="the Strategist's sampling temperature (default: 0, or 0.7 with --traces above 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first trace")
+    p.add_argument("--from-sweep", default=None, metavar="DB",
+                   help="contrastive curation from the graded PDR/SR drafts a sweep database kept (strategies from "
+                        "what the correct drafts did, pitfalls from the wrong ones) instead of --dataset")
+    p.add_argument("--sweep-method", default=None, help="with --from-sweep: only this method key's cells")
+    p.add_argument("--max-drafts", type=int, default=8, help="with --from-sweep: drafts compared per problem")
     p.add_argument("--max-tokens", type=int, default=2048, help="output cap of each Strategist call")
     p.add_argument("--max-behaviors", type=int, default=5, help="most behaviors kept per problem")
     p.add_argument("--concurrency", type=int, default=4, help="problems curated at once")
@@ -659,7 +664,16 @@ async def _build(args: argparse.Namespace, handbook: BehaviorStore) -> dict[str,
     if args.traces < 1:
         raise ConfigError(f"--traces must be at least 1, got {args.traces}")
     temperature = args.temperature if args.temperature is not None else (0.7 if args.traces > 1 else 0.0)
-    problems = load_dataset(args.dataset, limit=args.limit, seed=args.sample_seed, stratify=args.stratify)
+    contrast = None
+    if args.from_sweep is not None:
+        from agentkit.sweep import graded_drafts
+
+        if args.traces != 1:
+            raise ConfigError("--from-sweep compares a sweep's drafts; --traces does not apply")
+        problems, contrast = await graded_drafts(args.from_sweep, method=args.sweep_method, max_drafts=args.max_drafts)
+        problems = problems[:args.limit] if args.limit is not None else problems
+    else:
+        problems = load_dataset(args.dataset, limit=args.limit, seed=args.sample_seed, stratify=args.stratify)
     subjects: dict[str, int] = {}
     for problem in problems:
         subject = problem.topics[0] if problem.topics else ""
@@ -683,7 +697,7 @@ async def _build(args: argparse.Namespace, handbook: BehaviorStore) -> dict[str,
                                           max_tokens=args.max_tokens, max_behaviors=args.max_behaviors,
                                           reveal_reference=not args.no_reference, on_problem=advance,
                                           progress=args.progress, traces=args.traces, temperature=temperature,
-                                          seed=args.seed)
+                                          seed=args.seed, contrast=contrast)
         finally:
             await backend.aclose()
     return {**report.model_dump(), "active": await handbook.count(), "store": args.store,

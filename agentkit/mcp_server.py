@@ -8,7 +8,8 @@ an agent starts the command itself) or streamable HTTP (``/mcp`` on 127.0.0.1, e
   ``topic``, among that topic's), each with its score.
 - ``get_behavior(name)``: one behavior, its instruction, topics, version, status, usage and provenance.
 - ``list_topics()``: every topic of the active behaviors with how many behaviors it has.
-- ``add_behavior(name, instruction, topics=[])``: add a behavior, validated like the store's own ``add`` (a
+- ``add_behavior(name, instruction, topics=[], category="strategy")``: add a behavior (a ``pitfall`` is what to
+  avoid), validated like the store's own ``add`` (a
   ``behavior_`` name, bounded text) and merged into a near-duplicate if there is one; the stored behavior.
 - ``record_usage(name, event)``: count a usage event (retrieved, cited, cited_correct, cited_wrong).
 
@@ -92,8 +93,10 @@ def create_server(store: BehaviorStore, *, read_only: bool = False, name: str = 
                 instruction: Annotated[str, Field(min_length=1, max_length=MAX_INSTRUCTION_CHARS)],
                 topics: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]],
                                   Field(max_length=32)] | None = None,
+                category: Literal["strategy", "pitfall"] = "strategy",
         ) -> dict[str, Any]:
-            behavior = Behavior(name=_name(name), instruction=instruction, topics=tuple(topics or ()))
+            behavior = Behavior(name=_name(name), instruction=instruction, topics=tuple(topics or ()),
+                                category=category)
             return _dump(await call(store.add(behavior)))
 
         @server.tool(description="Count one usage event for a behavior: retrieved, cited, cited_correct or "

@@ -26,11 +26,13 @@ from agentkit.errors import ConfigError
 __all__ = [
     "AnswerRequest",
     "BehaviorProposal",
+    "ContrastRequest",
     "CurateRequest",
     "DistillRequest",
     "DistillResult",
     "Draft",
     "Failure",
+    "GradedAttempt",
     "Message",
     "Problem",
     "RefineRequest",
@@ -250,6 +252,28 @@ class CurateRequest(Message):
     branch: int = 0
 
 
+class GradedAttempt(BaseModel):
+    """One attempt at a problem with its grade: a draft of a sweep's PDR/SR run, say, graded against the reference
+    by the grader (never by a model)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    answer: str | None = None
+    correct: bool
+    """The grader's verdict: the attempt's answer matches the reference."""
+    trace_id: str = ""
+    """Where the attempt comes from (a sweep cell's key, round and branch)."""
+
+
+class ContrastRequest(CurateRequest):
+    """Ask the Strategist to compare a group of graded attempts at one problem and extract what distinguished the
+    correct ones (strategies) from the wrong ones (pitfalls). A ``CurateRequest``, so a Strategist answers it."""
+
+    kind: Literal["contrast_request"] = "contrast_request"  # type: ignore[assignment]
+    attempts: tuple[GradedAttempt, ...] = Field(min_length=1)
+
+
 class TeachRequest(Message):
     """Ask the Teacher for a behavior-conditioned answer (and, with ``plain``, an ordinary one) for BC-SFT."""
 
@@ -307,6 +331,10 @@ class BehaviorProposal(Message):
     """The Strategist's model."""
     usage: TokenUsage = TokenUsage()
     """Tokens of the whole curation (solve, reflect, extract): its cost."""
+    pitfalls: dict[str, str] = Field(default_factory=dict)
+    """``behavior_name -> instruction`` of what to avoid (contrastive curation: learned from wrong attempts)."""
+    attempts: tuple[GradedAttempt, ...] = ()
+    """The graded attempts a contrastive curation compared (their grades become the behaviors' provenance)."""
 
 
 class Draft(Message):

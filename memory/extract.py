@@ -28,7 +28,7 @@ from agentkit.log import get_logger
 
 from .behavior import MAX_INSTRUCTION_CHARS, Behavior
 
-__all__ = ["Extraction", "parse_behaviors"]
+__all__ = ["ContrastExtraction", "Extraction", "parse_behaviors", "parse_contrast"]
 
 _log = get_logger("agentkit.memory.extract")
 
@@ -192,3 +192,40 @@ def parse_behaviors(text: str, *, min_chars: int = 12, max_chars: int = MAX_INST
         dropped.append((text[:200], "no behaviors found (neither a JSON object nor behavior_name: lines)"))
         _log.info("no behaviors found in extraction output", text=text[:200])
     return Extraction(behaviors=kept, dropped=tuple(dropped), source=source)
+
+
+class ContrastExtraction(BaseModel):
+    """What ``parse_contrast`` found: the Strategies section's behaviors and the Pitfalls section's."""
+
+    model_config = ConfigDict(frozen=True)
+
+    strategies: Extraction
+    pitfalls: Extraction
+
+
+_SECTION = re.compile(r"^[ \t#*_>-]*(strategies|pitfalls)\b[ \t*_]*:?[ \t*_]*$", re.I | re.M)
+
+
+def parse_contrast(text: str, *, max_behaviors: int | None = None) -> ContrastExtraction:
+    """Parse a contrastive extraction: a ``Strategies`` section and a ``Pitfalls`` section (each a heading line,
+    then entries as ``parse_behaviors`` reads them). Nothing outside the two sections is taken: entries before
+    the first heading are dropped, and a section that is missing is empty (its absence is a dropped entry with
+    that reason)."""
+    found: dict[str, str] = {}
+    marks = list(_SECTION.finditer(text))
+    for i, mark in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        found.setdefault(mark.group(1).lower(), text[mark.end():end])
+    outside = text[:marks[0].start()] if marks else text
+    sections: dict[str, Extraction] = {}
+    for name in ("strategies", "pitfalls"):
+        if name in found:
+            sections[name] = parse_behaviors(found[name], max_behaviors=max_behaviors)
+        else:
+            sections[name] = Extraction(behaviors={}, dropped=((name, f"no {name.capitalize()} section"),))
+    stray = parse_behaviors(outside)
+    if stray.behaviors:
+        extra = tuple((f"{n}: {i!r}", "outside the Strategies and Pitfalls sections") for n, i in stray.behaviors.items())
+        sections["strategies"] = sections["strategies"].model_copy(
+            update={"dropped": sections["strategies"].dropped + extra})
+    return ContrastExtraction(strategies=sections["strategies"], pitfalls=sections["pitfalls"])

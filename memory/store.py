@@ -43,7 +43,7 @@ from agentkit.errors import BehaviorNotFound, ConfigError, EmbedderMismatch, Sto
 from agentkit.log import get_logger
 
 from ._engines import EXACT_BELOW, ClientEngine, EdgeEngine, Engine, Record, Where
-from .behavior import USAGE_EVENTS, Behavior, BehaviorStats, Provenance, Status, is_behavior_name
+from .behavior import MAX_NAME_CHARS, USAGE_EVENTS, Behavior, BehaviorStats, Provenance, Status, is_behavior_name
 from .embedders import Embedder, default_embedder
 
 __all__ = [
@@ -348,11 +348,17 @@ class QdrantBehaviorStore:
             await self._apply_pending()
             engine = await self._e()
             same = await self._latest(behavior.name, with_vector=True)
+            if same is not None and same.payload.get("category", "strategy") != behavior.category:
+                # A strategy and a pitfall never merge: the newcomer takes its category as a suffix (or a number).
+                behavior = await self._free_name(behavior)
+                same = None
             if same is not None:
                 return await self._merge(same, behavior, f"merged a new {behavior.name}")
             if dedup:
                 hits = await engine.query(vector, _LIVE, None, 5, None, self.hnsw_ef)
                 for hit in hits:
+                    if hit.payload.get("category", "strategy") != behavior.category:
+                        continue
                     existing_name = str(hit.payload.get("name", ""))
                     similar_name = difflib.SequenceMatcher(None, existing_name, behavior.name).ratio()
                     if hit.score >= self.dedup_threshold or (similar_name >= self.name_similarity and hit.score >= 0.75):
@@ -366,6 +372,15 @@ class QdrantBehaviorStore:
             await self._write_version(None, stored, vector)
             await self._enforce_capacity()
             return stored
+
+    async def _free_name(self, behavior: Behavior) -> Behavior:
+        """``behavior`` renamed ``<name>_<category>`` (then ``_2``, ``_3``, ...) to a name no entry has."""
+        base = f"{behavior.name}_{behavior.category}"[:MAX_NAME_CHARS - 4]
+        candidate, n = base, 1
+        while await self._latest(candidate) is not None:
+            n += 1
+            candidate = f"{base}_{n}"
+        return behavior.model_copy(update={"name": candidate})
 
     async def _merge(self, target: Record, incoming: Behavior, note: str) -> Behavior:
         old = self._behavior(target)

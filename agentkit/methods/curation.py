@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,7 +37,7 @@ from agentkit.errors import BackendError, ConfigError, HandlerFailed
 from agentkit.log import get_logger
 from agentkit.memory.behavior import Behavior, Provenance
 from agentkit.memory.store import BehaviorStore
-from agentkit.messages import BehaviorProposal, CurateRequest, Problem, TokenUsage
+from agentkit.messages import BehaviorProposal, ContrastRequest, CurateRequest, GradedAttempt, Problem, TokenUsage
 from agentkit.roles.strategist import Curation, Strategist, curate
 
 __all__ = ["BuildReport", "Curation", "build_handbook", "curate", "store_proposal"]
@@ -91,14 +91,27 @@ def _finished(progress: Path | None) -> set[tuple[str, int]]:
     return done
 
 
+def _provenance(proposal: BehaviorProposal, trace_id: str | None, correct: bool | None) -> Provenance:
+    return Provenance(problem_id=proposal.problem_id, dataset=proposal.dataset, trace_id=trace_id,
+                      model=proposal.model or None, trace_correct=correct)
+
+
 async def store_proposal(store: BehaviorStore, proposal: BehaviorProposal) -> tuple[list[str], int]:
-    """Add a proposal's behaviors with its topics and provenance; returns (stored names, how many merged)."""
-    provenance = Provenance(problem_id=proposal.problem_id, dataset=proposal.dataset, trace_id=proposal.source_trace_id,
-                            model=proposal.model or None, trace_correct=proposal.trace_correct)
+    """Add a proposal's behaviors with its topics and provenance; returns (stored names, how many merged).
+
+    A contrastive proposal's strategies name the correct attempts as their provenance and its pitfalls
+    (``category="pitfall"``) the wrong ones, each with the grader's verdict."""
+    if proposal.attempts:
+        right = tuple(_provenance(proposal, a.trace_id or None, True) for a in proposal.attempts if a.correct)
+        wrong = tuple(_provenance(proposal, a.trace_id or None, False) for a in proposal.attempts if not a.correct)
+    else:
+        right = wrong = (_provenance(proposal, proposal.source_trace_id, proposal.trace_correct),)
     names, merged = [], 0
-    for name, instruction in proposal.behaviors.items():
+    entries = [(n, i, "strategy", right) for n, i in proposal.behaviors.items()] + \
+        [(n, i, "pitfall", wrong) for n, i in proposal.pitfalls.items()]
+    for name, instruction, category, provenance in entries:
         stored = await store.add(Behavior(name=name, instruction=instruction, topics=proposal.topics,
-                                          provenance=(provenance,)))
+                                          provenance=provenance, category=category))
         names.append(stored.name)
         merged += stored.version > 1 or stored.name != name
     return names, merged
@@ -119,12 +132,17 @@ async def build_handbook(
     traces: int = 1,
     reveal_reference: bool = True,
     on_problem: Callable[[str, BehaviorProposal | None], None] | None = None,
+    contrast: Mapping[str, Sequence[GradedAttempt]] | None = None,
 ) -> BuildReport:
     """Curate behaviors from ``problems`` into ``store`` through a Strategist on the bus; resumable.
 
     ``traces`` traces per problem (seeds ``seed`` .. ``seed + traces - 1``, at ``temperature`` > 0 when more
     than one). ``on_problem(problem_id, proposal or None on failure)`` is called as each trace finishes
     (progress bars).
+
+    ``contrast`` (problem id -> graded attempts, e.g. ``agentkit.sweep.graded_drafts`` of a sweep's PDR drafts):
+    curate each of those problems contrastively instead, from its group of attempts (one ``ContrastRequest``,
+    strategies and pitfalls; ``traces`` does not apply). Problems without attempts are skipped.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
@@ -145,6 +163,9 @@ async def build_handbook(
     subscription = None
     if not any(s.name == Strategist.name for s in active_bus.subscriptions):
         subscription = Strategist(backend).attach(active_bus, concurrency=concurrency)
+    if contrast is not None:
+        traces = 1
+        problems = [p for p in problems if contrast.get(p.problem_id)]
     source = ((problem, trace) for problem in problems for trace in range(traces))
     tokens = [0, 0, 0]
 
@@ -153,9 +174,16 @@ async def build_handbook(
             if (problem.problem_id, trace) in done:
                 report.skipped += 1
                 continue
-            request = problem.derive(CurateRequest, sender="build_handbook", problem=problem, max_tokens=max_tokens,
-                                     max_behaviors=max_behaviors, temperature=temperature,
-                                     seed=None if seed is None else seed + trace, reveal_reference=reveal_reference)
+            request: CurateRequest
+            if contrast is not None:
+                request = problem.derive(ContrastRequest, sender="build_handbook", problem=problem,
+                                         attempts=tuple(contrast[problem.problem_id]), max_tokens=max_tokens,
+                                         max_behaviors=max_behaviors, temperature=temperature, seed=seed)
+            else:
+                request = problem.derive(CurateRequest, sender="build_handbook", problem=problem,
+                                         max_tokens=max_tokens, max_behaviors=max_behaviors, temperature=temperature,
+                                         seed=None if seed is None else seed + trace,
+                                         reveal_reference=reveal_reference)
             try:
                 proposal = await active_bus.request(request, BehaviorProposal, timeout=3600)
                 names, merged = await store_proposal(store, proposal)
@@ -169,12 +197,14 @@ async def build_handbook(
             report.stored += len(names) - merged
             report.merged += merged
             report.dropped += len(proposal.dropped)
-            report.traces_correct += bool(proposal.trace_correct)
+            report.traces_correct += bool(proposal.trace_correct) if not proposal.attempts else \
+                sum(a.correct for a in proposal.attempts)
             tokens[0] += proposal.usage.input_tokens
             tokens[1] += proposal.usage.output_tokens
             tokens[2] += proposal.usage.calls
             if log_path is not None:
                 line = {"problem_id": problem.problem_id, "trace": trace, "behaviors": names, "merged": merged,
+                        **({"contrast": len(proposal.attempts)} if proposal.attempts else {}),
                         "dropped": len(proposal.dropped), "trace_correct": proposal.trace_correct,
                         **proposal.usage.model_dump(exclude={"cached"}), "finished_at": time.time()}
                 with log_path.open("a", encoding="utf-8") as fh:
