@@ -139,3 +139,40 @@ async def test_a_method_registered_in_a_recipe_runs_in_the_recipe_the_cli_and_a_
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2 and err.decode().startswith("agentkit: no plugin file")
+
+
+async def test_stream_learning_recipe_three_modes_on_one_stream_and_resumes(tmp_path: Path) -> None:
+    import json
+
+    from agentkit.testing import call_step
+
+    def script(body: dict[str, object]) -> Reply:
+        step = call_step(body)[1]
+        if step == "strategist_extract":
+            return Reply('{"behavior_add_then_check": "Add the parts, then check the sum against the question."}')
+        if step == "strategist_reflect":
+            return Reply("Adding the parts in order would have helped.")
+        return Reply("so \\boxed{18}")
+
+    async with ScriptedServer(script) as server:
+        args = [sys.executable, str(ROOT / "recipes" / "stream_learning.py"), "--backend",
+                f"openai-compatible:{server.base_url}?model=scripted", "--limit", "4", "--every", "2",
+                "--out", str(tmp_path / "stream"), "--json"]
+        proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 300)
+        assert proc.returncode == 0, err.decode()
+        summary = json.loads(out.decode().splitlines()[-1])
+        calls = len(server.requests)
+        again = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
+                                                     stderr=asyncio.subprocess.PIPE)
+        out2, err2 = await asyncio.wait_for(again.communicate(), 300)
+        assert again.returncode == 0, err2.decode()
+        assert len(server.requests) == calls  # resumed: nothing redone
+    assert set(summary["modes"]) == {"online", "frozen", "none"} and summary["stream"]["items"] == 4
+    assert calls == 4 * 3 + 4 + 4  # online: answer, reflect, extract; frozen and none: one answer each
+    online = summary["modes"]["online"]
+    assert online["curation_tokens"] > 0 and summary["modes"]["frozen"]["curation_tokens"] == 0
+    assert [p["seen"] for p in online["curve"]] == [2, 4]
+    assert set(summary["paired"]) == {"online - frozen", "online - none", "frozen - none"}
+    assert summary["paired"]["online - none"]["items"] == 4

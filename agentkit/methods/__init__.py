@@ -11,7 +11,8 @@ Registered (``METHODS``; ``agentkit solve --method NAME``, a sweep spec's ``[[me
 - ``rsa``: Recursive Self-Aggregation, a population refined by aggregating random subsets (``rsa``).
 
 Not registered (they build handbooks and training data rather than answer problems): behavior curation
-(``curate``, ``build_handbook``) and BC-SFT data (``teach``, ``generate_bc_sft``).
+(``curate``, ``build_handbook``), BC-SFT data (``teach``, ``generate_bc_sft``) and streaming test-time learning
+(``learn_from_stream``, ``learning_curve``).
 
 Adding a method: one module that subclasses ``Method`` (parameters as a pydantic model, templates, ``run``)
 and calls ``register``; see ``recipes/custom_method.py``.
@@ -27,6 +28,7 @@ from .pdr import PDR, SR, SR_METHOD, PDRConfig, PDRResult, pdr, plan_draft_token
 from .rsa import RSA, rsa
 from .self_consistency import SelfConsistency, self_consistency
 from .self_improve import CritiqueRevise, Improvement, SelfImprove, critique_revise, self_improve
+from .stream import StreamRow, learn_from_stream, learning_curve, stream_order
 
 # The built-in methods, in the order the CLI lists them.
 register(LongCoT())
@@ -59,12 +61,15 @@ __all__ = [
     "PDRResult",
     "SelfConsistency",
     "SelfImprove",
+    "StreamRow",
     "bci",
     "build_handbook",
     "critique_revise",
     "curate",
     "generate_bc_sft",
     "get_method",
+    "learn_from_stream",
+    "learning_curve",
     "long_cot",
     "method_names",
     "pdr",
@@ -76,5 +81,6 @@ __all__ = [
     "self_improve",
     "sft_example",
     "sr",
+    "stream_order",
     "teach",
 ]
