@@ -75,9 +75,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for a, b in (("online", "frozen"), ("online", "none"), ("frozen", "none")):
         if a in scores and b in scores:
             summary["paired"][f"{a} - {b}"] = paired_difference(scores[a], scores[b])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    await asyncio.to_thread(_write, out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
 
 
 def main() -> None:

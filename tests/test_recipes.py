@@ -166,7 +166,7 @@ async def test_stream_learning_recipe_three_modes_on_one_stream_and_resumes(tmp_
         calls = len(server.requests)
         again = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
                                                      stderr=asyncio.subprocess.PIPE)
-        out2, err2 = await asyncio.wait_for(again.communicate(), 300)
+        _, err2 = await asyncio.wait_for(again.communicate(), 300)
         assert again.returncode == 0, err2.decode()
         assert len(server.requests) == calls  # resumed: nothing redone
     assert set(summary["modes"]) == {"online", "frozen", "none"} and summary["stream"]["items"] == 4
