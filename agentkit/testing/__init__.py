@@ -29,7 +29,24 @@ from aiohttp import web
 from agentkit.backends.base import Backend, ChatRequest, Completion
 
 __all__ = ["Fault", "Reply", "ScriptedBackend", "ScriptedServer", "call_step", "count_words", "echo", "prompt_kind",
-           "reuse_script", "template_of"]
+           "reuse_script", "run_agentkit", "template_of"]
+
+
+async def run_agentkit(*args: str, timeout: float = 300.0) -> tuple[int, str, str]:
+    """Run the ``agentkit`` command line with ``args`` in a subprocess, as a user runs it (this interpreter's
+    agentkit); returns ``(exit code, stdout, stderr)``. Tests drive the CLI against a ``ScriptedServer`` with it."""
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "agentkit.cli", *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 def count_words(text: str) -> int:

@@ -3,21 +3,19 @@ the grader only, and a wrong draft never yields a strategy labelled as from a co
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agentkit.errors import ConfigError
-from agentkit.memory import Behavior, MiniLMEmbedder, QdrantBehaviorStore, render_behaviors
+from agentkit.memory import Behavior, QdrantBehaviorStore, render_behaviors
 from agentkit.memory.extract import parse_contrast
 from agentkit.messages import GradedAttempt, Problem
 from agentkit.methods import build_handbook
 from agentkit.roles.strategist import contrast
-from agentkit.testing import Reply, ScriptedBackend, ScriptedServer, call_step
+from agentkit.testing import Reply, ScriptedBackend, ScriptedServer, call_step, run_agentkit
 
 PROBLEM = Problem(problem_id="p1", text="Janet has 16 eggs, eats 3 and bakes with 4. How many are left?",
                   reference="9", topics=("Prealgebra",), dataset="unit")
@@ -38,14 +36,6 @@ Pitfalls:
 def attempts(*grades: bool) -> tuple[GradedAttempt, ...]:
     return tuple(GradedAttempt(text=f"attempt {i}: \\boxed{{{9 if ok else 12}}}", answer="9" if ok else "12",
                                correct=ok, trace_id=f"cell:r1b{i}") for i, ok in enumerate(grades))
-
-
-@pytest.fixture
-async def handbook(tmp_path: Path, embedder: MiniLMEmbedder) -> Any:
-    store = QdrantBehaviorStore(path=tmp_path / "hb", embedder=embedder)
-    await store.open()
-    yield store
-    await store.close()
 
 
 def test_the_parser_takes_the_two_sections_and_nothing_outside() -> None:
@@ -102,14 +92,6 @@ async def test_stored_provenance_is_exactly_the_graded_attempts_and_categories_n
     assert twin.name == "behavior_forgot_one_use" and twin.version == 1
 
 
-async def _cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "agentkit.cli", *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 300)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 def _draft_or_contrast(body: dict[str, Any]) -> Reply:
     """PDR drafts answer 18 or 17 by seed parity (gsm8k-test-0's reference is 18); the Strategist's contrast call
     names one strategy and one pitfall."""
@@ -144,7 +126,7 @@ async def test_from_a_real_sweep_database_through_the_cli_labels_are_the_graders
         mixed = groups["gsm8k-test-0"]  # reference 18: both kinds, alternating, last round first
         assert {a.correct for a in mixed} == {True, False}
         assert mixed[0].correct != mixed[1].correct and mixed[0].trace_id.endswith(("r2b0", "r1b0", "r1b1", "r1b2"))
-        code, out, err = await _cli("handbook", "--store", str(tmp_path / "hb"), "--json", "build", "--from-sweep",
+        code, out, err = await run_agentkit("handbook", "--store", str(tmp_path / "hb"), "--json", "build", "--from-sweep",
                                     str(tmp_path / "r.sqlite"), "--max-drafts", "4", "--backend", backend)
         assert code == 0, err
         built = json.loads(out)
@@ -161,6 +143,6 @@ async def test_from_a_real_sweep_database_through_the_cli_labels_are_the_graders
                 assert graded.correct == (behavior.category == "strategy")  # a wrong draft never backs a strategy
     finally:
         await store.close()
-    code, _, err = await _cli("handbook", "--store", str(tmp_path / "hb2"), "build", "--from-sweep",
+    code, _, err = await run_agentkit("handbook", "--store", str(tmp_path / "hb2"), "build", "--from-sweep",
                               str(tmp_path / "nothing.sqlite"))
     assert code == 2 and "no results database" in err and "Traceback" not in err

@@ -11,7 +11,7 @@ import pytest
 
 from agentkit.bus import Bus, Recorder, read_recording
 from agentkit.errors import ConfigError
-from agentkit.memory import MiniLMEmbedder, QdrantBehaviorStore
+from agentkit.memory import QdrantBehaviorStore
 from agentkit.messages import Problem, Solution, SolveRequest
 from agentkit.methods import (
     bci,
@@ -23,7 +23,7 @@ from agentkit.methods import (
     self_improve,
 )
 from agentkit.roles import Student
-from agentkit.testing import Fault, Reply, ScriptedBackend, count_words, prompt_kind
+from agentkit.testing import Fault, Reply, ScriptedBackend, count_words, prompt_kind, run_agentkit
 
 PROBLEMS = [Problem(problem_id=f"p{i}", text=f"Janet has {16 + i} eggs, eats 3 and bakes with 4. How many are left?",
                     reference=str(9 + i), topics=("Prealgebra",) if i % 2 == 0 else (), dataset="unit")
@@ -45,14 +45,6 @@ def reply(body: dict[str, Any], *, extraction: str = EXTRACTION) -> Reply:
     if kind == "revise":
         return Reply("The earlier steps hold. \\boxed{9}")
     return Reply("16 - 3 - 4 = 9 \\boxed{9}")
-
-
-@pytest.fixture
-async def handbook(tmp_path: Path, embedder: MiniLMEmbedder) -> Any:
-    store = QdrantBehaviorStore(path=tmp_path / "hb", embedder=embedder)
-    await store.open()
-    yield store
-    await store.close()
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -329,41 +321,30 @@ async def _filled(store: QdrantBehaviorStore) -> QdrantBehaviorStore:
     return store
 
 
-async def run_cli(*args: str) -> tuple[int, str, str]:
-    import asyncio
-    import sys
-
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "agentkit.cli", *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 300)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def test_cli_builds_a_handbook_then_solves_with_bci(tmp_path: Path) -> None:
     from agentkit.testing import ScriptedServer
 
     store = str(tmp_path / "hb")
     async with ScriptedServer(reply) as server:
         spec = f"openai-compatible:{server.base_url}?model=scripted"
-        code, out, err = await run_cli("handbook", "build", "--dataset", "gsm8k-train", "--limit", "2",
+        code, out, err = await run_agentkit("handbook", "build", "--dataset", "gsm8k-train", "--limit", "2",
                                        "--store", store, "--backend", spec, "--json")
         assert code == 0, err
         built = json.loads(out)
         assert built["problems"] == 2 and built["active"] == 2 and built["usage"]["calls"] == 6
-        code, out, err = await run_cli("handbook", "build", "--dataset", "gsm8k-train", "--limit", "2",
+        code, out, err = await run_agentkit("handbook", "build", "--dataset", "gsm8k-train", "--limit", "2",
                                        "--store", store, "--backend", spec, "--json")
         assert code == 0 and json.loads(out)["skipped"] == 2, err  # resumed: nothing redone
-        code, out, err = await run_cli("solve", "--method", "bci", "--store", store, "--behaviors", "2",
+        code, out, err = await run_agentkit("solve", "--method", "bci", "--store", store, "--behaviors", "2",
                                        "--limit", "2", "--backend", spec, "--json")
         assert code == 0, err
         rows = [json.loads(line) for line in out.splitlines()]
         assert len(rows) == 2 and all(len(r["behaviors"]) == 2 for r in rows)
         assert all(r["cited"] == ["behavior_count_leftovers"] and r["behavior_tokens"] > 0 for r in rows)
-        code, out, err = await run_cli("solve", "--method", "bci", "--limit", "1", "--backend", spec)
+        code, out, err = await run_agentkit("solve", "--method", "bci", "--limit", "1", "--backend", spec)
         assert code == 2 and "needs --store" in err and "Traceback" not in err
         for method, calls in (("self-improve", 4), ("critique-revise", 2)):
-            code, out, err = await run_cli("solve", "--method", method, "--limit", "1", "--backend", spec, "--json")
+            code, out, err = await run_agentkit("solve", "--method", method, "--limit", "1", "--backend", spec, "--json")
             assert code == 0, err
             assert json.loads(out)["calls"] == calls  # the whole method, not only the final call
 
@@ -382,15 +363,15 @@ async def test_the_demo_pipeline_runs_every_method_of_its_spec(tmp_path: Path) -
         spec = spec.replace('spec = "local"', f'spec = "{backend}"').replace(
             '".agentkit/demo-handbook"', json.dumps(str(store))).replace("limit = 12", "limit = 2")
         (tmp_path / "demo.toml").write_text(spec)
-        code, out, err = await run_cli("handbook", "build", "--dataset", "gsm8k-train", "--limit", "1",
+        code, out, err = await run_agentkit("handbook", "build", "--dataset", "gsm8k-train", "--limit", "1",
                                        "--max-tokens", "320", "--store", str(store), "--backend", backend, "--json")
         assert code == 0, err
         db = tmp_path / "demo" / "results.sqlite"
-        code, out, err = await run_cli("sweep", "run", str(tmp_path / "demo.toml"), "--db", str(db))
+        code, out, err = await run_agentkit("sweep", "run", str(tmp_path / "demo.toml"), "--db", str(db))
         assert code == 0, err
         summary = json.loads(out)
         assert summary["cells"] == 8 and summary["ran"] == 8 and summary["failed"] == 0, err
-        code, out, err = await run_cli("sweep", "report", str(db), "--out", str(tmp_path / "report"),
+        code, out, err = await run_agentkit("sweep", "report", str(db), "--out", str(tmp_path / "report"),
                                        "--spec", str(tmp_path / "demo.toml"))
         assert code == 0, err
     assert "report:" in out and "plot:" in out

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agentkit.errors import ConfigError
-from agentkit.memory import MiniLMEmbedder, QdrantBehaviorStore
+from agentkit.memory import QdrantBehaviorStore
 from agentkit.messages import Problem
 from agentkit.methods import learn_from_stream, learning_curve, stream_order
 from agentkit.testing import Reply, ScriptedBackend, call_step
@@ -35,14 +35,6 @@ def script(body: dict[str, Any]) -> Reply:
         n = int(text.split(" hens")[0].split()[-1]) - 10  # one distinct behavior per problem: the handbook grows
         return Reply(json.dumps(dict([LESSONS[n]])))
     return Reply("10 + 0 = \\boxed{10}")  # right only for the first problem
-
-
-@pytest.fixture
-async def handbook(tmp_path: Path, embedder: MiniLMEmbedder) -> Any:
-    store = QdrantBehaviorStore(path=tmp_path / "hb", embedder=embedder)
-    await store.open()
-    yield store
-    await store.close()
 
 
 async def test_online_answers_then_learns_per_item_and_records_the_version(handbook: QdrantBehaviorStore,
