@@ -457,6 +457,9 @@ async def test_an_output_budget_caps_each_call_and_is_never_compared_with_a_sequ
     assert pairs == {("bci-out", "long-cot-out", "output")}
     md = await asyncio.to_thread(Path(out["markdown"]).read_text)
     assert "| bci-out | long-cot-out | out 96 |" in md and "B_seq 600" in md
+    # BCI's behavior block is its own column: its tokens for BCI, "-" for the others
+    groups = {g["method"]: g for g in out["groups"]}
+    assert groups["bci-out"]["behavior_tokens"] > 0 and "behavior_tokens" not in groups["long-cot-out"]
 
 
 def test_an_output_budget_with_its_own_max_tokens_is_refused(tmp_path: Path) -> None:
@@ -516,3 +519,17 @@ async def test_rows_record_the_handbook_and_its_embedder_and_a_bad_embedder_is_r
     path.write_text(spec_text.replace('embedder = "minilm"', 'embedder = "bge-m3"').format(url="http://127.0.0.1:9"))
     with pytest.raises(ConfigError, match=r"embedder.*needs a directory after the colon"):
         load_spec(path)
+
+
+def test_bci_is_compared_with_its_twin_by_default() -> None:
+    from agentkit.sweep.report import compare
+
+    def row(method: str, name: str, item: str, ok: bool, kind: str = "output") -> dict[str, Any]:
+        return {"status": "ok", "correct": int(ok), "method_params": json.dumps({"name": name}), "method": method,
+                "dataset": "d", "backend": "b", "budget_kind": kind, "budget": 512, "item_id": item}
+
+    rows = [row("bci-topic", "bci", "i1", True), row("bci-topic", "bci", "i2", True),
+            row("bci-plain", "bci-plain", "i1", False), row("bci-plain", "bci-plain", "i2", True),
+            row("long-cot", "long-cot", "i1", True, "sequential"), row("pdr", "pdr", "i1", False, "sequential")]
+    pairs = {(c["a"], c["b"], c["budget_kind"]): c["difference"] for c in compare(rows)}
+    assert pairs == {("bci-topic", "bci-plain", "output"): 0.5, ("pdr", "long-cot", "sequential"): -1.0}

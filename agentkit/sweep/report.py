@@ -88,6 +88,9 @@ def summarise(rows: Iterable[Mapping[str, Any]], prices: Mapping[str, Mapping[st
         rounds = _round_accuracy(ok)
         if rounds:
             summary["round_accuracy"] = rounds
+        behavior = [_detail(r, "behavior_tokens") for r in ok]
+        if any(b is not None for b in behavior):  # BCI: the behaviors' input tokens, apart from the rest
+            summary["behavior_tokens"] = sum(b or 0 for b in behavior) / len(behavior)
         price = (prices or {}).get(backend)
         if price:
             summary["cost_usd"] = sum((r["input_tokens"] or 0) * price.get("input", 0.0)
@@ -122,8 +125,8 @@ def _majority(rows: list[Mapping[str, Any]]) -> float:
 def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] | None = None
             ) -> list[dict[str, Any]]:
     """Paired comparisons of methods on the same items, budget (and budget kind) and backend: each method
-    against long CoT by
-    default, or the given (A, B) pairs of method keys. Per item the score is its mean correctness over seeds
+    against the baselines by default (long CoT, and ``bci-plain``: BCI's matched twin), or the given (A, B) pairs
+    of method keys. Per item the score is its mean correctness over seeds
     (a failed cell counts as wrong); the difference A - B has a paired bootstrap interval over items."""
     scores: dict[tuple[str, str, str, int], dict[str, dict[str, list[float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
@@ -133,7 +136,7 @@ def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] 
             continue  # no reference: not graded
         params = r.get("method_params")
         name = (json.loads(params) if isinstance(params, str) else params or {}).get("name", r["method"])
-        if name == "long-cot":
+        if name in ("long-cot", "bci-plain"):
             baselines.add(r["method"])
         ok = r["status"] == "ok" and bool(r["correct"])
         scores[(r["dataset"], r["backend"], _kind(r), int(r["budget"]))][r["method"]][r["item_id"]].append(float(ok))
@@ -141,7 +144,7 @@ def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] 
     out = []
     for (dataset, backend, kind, budget), methods in sorted(scores.items()):
         todo = wanted if wanted is not None else [(m, b) for b in sorted(baselines & set(methods))
-                                                  for m in sorted(methods) if m != b]
+                                                  for m in sorted(methods) if m not in baselines]
         for a, b in todo:
             if a not in methods or b not in methods:
                 continue
@@ -150,6 +153,16 @@ def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] 
             out.append({"dataset": dataset, "backend": backend, "budget": budget, "budget_kind": kind, "a": a, "b": b,
                         **paired_difference(per_a, per_b)})
     return out
+
+
+def _detail(row: Mapping[str, Any], key: str) -> Any:
+    details = row.get("details")
+    if isinstance(details, str):
+        try:
+            details = json.loads(details)
+        except ValueError:
+            return None
+    return details.get(key) if isinstance(details, dict) else None
 
 
 def _round_accuracy(rows: list[Mapping[str, Any]]) -> list[float]:
@@ -213,7 +226,7 @@ def _plot(dataset: str, groups: list[dict[str, Any]], x_field: str) -> bytes:
 
 
 _COLUMNS = ["method", "backend", "budget", "problems", "samples", "accuracy", "ci", "boot_ci", "seeds_mean_se",
-            "pass@1", "output_tokens", "input_tokens", "B_seq", "B_total", "latency_s", "failed"]
+            "pass@1", "output_tokens", "input_tokens", "behavior_tokens", "B_seq", "B_total", "latency_s", "failed"]
 
 
 def _cells(g: dict[str, Any]) -> list[str]:
@@ -227,6 +240,8 @@ def _cells(g: dict[str, Any]) -> list[str]:
             cells.append(f"{g['boot_low']:.2f}-{g['boot_high']:.2f}")
         elif c == "seeds_mean_se":
             cells.append(f"{g['seed_mean']:.3f} ± {g['seed_se']:.3f} ({g['seeds']})")
+        elif c == "behavior_tokens":  # BCI's behavior block, counted apart; "-" for methods without behaviors
+            cells.append(f"{g[c]:.0f}" if c in g else "-")
         elif isinstance(g[c], float):
             cells.append(f"{g[c]:.3f}" if c in ("accuracy", "pass@1") else f"{g[c]:.0f}" if c != "latency_s"
                          else f"{g[c]:.1f}")
