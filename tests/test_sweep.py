@@ -514,8 +514,17 @@ async def test_rows_record_the_handbook_and_its_embedder_and_a_bad_embedder_is_r
     rows = list(db.rows())
     db.close()
     recorded = {r["method"]: r["handbook"] and json.loads(r["handbook"]) for r in rows}
-    assert recorded["bci-out"] == {"store": str(tmp_path / "hb"), "embedder": "all-MiniLM-L6-v2", "dim": 384}
+    assert recorded["bci-out"] == {"store": str(tmp_path / "hb"), "embedder": "all-MiniLM-L6-v2", "dim": 384,
+                                   "curation": None}  # added by hand: no curation log
     assert recorded["long-cot"] is None and recorded["long-cot-out"] is None
+    # the report lists the handbook and what building it cost (a curation log written as build_handbook writes it)
+    (tmp_path / "hb" / "curation.jsonl").write_text(
+        json.dumps({"problem_id": "p", "input_tokens": 100, "output_tokens": 40, "calls": 3}) + "\n{cut by a cr")
+    from agentkit.sweep.runner import curation_cost
+    assert curation_cost(tmp_path / "hb" / "curation.jsonl") == {"curations": 1, "calls": 3, "input_tokens": 100,
+                                                                   "output_tokens": 40}
+    md = Path(write_report(tmp_path / "h.sqlite", tmp_path / "rep")["markdown"]).read_text()
+    assert f"- `{tmp_path / 'hb'}` (all-MiniLM-L6-v2): no curation log" in md
     path.write_text(spec_text.replace('embedder = "minilm"', 'embedder = "bge-m3"').format(url="http://127.0.0.1:9"))
     with pytest.raises(ConfigError, match=r"embedder.*needs a directory after the colon"):
         load_spec(path)

@@ -155,6 +155,21 @@ def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] 
     return out
 
 
+def _handbooks(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The handbooks the rows used (``handbook`` column), one entry per store."""
+    found: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        info = r.get("handbook")
+        if isinstance(info, str):
+            try:
+                info = json.loads(info)
+            except ValueError:
+                continue
+        if isinstance(info, dict) and info.get("store"):
+            found.setdefault(str(info["store"]), info)
+    return list(found.values())
+
+
 def _detail(row: Mapping[str, Any], key: str) -> Any:
     details = row.get("details")
     if isinstance(details, str):
@@ -312,6 +327,14 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
                             for c in paired) + "</table>")
         else:
             paired_html = ""
+        built = _handbooks([r for r in rows if r["dataset"] == dataset])
+        if built:
+            md += ["", "Handbooks (what building each cost, from its curation log; behavior input tokens are in the "
+                   "`behavior_tokens` column):", ""]
+            md += [f"- `{h['store']}` ({h.get('embedder')}): " + (
+                f"{c['curations']} curations, {c['calls']} calls, {c['input_tokens']:,} input + "
+                f"{c['output_tokens']:,} output tokens" if (c := h.get("curation")) else "no curation log")
+                for h in built]
         md += ["", f"grader: {', '.join(sorted({v for g in members for v in g['grader']}))}", ""]
         rows_html = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(g)) + "</tr>"
                             for g in members)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -125,6 +126,7 @@ async def run_sweep(
     live = {**built, **given}
     gates = {b.spec: asyncio.Semaphore(b.concurrency) for b in spec.backends}
     handbooks = await _open_handbooks(spec)
+    infos = {store: await asyncio.to_thread(handbook_info, store, handbook) for store, handbook in handbooks.items()}
     done = await asyncio.to_thread(db.finished_keys, retry=retry)
     summary = SweepSummary(db=str(db_path))
     grader = MathVerifyGrader(workers=2, timeout=spec.grader_timeout)
@@ -177,7 +179,7 @@ async def run_sweep(
         while (cell := await next_cell()) is not None:
             row = await _run_one(cell, problems[cell.dataset][cell.item_id], methods[cell.method],
                                  samplings[cell.method],
-                                 live[cell.backend], gates[cell.backend], spec, grader, handbooks, bus,
+                                 live[cell.backend], gates[cell.backend], spec, grader, handbooks, infos, bus,
                                  datasets[cell.dataset])
             await finished.put(row)
 
@@ -237,9 +239,30 @@ async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
 
 
 def handbook_info(store: str, handbook: BehaviorStore) -> dict[str, Any]:
-    """What a row records of the handbook its cell used: the store and the embedder of its vectors."""
+    """What a row records of the handbook its cell used: the store, the embedder of its vectors, and what building
+    it cost (``curation_cost``), so that tokens spent building a handbook sit next to the tokens it saves."""
     embedder = getattr(handbook, "embedder", None)
-    return {"store": store, "embedder": getattr(embedder, "name", None), "dim": getattr(embedder, "dim", None)}
+    return {"store": store, "embedder": getattr(embedder, "name", None), "dim": getattr(embedder, "dim", None),
+            "curation": curation_cost(Path(store) / "curation.jsonl")}
+
+
+def curation_cost(log: Path) -> dict[str, int] | None:
+    """The curations logged in a handbook's ``curation.jsonl`` and their tokens and calls (None: no log, e.g. a
+    handbook imported or served from a URL)."""
+    if not log.is_file():
+        return None
+    cost = {"curations": 0, "calls": 0, "input_tokens": 0, "output_tokens": 0}
+    with log.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                entry = json.loads(line)
+                values = {k: int(entry.get(k) or 0) for k in ("calls", "input_tokens", "output_tokens")}
+            except (ValueError, TypeError, AttributeError):
+                continue  # a line cut by a crash
+            cost["curations"] += 1
+            for key, value in values.items():
+                cost[key] += value
+    return cost
 
 
 def cell_trace(problem: Problem, ledger: Ledger, out: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -288,7 +311,8 @@ def method_sampling(method: MethodEntry, temperature: float) -> dict[str, Any]:
 
 async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, sampling: dict[str, Any], backend: Backend,
                    gate: asyncio.Semaphore, spec: SweepSpec, grader: MathVerifyGrader,
-                   handbooks: dict[str, BehaviorStore], bus: Bus, dataset: DatasetEntry) -> dict[str, Any]:
+                   handbooks: dict[str, BehaviorStore], infos: dict[str, dict[str, Any]], bus: Bus,
+                   dataset: DatasetEntry) -> dict[str, Any]:
     row: dict[str, Any] = {
         "key": cell.key, "sweep": spec.name, "dataset": cell.dataset, "item_id": cell.item_id,
         "method": cell.method, "method_params": {"name": method.name, **method.params}, "backend": cell.backend,
@@ -297,8 +321,8 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, sampling: 
         "sampling": {**sampling, "seed": cell.seed},
     }
     store = method.params.get("store")
-    if isinstance(store, str) and store in handbooks:
-        row["handbook"] = handbook_info(store, handbooks[store])
+    if isinstance(store, str) and store in infos:
+        row["handbook"] = infos[store]
     started = time.perf_counter()
     problem = problem.with_(run_id=f"{cell.key}")
     spent = Ledger(run_id=cell.key)

@@ -378,6 +378,8 @@ async def test_the_demo_pipeline_runs_every_method_of_its_spec(tmp_path: Path) -
     report = (tmp_path / "report" / "report.md").read_text()
     for method in ("long-cot", "bci-k2", "sr-2rounds", "pdr-2x2-topk"):
         assert f"| {method} |" in report and method in out
+    # the handbook's build cost (one curation: solve, reflect, extract) is listed beside the results it served
+    assert f"- `{store}` (all-MiniLM-L6-v2): 1 curations, 3 calls, " in report
 
 
 async def test_evaluation_leaves_a_frozen_handbook_unchanged_and_online_mode_says_so(
