@@ -523,7 +523,8 @@ async def test_rows_record_the_handbook_and_its_embedder_and_a_bad_embedder_is_r
     from agentkit.sweep.runner import curation_cost
     assert curation_cost(tmp_path / "hb" / "curation.jsonl") == {"curations": 1, "calls": 3, "input_tokens": 100,
                                                                    "output_tokens": 40}
-    md = Path(write_report(tmp_path / "h.sqlite", tmp_path / "rep")["markdown"]).read_text()
+    report = write_report(tmp_path / "h.sqlite", tmp_path / "rep")
+    md = await asyncio.to_thread(Path(report["markdown"]).read_text)
     assert f"- `{tmp_path / 'hb'}` (all-MiniLM-L6-v2): no curation log" in md
     path.write_text(spec_text.replace('embedder = "minilm"', 'embedder = "bge-m3"').format(url="http://127.0.0.1:9"))
     with pytest.raises(ConfigError, match=r"embedder.*needs a directory after the colon"):
