@@ -9,11 +9,13 @@ from agentkit.errors import ConfigError
 from agentkit.messages import (
     AnswerRequest,
     BehaviorProposal,
+    ContrastRequest,
     CurateRequest,
     DistillRequest,
     DistillResult,
     Draft,
     Failure,
+    GradedAttempt,
     Message,
     Problem,
     RefineRequest,
@@ -42,6 +44,9 @@ SAMPLES: dict[str, Message] = {
                                   behaviors={"behavior_lcm": "add fractions over the lcm"}, k=3),
     "solution": SOLUTION,
     "curate_request": CurateRequest(problem=PROBLEM, solution=SOLUTION, max_tokens=256, max_behaviors=3),
+    "contrast_request": ContrastRequest(problem=PROBLEM, attempts=(
+        GradedAttempt(text="1/2 + 1/3 = 5/6", answer="5/6", correct=True, trace_id="cell:r1b0"),
+        GradedAttempt(text="1/2 + 1/3 = 2/5", answer="2/5", correct=False)), max_tokens=256),
     "teach_request": TeachRequest(problem=PROBLEM, behaviors={"behavior_lcm": "add fractions over the lcm"},
                                   plain=False, seed=None),
     "teach_result": TeachResult(problem_id="p1", conditioned=SOLUTION, plain=SOLUTION.with_(behaviors=())),
