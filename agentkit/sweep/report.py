@@ -155,6 +155,16 @@ def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] 
     return out
 
 
+def _build_cost(info: Mapping[str, Any]) -> str:
+    if "curation" not in info:
+        return "build cost not recorded (rows written before agentkit recorded it)"
+    c = info["curation"]
+    if not c:
+        return "no curation log"
+    return (f"{c['curations']} curations, {c['calls']} calls, {c['input_tokens']:,} input + "
+            f"{c['output_tokens']:,} output tokens")
+
+
 def _handbooks(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The handbooks the rows used (``handbook`` column), one entry per store."""
     found: dict[str, dict[str, Any]] = {}
@@ -331,10 +341,7 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
         if built:
             md += ["", "Handbooks (what building each cost, from its curation log; behavior input tokens are in the "
                    "`behavior_tokens` column):", ""]
-            md += [f"- `{h['store']}` ({h.get('embedder')}): " + (
-                f"{c['curations']} curations, {c['calls']} calls, {c['input_tokens']:,} input + "
-                f"{c['output_tokens']:,} output tokens" if (c := h.get("curation")) else "no curation log")
-                for h in built]
+            md += [f"- `{h['store']}` ({h.get('embedder')}): " + _build_cost(h) for h in built]
         md += ["", f"grader: {', '.join(sorted({v for g in members for v in g['grader']}))}", ""]
         rows_html = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(g)) + "</tr>"
                             for g in members)
