@@ -5,7 +5,7 @@ Step 0 samples a population of ``N`` chains of thought. Each of ``T`` loops buil
 member is one aggregation call (``agentkit/prompts/rsa_aggregate.txt``, our paraphrase) that reads ``K`` members of
 the previous population, drawn at random without replacement (seeded by the run's seed and the problem, so a run
 is reproducible), and writes one improved solution. The answer is the majority vote over the last population
-(``self_consistency.majority_vote``; its winner's call is the ledger's final call).
+(``self_consistency.vote``; its winner's call is the ledger's final call).
 
 Budgets: every call of a step is a parallel branch, so the critical path is one chain of thought plus, per loop,
 one aggregation call, whose input carries ``K`` candidates: ``B_seq = P + m + T * (P_agg + K * m + m)``. At a
@@ -27,14 +27,14 @@ from agentkit.bus import Bus
 from agentkit.errors import BudgetExceeded
 from agentkit.ledger import Ledger, estimate_prompt_tokens
 from agentkit.memory.store import BehaviorStore
-from agentkit.messages import AnswerRequest, Problem, Solution, TokenUsage
+from agentkit.messages import AnswerRequest, Problem, Solution
 from agentkit.prompts import load_prompt
 from agentkit.registry import Method, MethodParams, MethodResult, Plan
 from agentkit.roles import Student, ask, attached
 from agentkit.seeds import derive_seed
 
 from ._common import budget_ledger, start_run
-from .self_consistency import majority_vote
+from .self_consistency import majority_vote, vote
 
 __all__ = ["RSA", "RSAParams", "rsa", "rsa_plan"]
 
@@ -91,16 +91,8 @@ async def rsa(problem: Problem, backend: Backend, *, population: int = 4, subset
                 temperature=temperature, seed=derive_seed(seed, problem.problem_id, "rsa", t, i), round=t + 1,
                 branch=i, final=False, method="rsa-aggregate"), Solution) for i, chosen in enumerate(subsets))))
             steps.append(_step(current, subsets))
-    winner, groups = majority_vote([s.answer for s in current])
-    branch = winner if winner is not None else 0
-    last_round = params.loops + 1
-    call = next(r for r in ledger.records if r.round == last_round and r.branch == branch)
-    ledger.mark_final(call.call_id)
-    solution = current[branch].with_(
-        method="rsa", b_seq=ledger.b_seq, b_total=ledger.b_total,
-        usage=TokenUsage(input_tokens=ledger.input_tokens, output_tokens=ledger.output_tokens, calls=ledger.calls))
-    details = {"steps": steps, "votes": [len(g) for g in groups], "chosen": branch,
-               "agreement": round(len(groups[0]) / n, 3) if groups else 0.0}
+    solution, vote_details = vote(current, ledger, final_round=params.loops + 1, method="rsa")
+    details = {"steps": steps, **vote_details}
     return solution, details
 
 

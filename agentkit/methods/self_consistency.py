@@ -31,7 +31,7 @@ from agentkit.seeds import derive_seed
 
 from ._common import budget_ledger, single_call_tokens, start_run
 
-__all__ = ["SelfConsistency", "SelfConsistencyParams", "majority_vote", "self_consistency"]
+__all__ = ["SelfConsistency", "SelfConsistencyParams", "majority_vote", "self_consistency", "vote"]
 
 
 def majority_vote(answers: list[str | None]) -> tuple[int | None, list[list[int]]]:
@@ -62,17 +62,23 @@ async def self_consistency(problem: Problem, backend: Backend, *, samples: int =
             seed=derive_seed(seed, problem.problem_id, "sample", i), round=1, branch=i, final=False,
             method="sample"), Solution)
             for i in range(samples))))
-    winner, groups = majority_vote([s.answer for s in answers])
-    chosen = answers[winner if winner is not None else 0]
+    solution, details = vote(answers, ledger, final_round=1, method="self-consistency")
+    return solution, {"answers": [s.answer for s in answers], **details}
+
+
+def vote(population: list[Solution], ledger: Ledger, *, final_round: int, method: str) -> tuple[Solution, dict[str, Any]]:
+    """The majority answer of ``population`` (the calls of ledger round ``final_round``, one branch each): its winner's
+    call becomes the ledger's final call, and the answer carries the whole run's usage and budgets. Returns it and
+    the vote (``votes``, ``agreement``, ``chosen``). Self-consistency and RSA finish this way."""
+    winner, groups = majority_vote([s.answer for s in population])
     branch = winner if winner is not None else 0
-    call = next(r for r in ledger.records if r.round == 1 and r.branch == branch)
+    call = next(r for r in ledger.records if r.round == final_round and r.branch == branch)
     ledger.mark_final(call.call_id)
-    solution = chosen.with_(
-        method="self-consistency", b_seq=ledger.b_seq, b_total=ledger.b_total,
+    solution = population[branch].with_(
+        method=method, b_seq=ledger.b_seq, b_total=ledger.b_total,
         usage=TokenUsage(input_tokens=ledger.input_tokens, output_tokens=ledger.output_tokens, calls=ledger.calls))
-    details = {"answers": [s.answer for s in answers], "votes": [len(g) for g in groups],
-               "agreement": round(len(groups[0]) / samples, 3) if groups else 0.0, "chosen": branch}
-    return solution, details
+    return solution, {"votes": [len(g) for g in groups], "chosen": branch,
+                      "agreement": round(len(groups[0]) / len(population), 3) if groups else 0.0}
 
 
 class SelfConsistencyParams(MethodParams):

@@ -47,10 +47,11 @@ async def graded_drafts(db_path: str | Path, *, method: str | None = None, max_d
     own = grader is None
     active = grader or MathVerifyGrader(workers=2)
     problems: dict[str, Problem] = {}
+    datasets: dict[str, dict[str, Problem]] = {}  # each dataset loaded once, for this call only
     groups: dict[str, tuple[list[GradedAttempt], list[GradedAttempt]]] = {}
     try:
         for row, trace in found:
-            problem = problems.get(row["item_id"]) or _problem(row, trace)
+            problem = problems.get(row["item_id"]) or _problem(row, trace, datasets)
             problems[row["item_id"]] = problem
             right, wrong = groups.setdefault(row["item_id"], ([], []))
             for rnd, branch, answer, _finish, _tokens, text in sorted(trace["drafts"], key=lambda d: (-d[0], d[1])):
@@ -71,18 +72,16 @@ async def graded_drafts(db_path: str | Path, *, method: str | None = None, max_d
     return list(problems.values()), attempts
 
 
-_DATASETS: dict[str, dict[str, Problem]] = {}
-
-
-def _problem(row: dict[str, Any], trace: dict[str, Any]) -> Problem:
-    """The row's problem from its dataset (subjects included), else from the stored run's text."""
+def _problem(row: dict[str, Any], trace: dict[str, Any], datasets: dict[str, dict[str, Problem]]) -> Problem:
+    """The row's problem from its dataset (subjects included; ``datasets`` caches them), else from the stored
+    run's text."""
     name = str(row["dataset"])
-    if name not in _DATASETS:
+    if name not in datasets:
         try:
-            _DATASETS[name] = {p.problem_id: p for p in load_dataset(name)}
+            datasets[name] = {p.problem_id: p for p in load_dataset(name)}
         except ConfigError:
-            _DATASETS[name] = {}
-    known = _DATASETS[name].get(str(row["item_id"]))
+            datasets[name] = {}
+    known = datasets[name].get(str(row["item_id"]))
     if known is not None:
         return known
     return Problem(problem_id=str(row["item_id"]), text=str(trace.get("problem", "")), reference=row["reference"],
