@@ -249,11 +249,8 @@ class OpenAICompatible(Backend):
         return self._session
 
     async def _post_aiohttp(self, params: dict[str, Any]) -> Any:
-        session = self._session
-        if session is None or session.closed or self._session_loop is not asyncio.get_running_loop():
-            session = self._http_session()
         try:
-            async with session.post(self._url, json=params) as reply:
+            async with self._http_session().post(self._url, json=params) as reply:
                 status, headers, raw = reply.status, reply.headers, await reply.read()
         except TimeoutError:
             raise timeout_error(self.name) from None
