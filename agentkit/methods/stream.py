@@ -138,7 +138,6 @@ async def learn_from_stream(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"stream": stream, "mode": mode, "items": len(problems),
                                     "reveal_reference": reveal_reference, "started_at": time.time()}) + "\n")
-    version = sum(1 for r in rows if r.stored or r.curation_input_tokens)
     for index in range(len(rows), len(problems)):
         problem = problems[index]
         size = await handbook.count() if handbook is not None else 0
@@ -165,11 +164,11 @@ async def learn_from_stream(
             cur_in, cur_out = proposal.usage.input_tokens, proposal.usage.output_tokens
         row = StreamRow(
             index=index, problem_id=problem.problem_id, mode=mode, answer=solution.answer, correct=correct,
-            handbook_version=version, handbook_size=size, behaviors_in_context=len(solution.behaviors),
+            # online, every earlier item was curated into the handbook: its version is the item's index
+            handbook_version=index if mode == "online" else 0, handbook_size=size,
+            behaviors_in_context=len(solution.behaviors),
             answer_input_tokens=solution.usage.input_tokens, answer_output_tokens=solution.usage.output_tokens,
             curation_input_tokens=cur_in, curation_output_tokens=cur_out, stored=stored)
-        if mode == "online":
-            version += 1
         if path is not None:
             with path.open("a", encoding="utf-8") as fh:
                 fh.write(row.model_dump_json() + "\n")
