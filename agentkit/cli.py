@@ -224,6 +224,9 @@ def _parser() -> argparse.ArgumentParser:
                         "what the correct drafts did, pitfalls from the wrong ones) instead of --dataset")
     p.add_argument("--sweep-method", default=None, help="with --from-sweep: only this method key's cells")
     p.add_argument("--max-drafts", type=int, default=8, help="with --from-sweep: drafts compared per problem")
+    p.add_argument("--single-trace", action="store_true",
+                   help="with --from-sweep: reflect on each problem's first draft alone (round 1, branch 0) instead "
+                        "of comparing drafts: the single-trace baseline of contrastive curation")
     p.add_argument("--max-tokens", type=int, default=2048, help="output cap of each Strategist call")
     p.add_argument("--max-behaviors", type=int, default=5, help="most behaviors kept per problem")
     p.add_argument("--concurrency", type=int, default=4, help="problems curated at once")
@@ -670,8 +673,11 @@ async def _build(args: argparse.Namespace, handbook: BehaviorStore) -> dict[str,
 
         if args.traces != 1:
             raise ConfigError("--from-sweep compares a sweep's drafts; --traces does not apply")
-        problems, contrast = await graded_drafts(args.from_sweep, method=args.sweep_method, max_drafts=args.max_drafts)
+        problems, contrast = await graded_drafts(args.from_sweep, method=args.sweep_method, max_drafts=args.max_drafts,
+                                                 single=args.single_trace)
         problems = problems[:args.limit] if args.limit is not None else problems
+    elif args.single_trace:
+        raise ConfigError("--single-trace picks one of a sweep's drafts per problem; it needs --from-sweep DB")
     else:
         problems = load_dataset(args.dataset, limit=args.limit, seed=args.sample_seed, stratify=args.stratify)
     subjects: dict[str, int] = {}
@@ -697,7 +703,7 @@ async def _build(args: argparse.Namespace, handbook: BehaviorStore) -> dict[str,
                                           max_tokens=args.max_tokens, max_behaviors=args.max_behaviors,
                                           reveal_reference=not args.no_reference, on_problem=advance,
                                           progress=args.progress, traces=args.traces, temperature=temperature,
-                                          seed=args.seed, contrast=contrast)
+                                          seed=args.seed, contrast=contrast, single_trace=args.single_trace)
         finally:
             await backend.aclose()
     return {**report.model_dump(), "active": await handbook.count(), "store": args.store,

@@ -7,6 +7,7 @@ import pytest
 from agentkit.errors import ConfigError
 from agentkit.evaluation.datasets import DATASETS, load_dataset, stratified_sample
 from agentkit.messages import Problem
+from agentkit.sweep import load_spec
 
 
 def test_every_builtin_dataset_loads() -> None:
@@ -22,6 +23,23 @@ def test_limit_sampling_and_topics() -> None:
     a, b = load_dataset("math500", limit=5, seed=1), load_dataset("math500", limit=5, seed=1)
     assert [p.problem_id for p in a] == [p.problem_id for p in b]
     assert all(p.topics for p in a)
+
+
+def test_offset_holds_out_a_slice_that_never_meets_the_first_problems(tmp_path: Path) -> None:
+    held_out = load_dataset("gsm8k", offset=100, limit=3)
+    assert [p.problem_id for p in held_out] == ["gsm8k-test-100", "gsm8k-test-101", "gsm8k-test-102"]
+    assert not {p.problem_id for p in load_dataset("gsm8k", offset=100, limit=50, seed=0)} & \
+        {p.problem_id for p in load_dataset("gsm8k", limit=100)}
+    assert load_dataset("gsm8k", offset=10**9) == []
+    with pytest.raises(ConfigError, match="offset must be >= 0"):
+        load_dataset("gsm8k", offset=-1)
+    spec = tmp_path / "s.toml"
+    spec.write_text('name = "s"\nbudgets = [512]\n[[datasets]]\nname = "gsm8k"\nlimit = 2\noffset = 100\n[[methods]]\nname = "long-cot"\n'
+                    '[[backends]]\nspec = "local"\n')
+    assert [p.problem_id for p in load_spec(spec).datasets[0].load()] == ["gsm8k-test-100", "gsm8k-test-101"]
+    spec.write_text(spec.read_text().replace("offset = 100", "offset = -5"))
+    with pytest.raises(ConfigError):
+        load_spec(spec)
 
 
 def test_stratified_sampling_covers_every_subject_in_proportion() -> None:

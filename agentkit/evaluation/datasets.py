@@ -99,12 +99,16 @@ def stratified_sample(problems: Sequence[Problem], n: int, *, seed: int | None =
 
 
 def load_dataset(name: str, *, limit: int | None = None, seed: int | None = None, stratify: str | None = None,
-                 problem_field: str = "problem", answer_field: str = "answer", id_field: str = "id",
+                 offset: int = 0, problem_field: str = "problem", answer_field: str = "answer", id_field: str = "id",
                  subject_field: str = "subject") -> list[Problem]:
     """Load a dataset as ``Problem`` messages (``reference`` = the answer; ``topics`` = the subject).
 
     ``limit`` keeps N problems: the first N, a seeded random sample (``seed``), or with ``stratify="subject"``
-    a sample spread over the subjects in proportion (``stratified_sample``, seeded or the first of each)."""
+    a sample spread over the subjects in proportion (``stratified_sample``, seeded or the first of each).
+    ``offset`` first drops the dataset's first N problems (a held-out slice: ``offset=100, limit=30`` never meets
+    a run over ``limit=100``)."""
+    if offset < 0:
+        raise ConfigError(f"offset must be >= 0, got {offset}")
     if stratify is not None and stratify not in STRATIFY:
         raise ConfigError(f"stratify must be one of {', '.join(STRATIFY)}, got {stratify!r}")
     label, path = _path(name)
@@ -125,6 +129,7 @@ def load_dataset(name: str, *, limit: int | None = None, seed: int | None = None
                 reference=None if answer is None else str(answer), topics=(str(subject),) if subject else (),
                 dataset=label, sender="dataset",
             ))
+    problems = problems[offset:]
     if limit is not None:
         if limit < 0:
             raise ConfigError(f"limit must be >= 0, got {limit}")

@@ -37,7 +37,15 @@ from agentkit.errors import BackendError, ConfigError, HandlerFailed
 from agentkit.log import get_logger
 from agentkit.memory.behavior import Behavior, Provenance
 from agentkit.memory.store import BehaviorStore
-from agentkit.messages import BehaviorProposal, ContrastRequest, CurateRequest, GradedAttempt, Problem, TokenUsage
+from agentkit.messages import (
+    BehaviorProposal,
+    ContrastRequest,
+    CurateRequest,
+    GradedAttempt,
+    Problem,
+    Solution,
+    TokenUsage,
+)
 from agentkit.roles.strategist import Curation, Strategist, curate
 
 __all__ = ["BuildReport", "Curation", "build_handbook", "curate", "store_proposal"]
@@ -133,6 +141,7 @@ async def build_handbook(
     reveal_reference: bool = True,
     on_problem: Callable[[str, BehaviorProposal | None], None] | None = None,
     contrast: Mapping[str, Sequence[GradedAttempt]] | None = None,
+    single_trace: bool = False,
 ) -> BuildReport:
     """Curate behaviors from ``problems`` into ``store`` through a Strategist on the bus; resumable.
 
@@ -143,7 +152,12 @@ async def build_handbook(
     ``contrast`` (problem id -> graded attempts, e.g. ``agentkit.sweep.graded_drafts`` of a sweep's PDR drafts):
     curate each of those problems contrastively instead, from its group of attempts (one ``ContrastRequest``,
     strategies and pitfalls; ``traces`` does not apply). Problems without attempts are skipped.
+    ``single_trace`` with ``contrast``: reflect on each problem's first attempt alone instead, as when curating
+    a trace of one's own (``CurateRequest`` with that solution: reflect, extract; strategies only), the
+    single-trace baseline contrastive curation is compared with (``graded_drafts(..., single=True)``).
     """
+    if single_trace and contrast is None:
+        raise ConfigError("single_trace curates the given attempts one at a time; pass them as contrast=")
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
     if traces < 1:
@@ -175,7 +189,15 @@ async def build_handbook(
                 report.skipped += 1
                 continue
             request: CurateRequest
-            if contrast is not None:
+            if contrast is not None and single_trace:
+                attempt = contrast[problem.problem_id][0]
+                solution = problem.derive(Solution, sender="build_handbook", problem_id=problem.problem_id,
+                                          text=attempt.text, answer=attempt.answer,
+                                          **({"id": attempt.trace_id} if attempt.trace_id else {}))
+                request = problem.derive(CurateRequest, sender="build_handbook", problem=problem, solution=solution,
+                                         max_tokens=max_tokens, max_behaviors=max_behaviors, temperature=temperature,
+                                         seed=seed, reveal_reference=reveal_reference)
+            elif contrast is not None:
                 request = problem.derive(ContrastRequest, sender="build_handbook", problem=problem,
                                          attempts=tuple(contrast[problem.problem_id]), max_tokens=max_tokens,
                                          max_behaviors=max_behaviors, temperature=temperature, seed=seed)

@@ -4,7 +4,9 @@ A sweep stores each PDR/SR cell's drafts with its run (``store_traces``, the def
 them back and grades every draft's answer against its row's reference with the sweep's own grader
 (``MathVerifyGrader``: the label is the grader's, never a model's; a draft with no answer is wrong). Per problem it
 keeps at most ``max_drafts``, alternating correct and wrong drafts, last rounds first, so that a group shows the
-model both what worked and what did not.
+model both what worked and what did not. With ``single=True`` it keeps one draft per problem instead: the first
+draft of its first cell (round 1, branch 0: what one plain attempt gives), whatever its grade, the material of
+single-trace curation, the baseline contrastive curation is measured against.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ __all__ = ["graded_drafts"]
 
 
 async def graded_drafts(db_path: str | Path, *, method: str | None = None, max_drafts: int = 8,
-                        grader: MathVerifyGrader | None = None) -> tuple[list[Problem], dict[str, list[GradedAttempt]]]:
+                        grader: MathVerifyGrader | None = None, single: bool = False) -> tuple[list[Problem], dict[str, list[GradedAttempt]]]:
     """The problems of a sweep database whose cells kept drafts (of ``method``, a method key, when given) and each
     problem's graded drafts. Problems come from their dataset (with subjects, for topics) when it loads, else
-    from the stored run's text; a problem appears once however many cells it had."""
+    from the stored run's text; a problem appears once however many cells it had. ``single``: one draft per
+    problem, its first cell's first draft (see the module doc)."""
     if max_drafts < 1:
         raise ConfigError(f"max_drafts must be >= 1, got {max_drafts}")
     db = await asyncio.to_thread(ResultsDB, db_path, readonly=True)
@@ -51,10 +54,13 @@ async def graded_drafts(db_path: str | Path, *, method: str | None = None, max_d
     groups: dict[str, tuple[list[GradedAttempt], list[GradedAttempt]]] = {}
     try:
         for row, trace in found:
+            if single and row["item_id"] in problems:
+                continue
             problem = problems.get(row["item_id"]) or _problem(row, trace, datasets)
             problems[row["item_id"]] = problem
             right, wrong = groups.setdefault(row["item_id"], ([], []))
-            for rnd, branch, answer, _finish, _tokens, text in sorted(trace["drafts"], key=lambda d: (-d[0], d[1])):
+            drafts = sorted(trace["drafts"], key=lambda d: (d[0], d[1]) if single else (-d[0], d[1]))
+            for rnd, branch, answer, _finish, _tokens, text in drafts[:1] if single else drafts:
                 correct = answer is not None and (await active.grade(str(answer), row["reference"],
                                                                      extracted=True)).correct
                 attempt = GradedAttempt(text=str(text), answer=None if answer is None else str(answer),

@@ -9,6 +9,7 @@ seeds = [0]                          # (top-level keys come before the first [[t
 [[datasets]]
 name = "gsm8k"                       # a built-in name or a .jsonl path
 limit = 5
+offset = 0                           # optional: skip the first N problems (a held-out slice)
 sample_seed = 0                      # optional: a seeded sample instead of the first `limit`
 stratify = "subject"                 # optional: spread `limit` over the subjects in proportion
 
@@ -65,6 +66,8 @@ class DatasetEntry(BaseModel):
 
     name: str
     limit: int | None = Field(default=None, ge=1)
+    offset: int = Field(default=0, ge=0)
+    """Drop the dataset's first N problems before ``limit`` applies (a slice held out from another run's)."""
     sample_seed: int | None = None
     stratify: Literal["subject"] | None = None
     """Spread ``limit`` over the subjects in proportion to their shares (``agentkit.evaluation.datasets.
@@ -86,6 +89,7 @@ class DatasetEntry(BaseModel):
         from agentkit.evaluation.datasets import load_dataset
 
         return load_dataset(self.name, limit=self.limit, seed=self.sample_seed, stratify=self.stratify,
+                            offset=self.offset,
                             problem_field=self.problem_field, answer_field=self.answer_field, id_field=self.id_field,
                             subject_field=self.subject_field)
 

@@ -97,6 +97,10 @@ def _draft_or_contrast(body: dict[str, Any]) -> Reply:
     names one strategy and one pitfall."""
     if call_step(body)[1] == "strategist_contrast":
         return Reply(OUTPUT)
+    if call_step(body)[1] == "strategist_reflect":
+        return Reply("The attempt subtracted one use too few.")
+    if call_step(body)[1] == "strategist_extract":
+        return Reply('```json\n{"behavior_list_every_use": "List every use before subtracting."}\n```')
     if call_step(body)[1] == "pdr_summary":
         return Reply("The attempts disagree between 17 and 18.")
     return Reply(f"so \\boxed{{{18 if body.get('seed', 0) % 2 else 17}}}")
@@ -146,3 +150,42 @@ async def test_from_a_real_sweep_database_through_the_cli_labels_are_the_graders
     code, _, err = await run_agentkit("handbook", "--store", str(tmp_path / "hb2"), "build", "--from-sweep",
                               str(tmp_path / "nothing.sqlite"))
     assert code == 2 and "no results database" in err and "Traceback" not in err
+    code, _, err = await run_agentkit("handbook", "--store", str(tmp_path / "hb2"), "build", "--single-trace")
+    assert code == 2 and "--from-sweep" in err and "Traceback" not in err
+
+
+async def test_single_trace_baseline_reflects_on_each_problems_first_draft_alone(tmp_path: Path) -> None:
+    """The baseline contrastive curation is measured against: the same sweep's drafts, one per problem (round 1,
+    branch 0 of its first cell, whatever its grade), each reflected on alone: two calls, strategies only."""
+    from agentkit.sweep import ResultsDB, graded_drafts, load_spec, run_sweep
+
+    async with ScriptedServer(_draft_or_contrast) as server:
+        backend = f"openai-compatible:{server.base_url}?model=scripted&retries=1"
+        spec = tmp_path / "pdr.toml"
+        spec.write_text(f'name = "pdr"\nbudgets = [4000]\n[[datasets]]\nname = "gsm8k"\nlimit = 2\n[[methods]]\n'
+                        f'name = "pdr"\nparams = {{ rounds = 2, drafts = 4, kappa = 128 }}\n'
+                        f'[[backends]]\nspec = "{backend}"\n')
+        await run_sweep(load_spec(spec), tmp_path / "r.sqlite")
+        problems, firsts = await graded_drafts(tmp_path / "r.sqlite", single=True)
+        db = ResultsDB(tmp_path / "r.sqlite", readonly=True)
+        first = {row["item_id"]: (row["key"], db.trace(row["key"])["drafts"]) for row in db.rows()}
+        db.close()
+        assert {p.problem_id for p in problems} == set(firsts) == {"gsm8k-test-0", "gsm8k-test-1"}
+        for item_id, (key, drafts) in first.items():
+            (only,) = firsts[item_id]
+            r1b0 = next(d for d in drafts if (d[0], d[1]) == (1, 0))
+            assert only.trace_id == f"{key}:r1b0" and only.text == r1b0[5] and only.answer == str(r1b0[2])
+        code, out, err = await run_agentkit("handbook", "--store", str(tmp_path / "hb"), "--json", "build",
+                                            "--from-sweep", str(tmp_path / "r.sqlite"), "--single-trace",
+                                            "--backend", backend)
+        assert code == 0, err
+        built = json.loads(out)
+        assert built["problems"] == 2 and built["usage"]["calls"] == 4  # reflect + extract, no solving
+    store = await QdrantBehaviorStore(path=tmp_path / "hb").open()
+    try:
+        (behavior,) = await store.list_behaviors()
+        assert behavior.name == "behavior_list_every_use" and behavior.category == "strategy"
+        assert {p.trace_id for p in behavior.provenance} == {firsts[p.problem_id][0].trace_id
+                                                             for p in behavior.provenance}
+    finally:
+        await store.close()
