@@ -134,10 +134,13 @@ def test_cli_input_mistakes_are_one_line_with_exit_2(tmp_path: Path) -> None:
     bci_spec = tmp_path / "bci.toml"
     bci_spec.write_text(f'budgets = [1200]\n[[datasets]]\nname = "gsm8k"\nlimit = 1\n[[methods]]\nname = "bci"\n'
                         f'params = {{ store = "{text}" }}\n[[backends]]\nspec = "openai-compatible:http://127.0.0.1:9/v1?model=m"\n')
+    missing_spec = tmp_path / "missing.toml"
+    missing_spec.write_text(bci_spec.read_text().replace(str(text), str(tmp_path / "not-built")))
     probes = [
         (("handbook", "--store", str(text), "stats"), "is a file"),
         (("serve", "--store", str(text), "--port", "0", "--token", "t"), "is a file"),
         (("sweep", "run", str(bci_spec), "--db", str(tmp_path / "b.sqlite")), "is a file"),
+        (("sweep", "run", str(missing_spec), "--db", str(tmp_path / "m.sqlite")), "no handbook at"),
         (("sweep", "run", str(spec), "--db", str(text)), "not a sweep results database"),
         (("sweep", "run", str(spec), "--db", str(folder)), "is a directory"),
         (("sweep", "merge", str(text), str(tmp_path / "missing.sqlite")), "no results database"),

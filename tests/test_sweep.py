@@ -529,6 +529,23 @@ async def test_rows_record_the_handbook_and_its_embedder_and_a_bad_embedder_is_r
     path.write_text(spec_text.replace('embedder = "minilm"', 'embedder = "bge-m3"').format(url="http://127.0.0.1:9"))
     with pytest.raises(ConfigError, match=r"embedder.*needs a directory after the colon"):
         load_spec(path)
+    # a store that is not there is refused before anything runs (opening it would make an empty handbook)
+    path.write_text(spec_text.replace(str(tmp_path / "hb"), str(tmp_path / "typo")).format(url="http://127.0.0.1:9"))
+    with pytest.raises(ConfigError, match="no handbook at .*typo: build one first"):
+        await run_sweep(load_spec(path), tmp_path / "t.sqlite")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_the_report_lists_a_stores_build_cost_when_any_row_recorded_it() -> None:
+    from agentkit.sweep.report import _handbooks
+
+    old = {"handbook": json.dumps({"store": "hb", "curation": None})}  # a row from before build logs were recorded
+    new = {"handbook": json.dumps({"store": "hb", "curation": {"curations": 2, "calls": 6}})}
+    other = {"handbook": json.dumps({"store": "hb2", "curation": None})}
+    for rows in ([old, new, other], [new, old, other]):
+        assert _handbooks(rows) == [{"store": "hb", "curation": {"curations": 2, "calls": 6}},
+                                    {"store": "hb2", "curation": None}]
+    assert _handbooks([{"handbook": "{not json"}, {"handbook": None}, old]) == [{"store": "hb", "curation": None}]
 
 
 def test_bci_is_compared_with_its_twin_by_default() -> None:

@@ -166,7 +166,8 @@ def _build_cost(info: Mapping[str, Any]) -> str:
 
 
 def _handbooks(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The handbooks the rows used (``handbook`` column), one entry per store."""
+    """The handbooks the rows used (``handbook`` column), one entry per store: a row that recorded the store's build
+    cost (``curation``) when any did (rows written before a build log existed lack it), else the first."""
     found: dict[str, dict[str, Any]] = {}
     for r in rows:
         info = r.get("handbook")
@@ -176,7 +177,9 @@ def _handbooks(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             except ValueError:
                 continue
         if isinstance(info, dict) and info.get("store"):
-            found.setdefault(str(info["store"]), info)
+            store = str(info["store"])
+            if store not in found or (info.get("curation") and not found[store].get("curation")):
+                found[store] = info
     return list(found.values())
 
 

@@ -225,14 +225,20 @@ async def run_sweep(
 
 
 async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
-    """Every handbook a method's ``params.store`` names, opened once for the sweep."""
+    """Every handbook a method's ``params.store`` names, opened once for the sweep. A store directory that does
+    not exist is refused before any opens (opening would create an empty handbook, and every cell would answer
+    without behaviors while its row said it used that store)."""
     from agentkit.memory import QdrantBehaviorStore, embedder_from_spec
 
+    paths = [p for p in dict.fromkeys(m.params.get("store") for m in spec.methods) if isinstance(p, str) and p]
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise ConfigError(f"no handbook at {', '.join(missing)}: build one first (agentkit handbook --store DIR "
+                          "build ...) or import an export (agentkit handbook --store DIR import FILE.jsonl)")
     stores: dict[str, BehaviorStore] = {}
     embedder = None
-    for m in spec.methods:
-        path = m.params.get("store")
-        if isinstance(path, str) and path and path not in stores:
+    for path in paths:
+        if path not in stores:
             embedder = embedder or embedder_from_spec(spec.embedder)  # one model, shared by every handbook
             stores[path] = await QdrantBehaviorStore(path=path, embedder=embedder).open()
     return stores
