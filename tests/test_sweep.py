@@ -531,7 +531,7 @@ async def test_rows_record_the_handbook_and_its_embedder_and_a_bad_embedder_is_r
         load_spec(path)
     # a store that is not there is refused before anything runs (opening it would make an empty handbook)
     path.write_text(spec_text.replace(str(tmp_path / "hb"), str(tmp_path / "typo")).format(url="http://127.0.0.1:9"))
-    with pytest.raises(ConfigError, match="no handbook at .*typo: build one first"):
+    with pytest.raises(ConfigError, match=r"no handbook at .*typo: build one first"):
         await run_sweep(load_spec(path), tmp_path / "t.sqlite")
     assert not (tmp_path / "typo").exists()
 

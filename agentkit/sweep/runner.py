@@ -231,7 +231,7 @@ async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
     from agentkit.memory import QdrantBehaviorStore, embedder_from_spec
 
     paths = [p for p in dict.fromkeys(m.params.get("store") for m in spec.methods) if isinstance(p, str) and p]
-    missing = [p for p in paths if not Path(p).exists()]
+    missing = await asyncio.to_thread(lambda: [p for p in paths if not Path(p).exists()])
     if missing:
         raise ConfigError(f"no handbook at {', '.join(missing)}: build one first (agentkit handbook --store DIR "
                           "build ...) or import an export (agentkit handbook --store DIR import FILE.jsonl)")
