@@ -106,16 +106,22 @@ def _draft_or_contrast(body: dict[str, Any]) -> Reply:
     return Reply(f"so \\boxed{{{18 if body.get('seed', 0) % 2 else 17}}}")
 
 
+async def _pdr_sweep(tmp_path: Path, backend: str) -> None:
+    """A real sweep (PDR, 2 rounds x 4 drafts, 2 GSM8K problems) into ``tmp_path / "r.sqlite"``."""
+    from agentkit.sweep import load_spec, run_sweep
+
+    spec = tmp_path / "pdr.toml"
+    spec.write_text(f'name = "pdr"\nbudgets = [4000]\n[[datasets]]\nname = "gsm8k"\nlimit = 2\n[[methods]]\n'
+                    f'name = "pdr"\nparams = {{ rounds = 2, drafts = 4, kappa = 128 }}\n[[backends]]\nspec = "{backend}"\n')
+    await run_sweep(load_spec(spec), tmp_path / "r.sqlite")
+
+
 async def test_from_a_real_sweep_database_through_the_cli_labels_are_the_graders(tmp_path: Path) -> None:
-    from agentkit.sweep import ResultsDB, graded_drafts, load_spec, run_sweep
+    from agentkit.sweep import ResultsDB, graded_drafts
 
     async with ScriptedServer(_draft_or_contrast) as server:
         backend = f"openai-compatible:{server.base_url}?model=scripted&retries=1"
-        spec = tmp_path / "pdr.toml"
-        spec.write_text(f'name = "pdr"\nbudgets = [4000]\n[[datasets]]\nname = "gsm8k"\nlimit = 2\n[[methods]]\n'
-                        f'name = "pdr"\nparams = {{ rounds = 2, drafts = 4, kappa = 128 }}\n'
-                        f'[[backends]]\nspec = "{backend}"\n')
-        await run_sweep(load_spec(spec), tmp_path / "r.sqlite")
+        await _pdr_sweep(tmp_path, backend)
         problems, groups = await graded_drafts(tmp_path / "r.sqlite", max_drafts=4)
         db = ResultsDB(tmp_path / "r.sqlite", readonly=True)
         stored = {row["item_id"]: (row["reference"], db.trace(row["key"])) for row in db.rows()}
@@ -157,15 +163,11 @@ async def test_from_a_real_sweep_database_through_the_cli_labels_are_the_graders
 async def test_single_trace_baseline_reflects_on_each_problems_first_draft_alone(tmp_path: Path) -> None:
     """The baseline contrastive curation is measured against: the same sweep's drafts, one per problem (round 1,
     branch 0 of its first cell, whatever its grade), each reflected on alone: two calls, strategies only."""
-    from agentkit.sweep import ResultsDB, graded_drafts, load_spec, run_sweep
+    from agentkit.sweep import ResultsDB, graded_drafts
 
     async with ScriptedServer(_draft_or_contrast) as server:
         backend = f"openai-compatible:{server.base_url}?model=scripted&retries=1"
-        spec = tmp_path / "pdr.toml"
-        spec.write_text(f'name = "pdr"\nbudgets = [4000]\n[[datasets]]\nname = "gsm8k"\nlimit = 2\n[[methods]]\n'
-                        f'name = "pdr"\nparams = {{ rounds = 2, drafts = 4, kappa = 128 }}\n'
-                        f'[[backends]]\nspec = "{backend}"\n')
-        await run_sweep(load_spec(spec), tmp_path / "r.sqlite")
+        await _pdr_sweep(tmp_path, backend)
         problems, firsts = await graded_drafts(tmp_path / "r.sqlite", single=True)
         db = ResultsDB(tmp_path / "r.sqlite", readonly=True)
         first = {row["item_id"]: (row["key"], db.trace(row["key"])["drafts"]) for row in db.rows()}
