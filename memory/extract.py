@@ -52,7 +52,8 @@ class Extraction(BaseModel):
     dropped: tuple[tuple[str, str], ...] = ()
     """``(entry, reason)`` for every entry that was not kept."""
     source: str = "none"
-    """Where the entries came from: ``json``, ``lines`` or ``none``."""
+    """Where the entries came from: ``json``, ``lines``, ``bullets`` (a contrast section written as a plain list)
+    or ``none``."""
 
 
 def _json_spans(text: str) -> Iterator[str]:
@@ -206,11 +207,32 @@ class ContrastExtraction(BaseModel):
 _SECTION = re.compile(r"^[ \t#*_>-]*(strategies|pitfalls)\b[ \t*_]*:?[ \t*_]*$", re.I | re.M)
 
 
+_BULLET = re.compile(r"^ ?(?:[-*\u2022]|\d{1,2}[.)])[ \t]+(.+?)[ \t]*$", re.M)
+
+
+def _bullets(section: str, none_found: Extraction, *, max_behaviors: int | None) -> Extraction:
+    """A section written as a plain list (what small models write under the heading instead of the requested
+    ``behavior_name: instruction`` entries): each top-level item (not indented, not a sub-list's heading ending
+    in ``:``) becomes a behavior named from its first words, validated as any entry is. Nothing found: the
+    original "no behaviors found" extraction."""
+    items = [m.group(1).replace("**", "").replace("__", "").strip() for m in _BULLET.finditer(section)]
+    items = [item for item in items if item and not item.endswith(":")]
+    if not items:
+        return none_found
+    lines = []
+    for item in items:
+        words = re.findall(r"[a-z0-9]+", item.lower())[:5]
+        lines.append(f"behavior_{'_'.join(words)}: {item}")
+    found = parse_behaviors("\n".join(lines), max_behaviors=max_behaviors)
+    return found.model_copy(update={"source": "bullets"})
+
+
 def parse_contrast(text: str, *, max_behaviors: int | None = None) -> ContrastExtraction:
     """Parse a contrastive extraction: a ``Strategies`` section and a ``Pitfalls`` section (each a heading line,
     then entries as ``parse_behaviors`` reads them). Nothing outside the two sections is taken: entries before
     the first heading are dropped, and a section that is missing is empty (its absence is a dropped entry with
-    that reason)."""
+    that reason). A section written as a plain bulleted or numbered list is read item by item, each named from its
+    first words (``source="bullets"``)."""
     found: dict[str, str] = {}
     marks = list(_SECTION.finditer(text))
     for i, mark in enumerate(marks):
@@ -221,6 +243,8 @@ def parse_contrast(text: str, *, max_behaviors: int | None = None) -> ContrastEx
     for name in ("strategies", "pitfalls"):
         if name in found:
             sections[name] = parse_behaviors(found[name], max_behaviors=max_behaviors)
+            if sections[name].source == "none":
+                sections[name] = _bullets(found[name], sections[name], max_behaviors=max_behaviors)
         else:
             sections[name] = Extraction(behaviors={}, dropped=((name, f"no {name.capitalize()} section"),))
     stray = parse_behaviors(outside)

@@ -48,6 +48,28 @@ def test_the_parser_takes_the_two_sections_and_nothing_outside() -> None:
     assert not none.strategies.behaviors and not none.pitfalls.behaviors
 
 
+def test_a_section_written_as_a_plain_list_is_read_item_by_item() -> None:
+    """What the packaged 1.5B model wrote when asked to contrast (a real output, trimmed): the two headings, then
+    bullets with no names. Each top-level item becomes a behavior named from its first words; a 0.5B's nested
+    outline (items that are headings of sub-lists) yields nothing rather than headings as behaviors."""
+    listed = parse_contrast("Strategies:\n- Sum up all the rainfall amounts to get the total rainfall.\n"
+                            "- Divide the total by the number of months.\n\nPitfalls:\n"
+                            "1. **Did not** sum up all the rainfall amounts.\n2) Did not divide by the number of months.\n")
+    assert listed.strategies.source == listed.pitfalls.source == "bullets"
+    assert listed.strategies.behaviors == {
+        "behavior_sum_up_all_the_rainfall": "Sum up all the rainfall amounts to get the total rainfall.",
+        "behavior_divide_the_total_by_the": "Divide the total by the number of months."}
+    assert listed.pitfalls.behaviors == {
+        "behavior_did_not_sum_up_all": "Did not sum up all the rainfall amounts.",
+        "behavior_did_not_divide_by_the": "Did not divide by the number of months."}
+    outline = parse_contrast("### Strategies\n\n1. **Identify the price tag on the shirt:**\n"
+                             "   - **Correct Attempt:** The price tag on the shirt is $80.\n\n### Pitfalls\n"
+                             "- ok\n")
+    assert outline.strategies.behaviors == {} and outline.strategies.source == "none"
+    assert outline.pitfalls.behaviors == {}  # "ok" is shorter than any instruction may be
+    assert parse_contrast("- Check units.\nStrategies:\n{}\n").strategies.behaviors == {}  # outside: never
+
+
 async def test_the_guards_hold_whatever_the_model_writes() -> None:
     backend = ScriptedBackend(lambda body: Reply(OUTPUT))
     mixed = await contrast(PROBLEM, backend, attempts(True, False, True))
