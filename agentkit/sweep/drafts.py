@@ -59,8 +59,9 @@ async def graded_drafts(db_path: str | Path, *, method: str | None = None, max_d
             problem = problems.get(row["item_id"]) or _problem(row, trace, datasets)
             problems[row["item_id"]] = problem
             right, wrong = groups.setdefault(row["item_id"], ([], []))
-            drafts = sorted(trace["drafts"], key=lambda d: (d[0], d[1]) if single else (-d[0], d[1]))
-            for rnd, branch, answer, _finish, _tokens, text in drafts[:1] if single else drafts:
+            drafts = [min(trace["drafts"], key=lambda d: (d[0], d[1]))] if single else \
+                sorted(trace["drafts"], key=lambda d: (-d[0], d[1]))
+            for rnd, branch, answer, _finish, _tokens, text in drafts:
                 correct = answer is not None and (await active.grade(str(answer), row["reference"],
                                                                      extracted=True)).correct
                 attempt = GradedAttempt(text=str(text), answer=None if answer is None else str(answer),

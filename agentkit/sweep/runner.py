@@ -237,10 +237,9 @@ async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
                           "build ...) or import an export (agentkit handbook --store DIR import FILE.jsonl)")
     stores: dict[str, BehaviorStore] = {}
     embedder = None
-    for path in paths:
-        if path not in stores:
-            embedder = embedder or embedder_from_spec(spec.embedder)  # one model, shared by every handbook
-            stores[path] = await QdrantBehaviorStore(path=path, embedder=embedder).open()
+    for path in paths:  # each once: paths has no repeats
+        embedder = embedder or embedder_from_spec(spec.embedder)  # one model, shared by every handbook
+        stores[path] = await QdrantBehaviorStore(path=path, embedder=embedder).open()
     return stores
 
 
