@@ -1,7 +1,8 @@
 """The budgeted model call: one request to a ``Backend`` under a ``Ledger``.
 
 ``budgeted_chat`` is the one place where agentkit calls a model on behalf of a role. It renders nothing and
-decides nothing: it caps ``max_tokens`` to what the ledger's budgets leave (``Ledger.cap``), passes a
+decides nothing: it caps ``max_tokens`` to what the ledger's budgets leave (``Ledger.cap``, with the prompt
+counted exactly by the backend where it can, and the final call of a sequential budget given all that is left), passes a
 ``CallContext`` (run, role, round, branch, sample and step) so caches and test scripts can tell calls apart,
 records every returned choice in the ledger, and calibrates the ledger's prompt estimates on the server's
 reported counts. Roles call it; the ledger below it only counts, and the backend contract beside it
@@ -42,8 +43,12 @@ async def budgeted_chat(
     stage = stage if stage is not None else f"{round}:{role}"
     request = make_request(messages, max_tokens=max_tokens, n=n, **sampling)
     estimate = estimate_prompt_tokens(request.messages, ledger.count_tokens)
-    capped = ledger.cap(max_tokens, prompt_tokens=ledger.prompt_tokens(request.messages), stage=stage,
-                        branch=branch, n=n)
+    exact = await backend.count_prompt_tokens(request) if ledger.enforcing else None
+    prompt = exact + ledger.exact_reserve if exact is not None else ledger.prompt_tokens(request.messages)
+    # The final answering call under a sequential budget takes whatever the budget leaves (its planned cap
+    # came from estimates made before any call; the tokens really spent are known now).
+    fill = final and ledger.budget.sequential is not None
+    capped = ledger.cap(None if fill else max_tokens, prompt_tokens=prompt, stage=stage, branch=branch, n=n)
     context = CallContext(run_id=ledger.run_id, role=role, round=round, branch=branch, sample=sample, step=step)
     completions = await backend.complete(request.model_copy(update={"max_tokens": capped, "context": context}))
     out = []
@@ -52,8 +57,8 @@ async def budgeted_chat(
             role=role, round=round, branch=branch + i, stage=stage, input_tokens=completion.input_tokens,
             output_tokens=completion.output_tokens, latency_s=completion.latency_s, accepted=accepted, final=final,
             cached=completion.cached, model=completion.model, finish_reason=completion.finish_reason,
-            reasoning_tokens=completion.reasoning_tokens,
+            reasoning_tokens=completion.reasoning_tokens, temperature=request.temperature,
         )
         out.append((record, completion))
-    ledger.calibrate(estimate, max((c.input_tokens for c in completions if not c.cached), default=0))
+    ledger.calibrate(estimate, max((c.input_tokens for c in completions if not c.cached), default=0), exact=exact)
     return out

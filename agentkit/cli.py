@@ -148,13 +148,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="every planned (dataset, method, budget) as JSON")
     p.add_argument("--throughput", type=float, default=None,
                    help="generated tokens per second of the endpoint: also print how long the spec takes at most")
+    p.add_argument("--pilot", default=None,
+                   help="a pilot results database: size each paired comparison from the discordance measured there "
+                        "(default: an assumed discordance, --discordance)")
+    p.add_argument("--discordance", type=float, default=0.25,
+                   help="the assumed share of problems exactly one of two methods solves (default: %(default)s)")
     p = ssub.add_parser("merge", help="combine shard databases into one")
     p.add_argument("out", help="the database to merge into (created if missing)")
     p.add_argument("inputs", nargs="+", help="shard databases")
     p = ssub.add_parser("report", help="Markdown + HTML report and accuracy-vs-tokens plots")
     p.add_argument("db")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--spec", default=None, help="the sweep spec, for its per-backend price table")
+    p.add_argument("--out", default=None, help="output directory (needed unless --json)")
+    p.add_argument("--spec", default=None, help="the sweep spec: its per-backend price table, and its grid for a "
+                                                "database that recorded none (older agentkit)")
     p.add_argument("--x", default="B_seq", choices=["B_seq", "B_total", "output_tokens"], help="the plots' x axis")
     p.add_argument("--json", action="store_true",
                    help="print the summary rows as JSON (the numbers of the Markdown/HTML report) instead of the table")
@@ -450,7 +456,19 @@ def _print_row(row: dict[str, Any], as_json: bool) -> None:
 
 async def _sweep(args: argparse.Namespace) -> int:
     from agentkit.errors import ConfigError
-    from agentkit.sweep import ResultsDB, infeasible, load_spec, run_sweep, validate_spec, write_report
+    from agentkit.sweep import (
+        ResultsDB,
+        implied_comparisons,
+        infeasible,
+        load_spec,
+        report_data,
+        require_handbooks,
+        run_sweep,
+        spec_grid,
+        starved,
+        validate_spec,
+        write_report,
+    )
     from agentkit.sweep.report import budget_label
     from agentkit.sweep.validate import duration
 
@@ -466,47 +484,95 @@ async def _sweep(args: argparse.Namespace) -> int:
         print(json.dumps({"added": added, "rows": total, "db": args.out}))
         return 0
     if args.action == "report":
-        prices = {b.spec: b.price_per_million for b in load_spec(args.spec).backends} if args.spec else None
+        if args.out is None and not args.json:
+            raise ConfigError("sweep report needs --out DIR (where the report is written), or --json")
+        report_spec = load_spec(args.spec) if args.spec else None
+        prices = {b.spec: b.price_per_million for b in report_spec.backends} if report_spec else None
         pairs = [tuple(p) for p in args.compare] if args.compare else None
-        out = await asyncio.to_thread(write_report, args.db, args.out, x_field=args.x, prices=prices, pairs=pairs)
+        grid = None
+        if report_spec is not None:
+            checked = ResultsDB(args.db, create=False, readonly=True)
+            try:
+                recorded = checked.grid() is not None
+            finally:
+                checked.close()
+            if not recorded:  # an older database: the spec says which cells it should have
+                grid = await asyncio.to_thread(spec_grid, report_spec)
+        if args.out is None:
+            out = await asyncio.to_thread(report_data, args.db, prices=prices, pairs=pairs, grid=grid)
+        else:
+            out = await asyncio.to_thread(write_report, args.db, args.out, x_field=args.x, prices=prices, pairs=pairs,
+                                          grid=grid)
+        if out["missing"]:
+            print(f"agentkit: warning: {len(out['missing'])} cells of the grid have no row (never finished, or "
+                  "removed); each counts as a wrong answer" + (f" and is listed in {out['markdown']}"
+                                                               if "markdown" in out else ""), file=sys.stderr)
+        for c in out["comparisons"]:
+            if "refused" in c:
+                print(f"agentkit: warning: {c['a']} vs {c['b']} @{budget_label(c['budget_kind'], c['budget'])} not "
+                      f"compared: {c['refused']}", file=sys.stderr)
         if args.json:
-            print(json.dumps({"groups": out["groups"], "comparisons": out["comparisons"], "markdown": out["markdown"],
-                              "html": out["html"], "plots": out["plots"]}, default=str))
+            print(json.dumps({key: out[key] for key in ("groups", "comparisons", "missing", "markdown", "html", "plots")
+                              if key in out}, default=str))
             return 0
         for g in out["groups"]:
-            failed = f", {g['failed']} failed" if g["failed"] else ""
-            print(f"{g['dataset']:<10} {g['method']:<28} @{budget_label(g['budget_kind'], g['budget']):<11} accuracy {g['accuracy']:.2f} "
+            failed = (f", {g['failed']} failed" if g["failed"] else "") + (
+                f", {g['missing']} missing" if g["missing"] else "") + (
+                f", {g['over_budget']} over budget" if g["over_budget"] else "")
+            print(f"{g['dataset']:<10} {g['method']:<28} @{budget_label(g['budget_kind'], g['budget']):<11} accuracy {g['accuracy']:.3f} "
                   f"[{g['ci_low']:.2f}-{g['ci_high']:.2f}] of {g['graded']} cells{failed}   B_seq {g['B_seq']:.0f}   "
                   f"B_total {g['B_total']:.0f}")
         for c in out["comparisons"]:
+            if "refused" in c:
+                continue
             print(f"{c['dataset']:<10} {c['a']} - {c['b']} @{budget_label(c['budget_kind'], c['budget'])}: {c['difference']:+.3f} "
                   f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] over {c['items']} items, "
-                  f"wins/losses/ties {c['wins']}/{c['losses']}/{c['ties']}")
+                  f"wins/losses/ties {c['wins']}/{c['losses']}/{c['ties']}, McNemar p = {c['p_value']:.3g}")
         print(f"report: {out['markdown']}\nhtml:   {out['html']}")
         for dataset, path in out["plots"].items():
             print(f"plot:   {path} ({dataset})")
         return 0
     spec = load_spec(args.spec)
     if args.action == "validate" or not args.no_validate:
-        plans = await asyncio.to_thread(validate_spec, spec)
+        # `validate` plans every cell before it checks the handbook stores, so a missing store is reported with the
+        # whole plan (and exit 2, as `run` refuses it); `run` checks the stores first
+        plans = await asyncio.to_thread(validate_spec, spec, stores=args.action != "validate")
         problems = infeasible(plans, spec.min_draft_tokens)
+        for line in starved(plans, spec.starved_fraction):
+            print(f"agentkit: warning: starved: {line}", file=sys.stderr)
         if args.action == "validate":
+            if not 0 < args.discordance <= 1:
+                raise ConfigError(f"--discordance must lie in (0, 1], got {args.discordance}")
+            if args.pilot is not None:
+                ResultsDB(args.pilot, create=False, readonly=True).close()  # a missing or bad --pilot: one line
             took = duration(plans, args.throughput) if args.throughput is not None else None
+            sized = await asyncio.to_thread(implied_comparisons, spec, plans, pilot=args.pilot,
+                                            discordance=args.discordance)
             if args.json:
-                print(json.dumps([p.model_dump() for p in plans] if took is None else
-                                 {"plans": [p.model_dump() for p in plans], "duration": took}))
+                print(json.dumps([p.model_dump() for p in plans] if took is None and args.pilot is None else
+                                 {"plans": [p.model_dump() for p in plans], "duration": took, "comparisons": sized}))
             else:
                 for p in plans:
                     verdict = "ok" if p.feasible else f"INFEASIBLE on {p.infeasible}/{p.problems}"
+                    caps = (f"{p.min_tokens}" if p.min_tokens == p.max_tokens else f"{p.min_tokens} to {p.max_tokens}")
                     print(f"{p.dataset:<10} {p.method[:44]:<44} {budget_label(p.budget_kind, p.budget):>11}: "
-                          f"{p.min_tokens:>6}-{p.max_tokens:<6} "
-                          f"tokens per answering call  {verdict}")
+                          f"{caps:>14} tokens per answering call  {verdict}")
                 if took is not None:
+                    skipped = (f"; {took['infeasible_cells']:,} cells of infeasible groups left out"
+                               if took["infeasible_cells"] else "")
                     print(f"{took['cells']:,} cells, at most {took['max_generated_tokens']:,} generated tokens: "
                           f"at most {took['hours']:,} h at {took['throughput']:,.0f} tokens/s (every call at its "
-                          "cap; prefill left out)")
+                          f"cap; prefill left out{skipped})")
+                if sized:
+                    print("\nPaired comparisons the report will make: the smallest accuracy difference each detects "
+                          "with 80% power at alpha 0.05 (McNemar; problems are the sample, seeds averaged)")
+                for c in sized:
+                    mde = "none detectable" if c["mde"] is None else f"+/-{c['mde']:.3f}"
+                    print(f"{c['dataset']:<10} {c['a'][:36]:<36} vs {c['b']:<10} {budget_label(c['budget_kind'], c['budget']):>11}: "
+                          f"{c['items']:>4} problems, discordance {c['discordance']:.2f} ({c['source']}): MDE {mde}")
             for line in problems:
                 print(f"agentkit: infeasible: {line}", file=sys.stderr)
+            require_handbooks(spec)  # what `run` would refuse: one line, exit 2
             return 1 if problems else 0
         if problems:
             raise ConfigError(f"{args.spec}: {len(problems)} infeasible cell group(s) (`agentkit sweep validate` "

@@ -22,7 +22,8 @@ backend supports ``n``.
 
 Budgets can be **enforced**: ``cap(max_tokens, prompt_tokens, ...)`` lowers the next call's ``max_tokens``
 to what the remaining ``B_total`` and ``B_seq`` allow (raising ``BudgetExceeded`` when nothing is left);
-``agentkit.calls.budgeted_chat`` does this for every model call a role makes.
+``agentkit.calls.budgeted_chat`` does this for every model call a role makes, from the tokens the earlier
+calls really used and the next prompt counted exactly where the backend can (see ``Ledger``).
 
 The ledger only counts: it never calls a model (the budgeted call lives above it, in ``agentkit.calls``).
 """
@@ -63,6 +64,8 @@ class CallRecord(BaseModel):
     finish_reason: str = ""
     reasoning_tokens: int = Field(default=0, ge=0)
     """Of ``output_tokens``, those the server reported as reasoning (0 when it reports none)."""
+    temperature: float | None = None
+    """The sampling temperature the call was sent with (None: not recorded)."""
 
     @property
     def tokens(self) -> int:
@@ -100,9 +103,14 @@ class Ledger:
         budget: budgets to enforce in ``cap`` / ``chat``.
         count_tokens: counts a prompt's tokens before a call (default: characters / 4, plus 4 per message).
 
-    Pre-call prompt counts are estimates; ``calibrate`` (called by ``budgeted_chat`` after each call) scales
-    later estimates up by the largest reported/estimated ratio seen (never down), so an enforced budget can be
-    overrun only by the first call's estimation error.
+    How a call's prompt is counted before it is sent, when a budget is enforced (``budgeted_chat``): exactly,
+    by the backend's tokenizer (``Backend.count_prompt_tokens``: llama.cpp's and vLLM's tokenize endpoints,
+    the scripted servers), plus ``exact_reserve`` (what the server was seen to bill beyond its own count, 0 on
+    the servers we know); otherwise from the estimate, scaled by the largest reported/estimated ratio seen so far
+    (at least 1) and widened by the spread of the ratios seen (``prompt_tokens``). ``calibrate``, called after
+    each call with what the server reported, learns both. With an exact count an enforced budget is never
+    overrun; from estimates alone it can be, by an estimation error larger than any seen before (the first
+    call's, above all): ``over_budget`` then says so, and the sweep report counts such rows.
     """
 
     def __init__(self, budget: Budget | None = None, *, run_id: str = "",
@@ -114,6 +122,10 @@ class Ledger:
         self._ids = itertools.count(1)
         self.prompt_scale = 1.0
         """Largest (reported / estimated) prompt-token ratio seen so far, at least 1 (see the class doc)."""
+        self._ratios: tuple[float, float] | None = None
+        """The smallest and largest reported/estimated ratio seen (their spread widens later estimates)."""
+        self.exact_reserve = 0
+        """Tokens the server billed beyond the backend's own exact count, at most (added to later exact counts)."""
 
     # -- recording ---------------------------------------------------------------------------------
     def record(
@@ -132,6 +144,7 @@ class Ledger:
         model: str = "",
         finish_reason: str = "",
         reasoning_tokens: int = 0,
+        temperature: float | None = None,
     ) -> CallRecord:
         """Record one call and return its record."""
         if input_tokens < 0 or output_tokens < 0:
@@ -140,7 +153,7 @@ class Ledger:
             call_id=next(self._ids), role=role, round=round, branch=branch,
             stage=stage if stage is not None else f"{round}:{role}", input_tokens=input_tokens,
             output_tokens=output_tokens, latency_s=latency_s, accepted=accepted, final=final, cached=cached,
-            model=model, finish_reason=finish_reason, reasoning_tokens=reasoning_tokens,
+            model=model, finish_reason=finish_reason, reasoning_tokens=reasoning_tokens, temperature=temperature,
         )
         self._records.append(record)
         return record
@@ -244,15 +257,34 @@ class Ledger:
             )
         return allowed
 
-    def calibrate(self, estimated: int, reported: int) -> None:
-        """Learn from one call: the server reported ``reported`` prompt tokens where ``estimated`` were counted."""
-        if reported > estimated > 0:
-            self.prompt_scale = max(self.prompt_scale, reported / estimated)
+    @property
+    def enforcing(self) -> bool:
+        """Whether any budget is enforced (calls are then capped, and their prompts counted first)."""
+        return self.budget.total is not None or self.budget.sequential is not None
+
+    @property
+    def over_budget(self) -> bool:
+        """Whether the calls recorded exceed an enforced budget (possible only where prompts were estimated)."""
+        return ((self.budget.sequential is not None and self.b_seq > self.budget.sequential)
+                or (self.budget.total is not None and self.b_total > self.budget.total))
+
+    def calibrate(self, estimated: int, reported: int, *, exact: int | None = None) -> None:
+        """Learn from one call: the server reported ``reported`` prompt tokens where ``estimated`` were estimated
+        (and ``exact`` counted by the backend's tokenizer, when it has one)."""
+        if exact is not None and reported > exact:
+            self.exact_reserve = max(self.exact_reserve, reported - exact)
+        if reported > 0 and estimated > 0:
+            ratio = reported / estimated
+            low, high = self._ratios or (ratio, ratio)
+            self._ratios = (min(low, ratio), max(high, ratio))
+            self.prompt_scale = max(self.prompt_scale, ratio)
 
     def prompt_tokens(self, messages: Iterable[Any]) -> int:
-        """A prompt's pre-call size as this ledger caps it: its counter, plus 4 per message, times
-        ``prompt_scale``."""
-        return math.ceil(estimate_prompt_tokens(messages, self._count) * self.prompt_scale)
+        """A prompt's pre-call size as this ledger caps it when the backend cannot count it exactly: its
+        counter, plus 4 per message, times ``prompt_scale``, widened by the spread of the ratios seen (a
+        prompt of another kind may sit at the other end of that spread), at most by half."""
+        spread = min(self._ratios[1] / self._ratios[0] - 1, 0.5) if self._ratios else 0.0
+        return math.ceil(estimate_prompt_tokens(messages, self._count) * self.prompt_scale * (1 + spread))
 
     def count_tokens(self, text: str) -> int:
         """This ledger's pre-call token counter (the one its budget caps use)."""
@@ -271,3 +303,11 @@ class Ledger:
             "cached_calls": sum(1 for r in self._records if r.cached),
             "reasoning_tokens": sum(r.reasoning_tokens for r in self._records),
         }
+
+    def temperatures(self) -> dict[str, list[float]]:
+        """Per role, the temperatures its calls were sent with (what a run really sampled at, step by step)."""
+        out: dict[str, set[float]] = {}
+        for r in self._records:
+            if r.temperature is not None:
+                out.setdefault(r.role, set()).add(r.temperature)
+        return {role: sorted(values) for role, values in sorted(out.items())}

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from agentkit.errors import ModelNotAvailable
 
-__all__ = ["DEFAULT_MODEL", "PACKAGED_MODELS", "PackagedModel", "cache_dir", "model_path", "resolve_model"]
+__all__ = ["DEFAULT_MODEL", "PACKAGED_MODELS", "PackagedModel", "cache_dir", "gguf_sha256", "model_path",
+           "resolve_model"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,21 @@ def model_path(name: str = DEFAULT_MODEL, *, directory: Path | None = None, veri
             if digest.hexdigest() == model.sha256:
                 return dest
     return _assemble(model, dest)
+
+
+def gguf_sha256(path: Path) -> str:
+    """A GGUF file's sha256: the verified packaged model's from its sidecar (no rehash), else hashed (a user's own
+    file, read once in 1 MiB blocks)."""
+    marker = Path(f"{path}.sha256")
+    if marker.is_file():
+        recorded = marker.read_text().strip()
+        if any(m.sha256 == recorded for m in PACKAGED_MODELS.values()):
+            return recorded
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def resolve_model(spec: str | None) -> tuple[str, Path]:

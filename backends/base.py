@@ -181,9 +181,23 @@ class Backend(abc.ABC):
     async def complete(self, request: ChatRequest) -> list[Completion]:
         """Run one validated request; return exactly ``request.n`` completions."""
 
+    async def count_prompt_tokens(self, request: ChatRequest) -> int | None:
+        """The exact number of prompt tokens the server will bill for ``request`` (its chat template applied),
+        or None when this backend cannot count them (the default). Budgeted calls use it to cap ``max_tokens``
+        so that prompt plus output never exceed what the budget leaves (``agentkit.calls.budgeted_chat``); a
+        backend that returns None is planned from estimates instead. Never raises for a server that cannot
+        count: it answers None."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """What reproduces results from this backend (class, model, build); stored with sweep rows."""
         return {"backend": type(self).__name__, "name": self.name, "model": self.model}
+
+    async def identity(self) -> dict[str, Any]:
+        """``describe()`` with the model resolved: what the server says it serves (``served_models``), or for a
+        model file the file's ``sha256``. A sweep asks once, before its first cell, so every row names the model
+        that answered it. Never raises: what could not be learned is named in ``identity_error``."""
+        return self.describe()
 
     async def aclose(self) -> None:
         """Release connections, servers and model memory. Idempotent."""

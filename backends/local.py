@@ -20,7 +20,7 @@ from typing import Any
 from agentkit.errors import ConfigError, ModelNotAvailable
 from agentkit.log import get_logger
 
-from ._models import resolve_model
+from ._models import gguf_sha256, resolve_model
 from .base import Backend, ChatRequest, Completion
 from .openai_compat import OpenAICompatible
 
@@ -156,6 +156,22 @@ class Local(Backend):
         completions = await self._client.complete(request)
         # llama.cpp reports its own label for the model; report the name agentkit resolved.
         return [c.model_copy(update={"model": self.model}) for c in completions]
+
+    async def identity(self) -> dict[str, Any]:
+        """The model file's path and sha256 (the server started, so the packaged model is resolved)."""
+        try:
+            await self.start()
+            assert self.path is not None
+            return {**self.describe(), "sha256": await asyncio.to_thread(gguf_sha256, self.path)}
+        except Exception as exc:  # reported in the row, never fatal here: the first cell fails with the reason
+            return {**self.describe(), "identity_error": f"{type(exc).__name__}: {exc}"}
+
+    async def count_prompt_tokens(self, request: ChatRequest) -> int | None:
+        """The prompt's tokens as llama.cpp's server counts them (its ``/apply-template`` and ``/tokenize``)."""
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        return await self._client.count_prompt_tokens(request)
 
     async def aclose(self) -> None:
         async with self._lock:

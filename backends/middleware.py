@@ -73,6 +73,12 @@ class Wrapper(Backend):
     async def complete(self, request: ChatRequest) -> list[Completion]:
         return await self.inner.complete(request)
 
+    async def count_prompt_tokens(self, request: ChatRequest) -> int | None:
+        return await self.inner.count_prompt_tokens(request)
+
+    async def identity(self) -> dict[str, Any]:
+        return await self.inner.identity()
+
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
 

@@ -181,6 +181,9 @@ class OpenAICompatible(Backend):
         ) if http == "sdk" else None
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._tokenizer: str | None = None
+        """The server's tokenizer endpoint (``count_prompt_tokens``): None until learned, then ``vllm``,
+        ``llama.cpp`` or ``none``."""
 
     @property
     def base_url(self) -> str | None:
@@ -266,6 +269,70 @@ class OpenAICompatible(Backend):
             fallback = raw.decode("utf-8", "replace").strip()[:500] or f"HTTP {status}"
             raise status_error(status, _message_of(body, fallback), headers, self.name)
         return body
+
+    async def identity(self) -> dict[str, Any]:
+        """``describe()`` and the model ids the server lists (``GET {base_url}/models``: vLLM and llama.cpp name
+        the weights they serve; OpenAI lists its catalogue, so only the requested model's entry is kept)."""
+        info = self.describe()
+        if not self.base_url:
+            return info
+        try:
+            async with self._http_session().get(f"{self.base_url.rstrip('/')}/models",
+                                                timeout=aiohttp.ClientTimeout(total=30)) as reply:
+                body = json.loads(await reply.read()) if reply.status < 400 else None
+                status = reply.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            return {**info, "identity_error": f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__}
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            return {**info, "identity_error": f"GET /models answered HTTP {status} without a model list"}
+        ids = [str(m.get("id")) for m in data if isinstance(m, dict) and m.get("id") is not None]
+        served = [i for i in ids if i == self.model] or ids[:8]
+        details = {str(m.get("id")): {k: m[k] for k in ("root", "owned_by", "max_model_len") if k in m}
+                   for m in data if isinstance(m, dict) and str(m.get("id")) in served}
+        return {**info, "served_models": served, **({"served_model_details": details} if any(details.values())
+                                                   else {})}
+
+    async def count_prompt_tokens(self, request: ChatRequest) -> int | None:
+        """The prompt's tokens as the server counts them, through its tokenizer endpoint: vLLM's ``POST
+        /tokenize`` with the chat messages (its ``count``), or llama.cpp's ``POST /apply-template`` then ``POST
+        /tokenize`` of the templated prompt. Which one the server has is learned on the first call and kept; a
+        server with neither (OpenAI's API, most gateways) answers None from then on, costing one probe. A
+        transient failure answers None for this call only."""
+        if not self.base_url or self._tokenizer == "none":
+            return None
+        root = self.base_url.rstrip("/").removesuffix("/v1")
+        messages = request.openai_messages()
+        if self._tokenizer in (None, "vllm"):
+            found, body = await self._post_quiet(f"{root}/tokenize", {
+                "model": self.model, "messages": messages, "add_generation_prompt": True})
+            if isinstance(body, dict) and isinstance(body.get("count"), int):
+                self._tokenizer = "vllm"
+                return int(body["count"])
+            if self._tokenizer == "vllm" or not found:
+                return None
+        found, body = await self._post_quiet(f"{root}/apply-template", {"messages": messages})
+        prompt = body.get("prompt") if isinstance(body, dict) else None
+        if isinstance(prompt, str):
+            found, body = await self._post_quiet(f"{root}/tokenize", {
+                "content": prompt, "add_special": True, "parse_special": True})
+            tokens = body.get("tokens") if isinstance(body, dict) else None
+            if isinstance(tokens, list):
+                self._tokenizer = "llama.cpp"
+                return len(tokens)
+        if found and self._tokenizer is None:
+            self._tokenizer = "none"  # the server answered, but with neither endpoint: do not ask again
+        return None
+
+    async def _post_quiet(self, url: str, body: dict[str, Any]) -> tuple[bool, Any]:
+        """POST ``body`` to ``url``: (whether the server answered at all, its JSON body or None); never raises."""
+        try:
+            async with self._http_session().post(url, json=body, timeout=aiohttp.ClientTimeout(total=30)) as reply:
+                if reply.status >= 400:
+                    return reply.status < 500 or reply.status == 501, None
+                return True, json.loads(await reply.read())
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return False, None
 
     def _malformed(self, why: str) -> MalformedResponse:
         return MalformedResponse(f"{self.name}: malformed response: {why}", cause="malformed response")

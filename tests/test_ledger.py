@@ -71,7 +71,8 @@ def test_bad_records_are_rejected() -> None:
 
 
 async def test_chat_records_exact_usage_caps_max_tokens_and_passes_context() -> None:
-    backend = ScriptedBackend(lambda body: Reply("one two three four five six seven eight nine ten"))
+    # A backend that cannot count prompts (tokenize=False): caps come from the ledger's estimates.
+    backend = ScriptedBackend(lambda body: Reply("one two three four five six seven eight nine ten"), tokenize=False)
     ledger = Ledger(Budget(sequential=30), run_id="run-7",
                     count_tokens=lambda text: len(text.split()))  # the scripted server's tokenizer
     pairs = await budgeted_chat(ledger, backend, "a b c d e f", role="student", round=1, branch=2, sample=1,
@@ -94,7 +95,7 @@ async def test_prompt_estimates_are_calibrated_on_reported_usage() -> None:
     from agentkit.testing import count_words
 
     # The pre-call counter sees a quarter of the words: the first call's cap is too generous, later ones are not.
-    backend = ScriptedBackend(lambda body: Reply("word " * 500))
+    backend = ScriptedBackend(lambda body: Reply("word " * 500), tokenize=False)
     ledger = Ledger(Budget(sequential=400), count_tokens=lambda text: count_words(text) // 4)
     prompt = "a " * 80
     await budgeted_chat(ledger, backend, prompt, role="student", round=1, max_tokens=100)

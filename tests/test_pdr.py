@@ -162,7 +162,10 @@ async def test_matched_sequential_budget() -> None:
     backend = ScriptedBackend(script(["9"], long=True))
     ledger = Ledger(Budget(sequential=900), count_tokens=count_words)
     result = await pdr(PROBLEM, backend, run.model_copy(update={"max_tokens": m}), ledger=ledger)
-    assert all(b["max_tokens"] <= m for b in backend.requests if b["context"]["role"] != "distiller")
+    drafts = [b for b in backend.requests if b["context"]["role"] != "distiller"]
+    assert all(b["max_tokens"] <= m for b in drafts[:-1])
+    # the final draft may take all that the earlier calls left
+    assert drafts[-1]["max_tokens"] >= m
     assert 0.7 * 900 <= ledger.b_seq <= 900 and result.budget["B_seq"] == ledger.b_seq
 
 

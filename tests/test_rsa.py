@@ -103,4 +103,5 @@ spec = "openai-compatible:{server.base_url}?model=scripted&retries=1"
         assert row["calls"] == 4 and 0 < row["b_seq"] <= 3000
         details = json.loads(row["details"])
         assert details["agreement"] == 1.0 and len(details["steps"]) == 2
-        assert json.loads(row["sampling"]) == {"temperature": 0.0, "draft_temperature": 0.7, "seed": 0}
+        assert json.loads(row["sampling"]) == {"temperature": 0.0, "draft_temperature": 0.7, "seed": 0,
+                                               "sent": {"student": [0.7]}}

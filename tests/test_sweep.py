@@ -102,7 +102,8 @@ async def test_run_writes_every_cell_once_with_what_reproduces_it(tmp_path: Path
         assert r["grader"].startswith("math-verify==") and len(r["prompt_hash"]) == 16
         assert json.loads(r["sampling"])["seed"] == r["seed"] and json.loads(r["backend_info"])["model"]
         # the temperature the calls really used (SR's drafts sample at the spec's; PDR's: see the next test)
-        assert json.loads(r["sampling"]) == {"temperature": 0.0, "seed": r["seed"]}
+        sent = {"student": [0.0]} if r["method"] == "long-cot" else {"refiner": [0.0], "student": [0.0]}
+        assert json.loads(r["sampling"]) == {"temperature": 0.0, "seed": r["seed"], "sent": sent}
         assert 0 < r["b_seq"] <= r["budget"] and r["calls"] == (1 if r["method"] == "long-cot" else 2)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentkit.sweep import infeasible, load_spec, validate_spec
+from agentkit.sweep import implied_comparisons, infeasible, load_spec, starved, validate_spec
 
 SWEEPS = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "sweeps").glob("*.toml"))
 
@@ -20,10 +20,66 @@ def agentkit(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("spec", SWEEPS, ids=[p.name for p in SWEEPS])
 def test_every_shipped_spec_validates(spec: Path) -> None:
+    """Every cell of every shipped spec is feasible. A spec whose handbook store is not built in this checkout
+    (stores are not committed) is planned all the same and then refused as `sweep run` refuses it: exit 2, one
+    line naming the store."""
     out = agentkit("sweep", "validate", str(spec), "--json")
-    assert out.returncode == 0, out.stderr
+    stores = [m.params["store"] for m in load_spec(spec).methods if isinstance(m.params.get("store"), str)]
+    missing = [s for s in stores if not (Path.cwd() / s).exists()]
+    if missing:
+        *warnings, last = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and last.startswith(f"agentkit: no handbook at {missing[0]}"), out.stderr
+        assert all(w.startswith("agentkit: warning: starved: ") for w in warnings)
+    else:
+        assert out.returncode == 0, out.stderr
     plans = json.loads(out.stdout)
     assert plans and all(p["infeasible"] == 0 and p["min_tokens"] >= 64 for p in plans)
+
+
+def test_validate_is_run_minus_the_calls_a_missing_store_is_refused_by_both(tmp_path: Path) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text('budgets = [2048]\n[[datasets]]\nname = "gsm8k"\nlimit = 2\n[[methods]]\nname = "bci"\n'
+                    f'params = {{ store = "{tmp_path / "nowhere"}" }}\n'
+                    '[[backends]]\nspec = "openai-compatible:http://127.0.0.1:9/v1?model=m"\n')
+    out = agentkit("sweep", "validate", str(spec))
+    assert out.returncode == 2 and "no handbook at" in out.stderr and "tokens per answering call" in out.stdout
+    run = agentkit("sweep", "run", str(spec), "--db", str(tmp_path / "r.sqlite"))
+    assert run.returncode == 2 and "no handbook at" in run.stderr and not (tmp_path / "nowhere").exists()
+
+
+def test_a_starved_arm_is_a_warning_and_each_comparison_is_sized(tmp_path: Path) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text('budgets = [16384]\n[[datasets]]\nname = "aime24"\n[[methods]]\nname = "long-cot"\n'
+                    '[[methods]]\nname = "pdr"\nlabel = "pdr-3x8"\nparams = { rounds = 3, drafts = 8, kappa = 2048 }\n'
+                    '[[methods]]\nname = "sr"\nlabel = "sr-2"\n'
+                    '[[backends]]\nspec = "openai-compatible:http://127.0.0.1:9/v1?model=m"\n')
+    loaded = load_spec(spec)
+    plans = {p.method: p for p in validate_spec(loaded)}
+    assert plans["long-cot"].share == 1.0 and plans["pdr-3x8"].share < 0.1 < plans["sr-2"].share
+    [line] = starved(list(plans.values()), loaded.starved_fraction)
+    assert line.startswith("pdr-3x8 at B_seq 16384 on aime24") and "of what long CoT gets there" in line
+    sized = {c["a"]: c for c in implied_comparisons(loaded, list(plans.values()))}
+    assert set(sized) == {"pdr-3x8", "sr-2"} and all(c["b"] == "long-cot" and c["items"] == 30 for c in sized.values())
+    # 30 problems: only a difference of ~0.25 (one method winning almost every discordant problem) shows
+    assert sized["sr-2"]["mde"] == pytest.approx(0.246, abs=0.001) and sized["sr-2"]["source"] == "assumed"
+    out = agentkit("sweep", "validate", str(spec))
+    assert out.returncode == 0 and "agentkit: warning: starved: pdr-3x8" in out.stderr
+    assert "30 problems, discordance 0.25 (assumed): MDE +/-0.246" in out.stdout
+
+
+def test_comparisons_are_sized_from_a_pilot_database(tmp_path: Path) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text('budgets = [2000]\n[[datasets]]\nname = "gsm8k"\nlimit = 400\n[[methods]]\nname = "long-cot"\n'
+                    '[[methods]]\nname = "sr"\nlabel = "sr-2rounds"\nparams = { rounds = 2, kappa = 256 }\n'
+                    '[[backends]]\nspec = "openai-compatible:http://127.0.0.1:9/v1?model=m"\n')
+    pilot = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "gsm8k50_local05b.sqlite"
+    out = agentkit("sweep", "validate", str(spec), "--pilot", str(pilot), "--json")
+    assert out.returncode == 0, out.stderr
+    [c] = json.loads(out.stdout)["comparisons"]
+    # SR against long CoT in the pilot: 3 wins and 0 losses on 50 problems (discordance 0.06)
+    assert c["source"] == "pilot" and c["discordance"] == 0.06 and 0 < c["mde"] < 0.06
+    bad = agentkit("sweep", "validate", str(spec), "--pilot", str(tmp_path / "none.sqlite"))
+    assert bad.returncode == 2 and "no results database" in bad.stderr
 
 
 def test_an_infeasible_spec_is_named_cell_by_cell_and_refused_by_run(tmp_path: Path) -> None:

@@ -21,7 +21,14 @@ Extraction = Literal["boxed", "answer-line", "final-number", "pattern", "none"]
 caller's pattern, or not at all."""
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
-_ANSWER_LINE = re.compile(r"answer\s*(?:is)?\s*[:=]?\s*(.+)", re.IGNORECASE)
+# An answer line states the answer: "Answer: 18", "**Final answer:** 18", "The answer is 18", "So the final answer
+# is 18." It starts a line or a sentence ("To answer this question ..." and "... the answer." are not answer
+# lines), and "answer" is followed by "is", ":" or "=".
+_ANSWER_LINE = re.compile(
+    r"(?:^|(?<=[.!?:])[ \t]+)[ \t*#>_-]*(?:(?:so|thus|therefore|hence)\b,?[ \t]+)?(?:the[ \t]+)?(?:final[ \t]+)?"
+    r"answer\b[ \t*]*(?:is\b[ \t*:]*|[:=][ \t*]*)(?P<value>[^\n]+)", re.IGNORECASE | re.MULTILINE)
+_MATH_DELIMITERS = re.compile(r"\\[()\[\]]|\$|\*\*|`")
+_EXPRESSION = re.compile(r"\\d?frac|\\sqrt|\\pi|\^|^\(?-?\d+\s*/\s*\d+\)?$")
 
 
 def last_boxed(text: str) -> str | None:
@@ -76,14 +83,31 @@ def _extract(text: str, *, pattern: str | None, final_number: bool) -> tuple[str
     boxed = last_boxed(text)
     if boxed:
         return boxed, "boxed"
-    lines = [m.group(1).strip() for m in _ANSWER_LINE.finditer(text)]
-    if lines and lines[-1]:
-        numbers = _NUMBER.findall(lines[-1])
-        return (numbers[0].replace(",", "") if numbers else lines[-1].rstrip(".")), "answer-line"
+    lines = [m.group("value") for m in _ANSWER_LINE.finditer(text)]
+    value = _answer_value(lines[-1]) if lines else None
+    if value:
+        return value, "answer-line"
     if not final_number:
         return None, "none"
     numbers = _NUMBER.findall(text)
     return (numbers[-1].replace(",", ""), "final-number") if numbers else (None, "none")
+
+
+def _answer_value(line: str) -> str | None:
+    """The answer an answer line states: what follows its last ``=`` (``16 - 3 - 4 = 9`` states 9), a math
+    expression whole (``\\frac{14}{3}``, ``2\\sqrt{3}``, ``14/3``), else its first number (``18 dollars``), else the
+    text itself (``(B)``, ``yes``)."""
+    value = _MATH_DELIMITERS.sub(" ", line).strip()
+    if "=" in value:
+        value = value.rsplit("=", 1)[1]
+    value = value.strip().rstrip(".").strip()
+    if not value:
+        return None
+    if _EXPRESSION.search(value):
+        # the expression up to the words that follow it ("\\frac{14}{3} hours", "2\\sqrt{3} units.")
+        return re.sub(r"(?:\s+(?:[A-Za-z]{2,}|\\text\{[^}]*\})\.?)+$", "", value).strip() or None
+    numbers = _NUMBER.findall(value)
+    return numbers[0].replace(",", "") if numbers else value
 
 
 def _as_number(text: str) -> Fraction | None:

@@ -21,8 +21,8 @@ from statistics import NormalDist
 
 from agentkit.errors import ConfigError
 
-__all__ = ["accuracy_summary", "bootstrap_mean_ci", "paired_difference", "pass_at_k", "seed_mean_se",
-           "wilson_interval"]
+__all__ = ["accuracy_summary", "bootstrap_mean_ci", "mcnemar_exact", "mcnemar_mde", "paired_difference", "pass_at_k",
+           "seed_mean_se", "wilson_interval"]
 
 
 def wilson_interval(successes: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
@@ -88,15 +88,52 @@ def seed_mean_se(per_seed: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(variance / len(per_seed))
 
 
+def mcnemar_exact(wins: int, losses: int) -> float:
+    """The exact (binomial) McNemar test's two-sided p-value for paired binary outcomes: ``wins`` items only A
+    got right, ``losses`` only B; ties carry no information. With several seeds per item it is the exact sign
+    test over items whose mean scores differ. 1.0 when nothing is discordant."""
+    if wins < 0 or losses < 0:
+        raise ConfigError(f"mcnemar_exact needs counts >= 0, got {wins} and {losses}")
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2 ** n
+    return float(min(1.0, 2 * tail))
+
+
+def mcnemar_mde(items: int, discordance: float, *, alpha: float = 0.05, power: float = 0.8) -> float | None:
+    """The smallest accuracy difference a paired comparison of two methods on ``items`` problems detects with
+    probability ``power`` at two-sided level ``alpha``, when a share ``discordance`` of the problems is solved by
+    exactly one of the two (McNemar's test, normal approximation of Connor 1987:
+    ``n = (z_a sqrt(d) + z_b sqrt(d - delta^2))^2 / delta^2``, solved for delta). None when no difference is
+    detectable: even one method winning every discordant problem would be missed that often (too few problems)."""
+    if items < 1 or not 0 < discordance <= 1:
+        raise ConfigError(f"mcnemar_mde needs items >= 1 and 0 < discordance <= 1, got {items} and {discordance}")
+    z_a, z_b = NormalDist().inv_cdf(1 - alpha / 2), NormalDist().inv_cdf(power)
+
+    def needed(delta: float) -> float:
+        return (z_a * math.sqrt(discordance) + z_b * math.sqrt(max(discordance - delta * delta, 0.0))) ** 2 / delta ** 2
+
+    low, high = 1e-6, discordance  # |delta| cannot exceed the discordant share
+    if needed(high) > items:
+        return None
+    for _ in range(60):  # needed() falls as delta grows: bisect for needed(delta) = items
+        mid = (low + high) / 2
+        low, high = (mid, high) if needed(mid) > items else (low, mid)
+    return high
+
+
 def paired_difference(a: Mapping[str, float], b: Mapping[str, float], *, confidence: float = 0.95,
                       resamples: int = 2000, seed: int = 0) -> dict[str, float | int]:
     """Method A minus method B on the items both have (``a``/``b``: item -> its score, e.g. the mean correctness
     over seeds): the mean difference, a paired bootstrap interval (items resampled together for both methods),
-    and the items A won, lost and tied."""
+    the items A won, lost and tied, and the exact McNemar p-value of those wins and losses (``mcnemar_exact``)."""
     items = sorted(set(a) & set(b))
     diffs = [a[i] - b[i] for i in items]
     if not diffs:
-        return {"items": 0, "difference": 0.0, "ci_low": 0.0, "ci_high": 0.0, "wins": 0, "losses": 0, "ties": 0}
+        return {"items": 0, "difference": 0.0, "ci_low": 0.0, "ci_high": 0.0, "wins": 0, "losses": 0, "ties": 0,
+                "p_value": 1.0}
     low, high = bootstrap_mean_ci([[d] for d in diffs], confidence=confidence, resamples=resamples, seed=seed)
+    wins, losses = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
     return {"items": len(items), "difference": sum(diffs) / len(diffs), "ci_low": low, "ci_high": high,
-            "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs), "ties": sum(d == 0 for d in diffs)}
+            "wins": wins, "losses": losses, "ties": sum(d == 0 for d in diffs), "p_value": mcnemar_exact(wins, losses)}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from agentkit.backends.base import Backend, ChatMessage, make_request
 from agentkit.errors import BudgetExceeded
 from agentkit.ledger import Budget, Ledger, estimate_prompt_tokens
 from agentkit.messages import Problem
@@ -14,8 +16,8 @@ from agentkit.roles.pdr_roles import JUDGE_OUTPUT_TOKENS
 if TYPE_CHECKING:
     from .pdr import PDRConfig
 
-__all__ = ["budget_ledger", "plan_budget", "plan_draft_tokens", "planning_prompt_tokens", "single_call_tokens",
-           "start_run"]
+__all__ = ["budget_ledger", "counted_planning_prompt_tokens", "counted_prompt_tokens", "plan_budget", "plan_draft_tokens",
+           "planning_prompt_tokens", "single_call_tokens", "start_run"]
 
 
 def start_run(problem: Problem, ledger: Ledger | None) -> tuple[Problem, Ledger]:
@@ -44,6 +46,20 @@ def planning_prompt_tokens(problem_text: str, config: PDRConfig | None = None) -
     counts prompts when it caps a call (``estimate_prompt_tokens``: the estimator + 4 per message)."""
     template = "long_cot" if config is None or config.rounds == 1 else "pdr_refine"
     return estimate_prompt_tokens(load_prompt(template).render(problem=problem_text, workspace=""))
+
+
+async def counted_planning_prompt_tokens(backend: Backend, problem_text: str, config: PDRConfig | None = None) -> int:
+    """``planning_prompt_tokens``, counted exactly by ``backend`` where it can (its tokenizer endpoint): a method
+    that plans its calls at run time plans them from the prompt the server will really see."""
+    template = "long_cot" if config is None or config.rounds == 1 else "pdr_refine"
+    return await counted_prompt_tokens(backend, load_prompt(template).render(problem=problem_text, workspace=""))
+
+
+async def counted_prompt_tokens(backend: Backend, messages: Sequence[ChatMessage | dict[str, str]]) -> int:
+    """A prompt's tokens as ``backend`` counts them (exactly, where it has a tokenizer endpoint), else estimated
+    as the budgeted call estimates them (``estimate_prompt_tokens``)."""
+    exact = await backend.count_prompt_tokens(make_request(messages))
+    return exact if exact is not None else estimate_prompt_tokens(messages)
 
 
 def plan_budget(target_bseq: int, *, prompt_tokens: int, config: PDRConfig | None = None) -> Plan:
@@ -83,9 +99,9 @@ def plan_draft_tokens(target_bseq: int, *, prompt_tokens: int, config: PDRConfig
     return int(m)
 
 
-def single_call_tokens(problem: Problem, params: MethodParams, budget: int | None) -> int:
+async def single_call_tokens(backend: Backend, problem: Problem, params: MethodParams, budget: int | None) -> int:
     """The output cap of one answering call: ``params.max_tokens``, or what a sequential budget leaves one long
-    chain of thought on this problem."""
+    chain of thought on this problem (its prompt counted by ``backend`` where it can)."""
     if budget is None:
         return params.max_tokens
-    return plan_draft_tokens(budget, prompt_tokens=planning_prompt_tokens(problem.text, None))
+    return plan_draft_tokens(budget, prompt_tokens=await counted_planning_prompt_tokens(backend, problem.text))

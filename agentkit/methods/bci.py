@@ -145,7 +145,7 @@ class BCI(Method):
         ledger = budget_ledger(budget, ledger)
         log = UsageLog() if p.handbook_mode == "frozen" else None
         solution = await bci(problem, backend, behaviors=p.behaviors, handbook=handbook, k=p.k, retrieval=p.retrieval,
-                             ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
+                             ledger=ledger, max_tokens=await single_call_tokens(backend, problem, p, budget),
                              temperature=p.temperature, seed=seed, bus=bus, usage=log, exclude_split=p.exclude_split)
         return MethodResult(solution=solution, ledger=ledger, details={
             "handbook_mode": p.handbook_mode, "usage": log.events if log is not None else None,
@@ -165,7 +165,7 @@ class BCIPlain(Method):
         p = self.coerce(params)
         ledger = budget_ledger(budget, ledger)
         solution = await bci(problem, backend, behaviors=(), ledger=ledger,
-                             max_tokens=single_call_tokens(problem, p, budget), temperature=p.temperature, seed=seed,
+                             max_tokens=await single_call_tokens(backend, problem, p, budget), temperature=p.temperature, seed=seed,
                              bus=bus, method="bci-plain")
         return MethodResult(solution=solution, ledger=ledger, details={"behaviors_in_context": 0,
                                                                          "behavior_tokens": 0})

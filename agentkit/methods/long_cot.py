@@ -41,7 +41,7 @@ class LongCoT(Method):
                   bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
         p = self.coerce(params)
         ledger = budget_ledger(budget, ledger)
-        solution = await long_cot(problem, backend, ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
+        solution = await long_cot(problem, backend, ledger=ledger, max_tokens=await single_call_tokens(backend, problem, p, budget),
                                   temperature=p.temperature, seed=seed, bus=bus)
         return MethodResult(solution=solution, ledger=ledger)
 

@@ -62,7 +62,14 @@ from agentkit.roles import Distiller, Refiner, ask, attached
 from agentkit.roles.pdr_roles import EXTRACTIVE, distill, write_draft
 from agentkit.seeds import derive_seed
 
-from ._common import budget_ledger, plan_budget, plan_draft_tokens, planning_prompt_tokens, start_run
+from ._common import (
+    budget_ledger,
+    counted_planning_prompt_tokens,
+    plan_budget,
+    plan_draft_tokens,
+    planning_prompt_tokens,
+    start_run,
+)
 
 __all__ = ["PDR", "SR", "PDRConfig", "PDRParams", "PDRResult", "SRParams", "Variant", "distill", "pdr",
            "plan_draft_tokens", "planning_prompt_tokens", "sr", "sr_config", "write_draft"]
@@ -378,7 +385,8 @@ async def _run(method: Method, problem: Problem, backend: Backend, config: PDRCo
                handbook: BehaviorStore | None, k: int, retrieval: Retrieval, bus: Bus | None,
                given: Ledger | None, mode: HandbookMode = "frozen", exclude_split: bool = False) -> MethodResult:
     if budget is not None:
-        m = plan_draft_tokens(budget, prompt_tokens=planning_prompt_tokens(problem.text, config), config=config)
+        m = plan_draft_tokens(budget, prompt_tokens=await counted_planning_prompt_tokens(backend, problem.text, config),
+                              config=config)
         config = config.model_copy(update={"max_tokens": m})
     if k and handbook is None:
         raise ConfigError(f"{method.name} with behaviors={k} needs a handbook (params.store or --store)")

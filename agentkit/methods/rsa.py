@@ -33,7 +33,7 @@ from agentkit.registry import Method, MethodParams, MethodResult, Plan
 from agentkit.roles import Student, ask, attached
 from agentkit.seeds import derive_seed
 
-from ._common import budget_ledger, start_run
+from ._common import budget_ledger, counted_prompt_tokens, start_run
 from .self_consistency import majority_vote, vote
 
 __all__ = ["RSA", "RSAParams", "rsa", "rsa_plan"]
@@ -56,11 +56,16 @@ class RSAParams(MethodParams):
         return self
 
 
-def rsa_plan(problem: Problem, params: RSAParams, budget: int) -> Plan:
-    """How B_seq splits: ``P + m + T * (P_agg + K * m + m)`` (see the module doc)."""
-    draft = estimate_prompt_tokens(load_prompt("long_cot").render(problem=problem.text))
-    aggregate = estimate_prompt_tokens(load_prompt("rsa_aggregate").render(
-        problem=problem.text, count=str(params.subset), solutions=""))
+def rsa_prompts(problem: Problem, params: RSAParams) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The draft prompt and the aggregation prompt without its candidates (what ``rsa_plan`` sizes)."""
+    return (load_prompt("long_cot").render(problem=problem.text),
+            load_prompt("rsa_aggregate").render(problem=problem.text, count=str(params.subset), solutions=""))
+
+
+def rsa_plan(problem: Problem, params: RSAParams, budget: int, sizes: tuple[int, int] | None = None) -> Plan:
+    """How B_seq splits: ``P + m + T * (P_agg + K * m + m)`` (see the module doc). ``sizes``: the two prompts'
+    tokens as the server counts them (``rsa_prompts``); None: estimated."""
+    draft, aggregate = sizes or tuple(estimate_prompt_tokens(m) for m in rsa_prompts(problem, params))
     # Each candidate is shown under a "Solution i:" header (about 4 tokens by the estimator).
     fixed = draft + params.loops * (aggregate + 4 * params.subset)
     per_token = 1 + params.loops * (params.subset + 1)
@@ -125,7 +130,9 @@ class RSA(Method):
         assert isinstance(p, RSAParams)
         cap = p.max_tokens
         if budget is not None:
-            cap = rsa_plan(problem, p, budget).max_tokens
+            draft, aggregate = rsa_prompts(problem, p)
+            sizes = (await counted_prompt_tokens(backend, draft), await counted_prompt_tokens(backend, aggregate))
+            cap = rsa_plan(problem, p, budget, sizes).max_tokens
             if cap < 1:
                 raise BudgetExceeded(
                     f"a sequential budget of {budget} tokens leaves RSA (N={p.population}, K={p.subset}, "

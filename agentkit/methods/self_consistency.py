@@ -105,7 +105,7 @@ class SelfConsistency(Method):
         assert isinstance(p, SelfConsistencyParams)
         ledger = budget_ledger(budget, ledger)
         solution, details = await self_consistency(
-            problem, backend, samples=p.samples, ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
+            problem, backend, samples=p.samples, ledger=ledger, max_tokens=await single_call_tokens(backend, problem, p, budget),
             temperature=max(p.temperature, p.min_temperature), seed=seed, bus=bus)
         return MethodResult(solution=solution, ledger=ledger, details=details)
 

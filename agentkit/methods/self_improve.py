@@ -166,7 +166,7 @@ class SelfImprove(Method):
         # The budget caps each answering call as it caps long CoT; curation calls come on top (as in the paper).
         ledger = budget_ledger(None, ledger)
         improvement = await self_improve(
-            problem, backend, attempts=p.attempts, ledger=ledger, max_tokens=single_call_tokens(problem, p, budget),
+            problem, backend, attempts=p.attempts, ledger=ledger, max_tokens=await single_call_tokens(backend, problem, p, budget),
             curation_tokens=p.curation_tokens, max_behaviors=p.max_behaviors, temperature=p.temperature, seed=seed,
             bus=bus)
         return MethodResult(solution=improvement.solution, ledger=ledger, details={"improvement": improvement})
@@ -189,7 +189,7 @@ class CritiqueRevise(Method):
         assert isinstance(p, CritiqueReviseParams)
         ledger = budget_ledger(None, ledger)
         improvement = await critique_revise(problem, backend, attempts=p.attempts, ledger=ledger,
-                                            max_tokens=single_call_tokens(problem, p, budget),
+                                            max_tokens=await single_call_tokens(backend, problem, p, budget),
                                             temperature=p.temperature, seed=seed, bus=bus)
         return MethodResult(solution=improvement.solution, ledger=ledger, details={"improvement": improvement})
 

@@ -4,10 +4,11 @@ run|resume|merge|report``."""
 
 from .db import ResultsDB
 from .drafts import graded_drafts
-from .report import write_report
+from .report import report_data, write_report
 from .runner import SweepSummary, run_cell, run_sweep
-from .spec import Cell, SweepSpec, iter_cells, load_spec
-from .validate import CellPlan, infeasible, validate_spec
+from .spec import Cell, SweepSpec, iter_cells, load_spec, require_handbooks, spec_grid
+from .validate import CellPlan, implied_comparisons, infeasible, starved, validate_spec
 
-__all__ = ["Cell", "CellPlan", "ResultsDB", "SweepSpec", "SweepSummary", "graded_drafts", "infeasible", "iter_cells",
-           "load_spec", "run_cell", "run_sweep", "validate_spec", "write_report"]
+__all__ = ["Cell", "CellPlan", "ResultsDB", "SweepSpec", "SweepSummary", "graded_drafts", "implied_comparisons",
+           "infeasible", "iter_cells", "load_spec", "report_data", "require_handbooks", "run_cell", "run_sweep", "spec_grid", "starved",
+           "validate_spec", "write_report"]

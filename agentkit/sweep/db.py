@@ -11,17 +11,18 @@ column: every call's figures, PDR/SR drafts and workspaces, the behaviors retrie
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from agentkit.errors import ConfigError
 
-__all__ = ["COLUMNS", "ResultsDB", "pack_trace", "unpack_trace"]
+__all__ = ["COLUMNS", "GRID_COLUMNS", "ResultsDB", "pack_trace", "unpack_trace"]
 
 
 def pack_trace(trace: dict[str, Any]) -> bytes:
@@ -65,10 +66,11 @@ COLUMNS: dict[str, str] = {
     "details": "TEXT",
     "budget_kind": "TEXT",
     "handbook": "TEXT",
+    "reasoning_tokens": "INTEGER",
 }
 STORED: dict[str, str] = {**COLUMNS, "trace": "BLOB"}
 """The table's columns: the row's, and its cell's packed run (read by ``trace``, left out of ``rows``)."""
-ADDED_COLUMNS = ("extraction", "finish_reason", "details", "budget_kind", "trace", "handbook")
+ADDED_COLUMNS = ("extraction", "finish_reason", "details", "budget_kind", "trace", "handbook", "reasoning_tokens")
 """Columns added after the first results databases were written: opening an older database adds them (NULL)."""
 
 
@@ -81,6 +83,13 @@ _RETRY = (f"INSERT INTO results ({', '.join(STORED)}) VALUES ({', '.join(f':{nam
 TRANSIENT_ERRORS = ("BackendUnavailable", "MalformedResponse", "RequestTimeout")
 """Failed cells whose error is one of these are rerun by a resume by default (the others, a budget too small
 or a request the server refused, fail the same way again; ``retry="all"`` reruns them too)."""
+
+
+GRID_COLUMNS = ("key", "dataset", "item_id", "method", "backend", "budget", "budget_kind", "seed")
+"""A grid cell as the ``grid`` table keeps it: every cell a sweep that wrote this database set out to run."""
+_GRID_SCHEMA = ("CREATE TABLE IF NOT EXISTS grid (key TEXT PRIMARY KEY, dataset TEXT, item_id TEXT, method TEXT, "
+                "backend TEXT, budget INTEGER, budget_kind TEXT, seed INTEGER)",
+                "CREATE TABLE IF NOT EXISTS specs (hash TEXT PRIMARY KEY, name TEXT, spec TEXT, recorded_at REAL)")
 
 
 class ResultsDB:
@@ -110,6 +119,8 @@ class ResultsDB:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             columns = ", ".join(f"{name} {kind}" for name, kind in STORED.items())
             self._conn.execute(f"CREATE TABLE IF NOT EXISTS results ({columns})")
+            for schema in _GRID_SCHEMA:
+                self._conn.execute(schema)
             have = {r[1] for r in self._conn.execute("PRAGMA table_info(results)")}
         except sqlite3.DatabaseError as exc:
             self._conn.close()
@@ -126,7 +137,8 @@ class ResultsDB:
 
     def _open_readonly(self) -> None:
         try:
-            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False,
+            # the path as a file: URI (``?``, ``#`` and ``%`` in a name escaped, never spliced into the query)
+            self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
                                          isolation_level=None, timeout=30)
             have = {r[1] for r in self._conn.execute("PRAGMA table_info(results)")}
         except sqlite3.DatabaseError as exc:
@@ -176,6 +188,39 @@ class ResultsDB:
                 keys.add(key)
         return keys
 
+    def record_spec(self, name: str, spec_json: str, cells: Iterable[Mapping[str, Any]]) -> str:
+        """Keep the spec a sweep runs (its JSON and that JSON's hash) and every cell of its grid (``GRID_COLUMNS``),
+        so a report knows which cells should have a row; returns the spec's hash. A resume records nothing new;
+        a database that several specs (or shards) ran into keeps the union of their grids."""
+        digest = hashlib.sha256(spec_json.encode()).hexdigest()[:16]
+        values = (tuple(cell[c] for c in GRID_COLUMNS) for cell in cells)  # streamed: a grid may be large
+        with self._conn:
+            self._conn.execute("BEGIN")
+            self._conn.execute("INSERT OR IGNORE INTO specs VALUES (?, ?, ?, ?)", (digest, name, spec_json, time.time()))
+            self._conn.executemany(f"INSERT OR IGNORE INTO grid VALUES ({', '.join('?' * len(GRID_COLUMNS))})", values)
+        return digest
+
+    def specs(self) -> list[dict[str, Any]]:
+        """The specs recorded (``hash``, ``name``, ``spec`` JSON, ``recorded_at``), oldest first; [] for a database
+        written before agentkit recorded them."""
+        if not self._has_table("specs"):
+            return []
+        cursor = self._conn.execute("SELECT hash, name, spec, recorded_at FROM specs ORDER BY recorded_at")
+        return [dict(zip(("hash", "name", "spec", "recorded_at"), r, strict=True)) for r in cursor]
+
+    def grid(self) -> list[dict[str, Any]] | None:
+        """Every cell the recorded specs set out to run, or None when the database recorded no grid (written
+        before agentkit recorded one: its report can only count the rows it has)."""
+        if not self._has_table("grid"):
+            return None
+        cells = [dict(zip(GRID_COLUMNS, r, strict=True))
+                 for r in self._conn.execute(f"SELECT {', '.join(GRID_COLUMNS)} FROM grid ORDER BY key")]
+        return cells or None
+
+    def _has_table(self, name: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                  (name,)).fetchone() is not None
+
     def failed_count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM results WHERE status != 'ok'").fetchone()[0])
 
@@ -215,6 +260,10 @@ class ResultsDB:
         for other in sources:
             source = ResultsDB(other, create=False)
             try:
+                grid = source.grid() or []  # the shards' grids too: the merged database knows every cell
+                for spec in source.specs():
+                    self.record_spec(spec["name"], spec["spec"], grid)
+                    grid = []
                 for row in source.rows():
                     trace = source.trace(row["key"])
                     added += self.write({**row, "trace": trace} if trace is not None else row)

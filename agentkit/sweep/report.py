@@ -27,12 +27,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from agentkit.errors import ConfigError
 from agentkit.evaluation.answers import answers_match
 from agentkit.evaluation.stats import bootstrap_mean_ci, paired_difference, pass_at_k, seed_mean_se, wilson_interval
 
-from .db import ResultsDB
+from .db import COLUMNS, ResultsDB
+from .validate import BASELINES
 
-__all__ = ["compare", "pareto_front", "summarise", "write_report"]
+__all__ = ["compare", "pareto_front", "report_data", "summarise", "with_missing", "write_report"]
 
 GroupKey = tuple[str, str, str, str, int]
 
@@ -45,6 +47,20 @@ def _kind(row: Mapping[str, Any]) -> str:
 def budget_label(kind: str, budget: int) -> str:
     """How a report names a budget: ``B_seq 2000`` or ``out 512`` (a per-call output cap)."""
     return f"{'B_seq' if kind == 'sequential' else 'out'} {budget}"
+
+
+def with_missing(rows: Iterable[Mapping[str, Any]], grid: Iterable[Mapping[str, Any]] | None
+                 ) -> list[Mapping[str, Any]]:
+    """``rows`` plus one row with ``status = "missing"`` for every cell of ``grid`` that has none (a cell that
+    never finished, or a row deleted): the report counts it as a wrong answer, lists it and warns. ``grid`` None
+    (a database written before agentkit recorded its grid, and no spec given): the rows alone."""
+    out = list(rows)
+    if grid is None:
+        return out
+    have = {r["key"] for r in out}
+    out += [{**dict.fromkeys(COLUMNS), **cell, "status": "missing", "error": "no row: the cell never finished"}
+            for cell in grid if cell["key"] not in have]
+    return out
 
 
 def summarise(rows: Iterable[Mapping[str, Any]], prices: Mapping[str, Mapping[str, float]] | None = None
@@ -71,12 +87,15 @@ def summarise(rows: Iterable[Mapping[str, Any]], prices: Mapping[str, Mapping[st
 
         summary: dict[str, Any] = {
             "dataset": dataset, "method": method, "backend": backend, "budget": budget, "budget_kind": kind,
-            "problems": len(per_item), "samples": samples, "graded": len(graded), "failed": len(members) - len(ok),
+            "problems": len(per_item), "samples": samples, "graded": len(graded),
+            "failed": sum(1 for r in members if r["status"] not in ("ok", "missing")),
+            "missing": sum(1 for r in members if r["status"] == "missing"),
             "accuracy": correct / len(graded) if graded else 0.0, "ci_low": low, "ci_high": high,
             "pass@1": _mean_pass(per_item, 1), f"pass@{samples}": _mean_pass(per_item, samples) if samples else 0.0,
             "output_tokens": mean("output_tokens"), "input_tokens": mean("input_tokens"), "B_seq": mean("b_seq"),
             "B_total": mean("b_total"), "latency_s": mean("latency_s"),
-            "grader": sorted({str(r["grader"]) for r in members}),
+            "grader": sorted({str(r["grader"]) for r in members if r["grader"] is not None}),
+            "over_budget": sum(1 for r in members if _over_budget(r)),
         }
         per_seed: dict[int, list[bool]] = defaultdict(list)
         for r in graded:
@@ -97,6 +116,12 @@ def summarise(rows: Iterable[Mapping[str, Any]], prices: Mapping[str, Mapping[st
                                       + (r["output_tokens"] or 0) * price.get("output", 0.0) for r in members) / 1e6
         out.append(summary)
     return out
+
+
+def _over_budget(row: Mapping[str, Any]) -> bool:
+    """Whether a row's measured B_seq exceeds its sequential budget (only a backend whose tokenizer agentkit cannot
+    reach can cause it: see ``agentkit.ledger.Ledger``)."""
+    return _kind(row) == "sequential" and row.get("b_seq") is not None and int(row["b_seq"]) > int(row["budget"])
 
 
 def _majority(rows: list[Mapping[str, Any]]) -> float:
@@ -130,28 +155,55 @@ def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] 
     (a failed cell counts as wrong); the difference A - B has a paired bootstrap interval over items."""
     scores: dict[tuple[str, str, str, int], dict[str, dict[str, list[float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
+    cells: dict[tuple[str, str, str, int], dict[str, set[tuple[str, int]]]] = defaultdict(lambda: defaultdict(set))
     baselines: set[str] = set()
+    known: set[str] = set()
     for r in rows:
         if r["status"] == "ok" and r["correct"] is None:
             continue  # no reference: not graded
         params = r.get("method_params")
         name = (json.loads(params) if isinstance(params, str) else params or {}).get("name", r["method"])
-        if name in ("long-cot", "bci-plain"):
+        if name in BASELINES:
             baselines.add(r["method"])
         ok = r["status"] == "ok" and bool(r["correct"])
-        scores[(r["dataset"], r["backend"], _kind(r), int(r["budget"]))][r["method"]][r["item_id"]].append(float(ok))
+        where = (r["dataset"], r["backend"], _kind(r), int(r["budget"]))
+        scores[where][r["method"]][r["item_id"]].append(float(ok))
+        cells[where][r["method"]].add((r["item_id"], int(r.get("seed") or 0)))
+        known.add(r["method"])
     wanted = list(pairs) if pairs is not None else None
+    for a, b in wanted or []:
+        unknown = [m for m in (a, b) if m not in known]
+        if unknown:
+            raise ConfigError(f"no method {' or '.join(map(repr, unknown))} in these results; their methods: "
+                              f"{', '.join(sorted(known))}")
     out = []
-    for (dataset, backend, kind, budget), methods in sorted(scores.items()):
+    for where, methods in sorted(scores.items()):
+        dataset, backend, kind, budget = where
         todo = wanted if wanted is not None else [(m, b) for b in sorted(baselines & set(methods))
                                                   for m in sorted(methods) if m not in baselines]
         for a, b in todo:
             if a not in methods or b not in methods:
                 continue
+            entry: dict[str, Any] = {"dataset": dataset, "backend": backend, "budget": budget, "budget_kind": kind,
+                                     "a": a, "b": b}
+            only_a, only_b = cells[where][a] - cells[where][b], cells[where][b] - cells[where][a]
+            if only_a or only_b:  # different problems or seeds: a paired comparison would compare other things
+                entry["refused"] = (f"their grids differ: {len(only_a)} cells only {a} has, {len(only_b)} only {b} "
+                                    "has (problems or seeds)")
+                out.append(entry)
+                continue
             per_a = {i: sum(v) / len(v) for i, v in methods[a].items()}
             per_b = {i: sum(v) / len(v) for i, v in methods[b].items()}
-            out.append({"dataset": dataset, "backend": backend, "budget": budget, "budget_kind": kind, "a": a, "b": b,
-                        **paired_difference(per_a, per_b)})
+            out.append({**entry, **paired_difference(per_a, per_b)})
+    if wanted is not None:
+        paired = {(c["a"], c["b"]) for c in out if "refused" not in c}
+        for a, b in wanted:
+            if (a, b) in paired:
+                continue
+            refused = next((c["refused"] for c in out if (c["a"], c["b"]) == (a, b)), None)
+            raise ConfigError(f"{a} vs {b} not compared: {refused}" if refused else
+                              f"nothing to compare for {a} vs {b}: the two never ran on the same dataset, backend "
+                              "and budget")
     return out
 
 
@@ -229,7 +281,7 @@ def _plot(dataset: str, groups: list[dict[str, Any]], x_field: str) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
-    groups = [g for g in groups if g["graded"] > g["failed"]]  # every cell failed: no tokens to place it at
+    groups = [g for g in groups if g["graded"] > g["failed"] + g["missing"]]  # none finished: no tokens to place it at
     points = [(g[x_field], g["accuracy"]) for g in groups]
     for g in groups:
         label = f"{g['method']} @{budget_label(g['budget_kind'], g['budget'])}" + (f" ({g['backend']})" if len({x['backend'] for x in groups}) > 1
@@ -254,7 +306,8 @@ def _plot(dataset: str, groups: list[dict[str, Any]], x_field: str) -> bytes:
 
 
 _COLUMNS = ["method", "backend", "budget", "problems", "samples", "accuracy", "ci", "boot_ci", "seeds_mean_se",
-            "pass@1", "output_tokens", "input_tokens", "behavior_tokens", "B_seq", "B_total", "latency_s", "failed"]
+            "pass@1", "output_tokens", "input_tokens", "behavior_tokens", "B_seq", "B_total", "latency_s", "failed",
+            "missing", "over_budget"]
 
 
 def _cells(g: dict[str, Any]) -> list[str]:
@@ -280,18 +333,36 @@ def _cells(g: dict[str, Any]) -> list[str]:
     return cells
 
 
-def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_seq",
-                 prices: Mapping[str, Mapping[str, float]] | None = None,
-                 pairs: Iterable[tuple[str, str]] | None = None) -> dict[str, Any]:
-    """Write ``report.md``, ``report.html`` and one ``<dataset>.png`` per dataset; returns their paths, the
-    summaries and the paired comparisons (``pairs`` of method keys, default each method against long CoT)."""
-    db = ResultsDB(db_path, create=False)
+def report_data(db_path: str | Path, *, prices: Mapping[str, Mapping[str, float]] | None = None,
+                pairs: Iterable[tuple[str, str]] | None = None, grid: list[dict[str, Any]] | None = None
+                ) -> dict[str, Any]:
+    """What a report shows, without writing it: ``rows`` (with a ``missing`` row for each cell of the grid that
+    has none: see ``write_report``), the ``groups`` (``summarise``), the ``comparisons`` (``compare``) and the
+    ``missing`` cells' identities."""
+    db = ResultsDB(db_path, create=False, readonly=True)
     try:
-        rows = list(db.rows())
+        stored = list(db.rows())
+        recorded = db.grid()
     finally:
         db.close()
-    groups = summarise(rows, prices)
-    comparisons = compare(rows, pairs)
+    rows = with_missing(stored, recorded if recorded is not None else grid)
+    return {"rows": rows, "groups": summarise(rows, prices), "comparisons": compare(rows, pairs),
+            "missing": [{c: r[c] for c in ("key", "dataset", "item_id", "method", "backend", "budget",
+                                           "budget_kind", "seed")} for r in rows if r["status"] == "missing"]}
+
+
+def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_seq",
+                 prices: Mapping[str, Mapping[str, float]] | None = None,
+                 pairs: Iterable[tuple[str, str]] | None = None,
+                 grid: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write ``report.md``, ``report.html`` and one ``<dataset>.png`` per dataset; returns their paths, the
+    summaries, the paired comparisons (``pairs`` of method keys, default each method against the baselines;
+    comparisons of arms whose grids differ carry ``refused`` and no numbers) and the ``missing`` cells: those
+    of the grid with no row (the grid the database recorded at run time, else ``grid``: one computed from the
+    spec), counted as wrong answers."""
+    data = report_data(db_path, prices=prices, pairs=pairs, grid=grid)
+    rows, groups, comparisons = data["rows"], data["groups"], data["comparisons"]
+    missing = [r for r in rows if r["status"] == "missing"]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -303,10 +374,15 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
           "column). `ci`: a 95% Wilson interval over cells (treats seeds of one problem as independent); "
           "`boot_ci`: a 95% bootstrap over problems (a problem's seeds resampled together: the honest one when "
           "there are several seeds); `seeds_mean_se`: the mean of per-seed accuracies, its standard error across "
-          "seeds and the number of seeds. `budget`: `B_seq N` (the run's sequential tokens, prompts included, at "
-          "most N) or `out N` (each answering call's output capped at N, prompts not counted); only cells of one "
-          "budget and kind are compared. Tokens are means over the cells that finished; "
+          "seeds and the number of seeds. `budget`: `B_seq N` (the run's sequential tokens, prompts included, "
+          "enforced at N) or `out N` (each answering call's output capped at N, prompts not counted); only cells "
+          "of one budget and kind are compared. `over_budget`: cells whose measured B_seq exceeds N (possible only "
+          "on a server whose tokenizer agentkit cannot reach, so prompts were estimated). Tokens are means over "
+          "the cells that finished; "
           f"plots show accuracy against mean {x_field} with the Pareto front.", ""]
+    if missing:
+        md += [f"**Warning: {len(missing)} cells of the grid have no row** (never finished, or removed): each counts "
+               "as a wrong answer and is listed under its dataset (`missing`). Resume the sweep to run them.", ""]
     page = [f"<h1>Sweep report</h1><p>{html.escape(str(db_path))}</p>"]
     plots = {}
     for dataset, members in by_dataset.items():
@@ -324,20 +400,29 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
                 for g in refined)]
         paired = [c for c in comparisons if c["dataset"] == dataset]
         if paired:
+            refused = [c for c in paired if "refused" in c]
+            paired = [c for c in paired if "refused" not in c]
             md += ["", "Paired comparisons (same items, budget and backend; per item the mean over seeds, a failed "
-                   "cell wrong; 95% paired bootstrap over items):", "",
-                   "| A | B | budget | items | A - B | 95% CI | wins / losses / ties |", "|---|---|---|---|---|---|---|"]
+                   "or missing cell wrong; 95% paired bootstrap over items; `p`: the exact McNemar test of the wins "
+                   "and losses):", "",
+                   "| A | B | budget | items | A - B | 95% CI | wins / losses / ties | p |",
+                   "|---|---|---|---|---|---|---|---|"]
             md += [f"| {c['a']} | {c['b']} | {budget_label(c['budget_kind'], c['budget'])} | {c['items']} | {c['difference']:+.3f} | "
-                   f"{c['ci_low']:+.3f} to {c['ci_high']:+.3f} | {c['wins']} / {c['losses']} / {c['ties']} |"
-                   for c in paired]
+                   f"{c['ci_low']:+.3f} to {c['ci_high']:+.3f} | {c['wins']} / {c['losses']} / {c['ties']} | "
+                   f"{c['p_value']:.3g} |" for c in paired]
+            md += [f"- not compared: {c['a']} vs {c['b']} @{budget_label(c['budget_kind'], c['budget'])}: {c['refused']}"
+                   for c in refused]
             paired_html = ("<h3>Paired comparisons</h3><table border='1' cellspacing='0' cellpadding='3'><tr><th>A</th>"
                         "<th>B</th><th>budget</th><th>items</th><th>A - B</th><th>95% CI</th><th>wins / losses / "
-                        "ties</th></tr>" + "".join(
+                        "ties</th><th>p (McNemar)</th></tr>" + "".join(
                             f"<tr><td>{html.escape(c['a'])}</td><td>{html.escape(c['b'])}</td>"
                             f"<td>{budget_label(c['budget_kind'], c['budget'])}</td>"
                             f"<td>{c['items']}</td><td>{c['difference']:+.3f}</td><td>{c['ci_low']:+.3f} to "
-                            f"{c['ci_high']:+.3f}</td><td>{c['wins']} / {c['losses']} / {c['ties']}</td></tr>"
-                            for c in paired) + "</table>")
+                            f"{c['ci_high']:+.3f}</td><td>{c['wins']} / {c['losses']} / {c['ties']}</td>"
+                            f"<td>{c['p_value']:.3g}</td></tr>"
+                            for c in paired) + "</table>" + "".join(
+                            f"<p>not compared: {html.escape(c['a'])} vs {html.escape(c['b'])}: "
+                            f"{html.escape(c['refused'])}</p>" for c in refused))
         else:
             paired_html = ""
         built = _handbooks([r for r in rows if r["dataset"] == dataset])
@@ -345,6 +430,11 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
             md += ["", "Handbooks (what building each cost, from its curation log; behavior input tokens are in the "
                    "`behavior_tokens` column):", ""]
             md += [f"- `{h['store']}` ({h.get('embedder')}): " + _build_cost(h) for h in built]
+        lost = [r for r in missing if r["dataset"] == dataset]
+        if lost:
+            md += ["", f"Missing cells ({len(lost)}, counted as wrong):", ""]
+            md += [f"- {r['method']} @{budget_label(_kind(r), int(r['budget']))} item {r['item_id']} seed {r['seed']} "
+                   f"({r['backend']})" for r in lost]
         md += ["", f"grader: {', '.join(sorted({v for g in members for v in g['grader']}))}", ""]
         rows_html = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(g)) + "</tr>"
                             for g in members)
@@ -357,4 +447,4 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
     (out / "report.html").write_text("<!doctype html><html><head><meta charset='utf-8'><title>Sweep report</title>"
                                      "</head><body>" + "".join(page) + "</body></html>\n", encoding="utf-8")
     return {"markdown": str(out / "report.md"), "html": str(out / "report.html"), "plots": plots, "groups": groups,
-            "comparisons": comparisons}
+            "comparisons": comparisons, "missing": data["missing"]}

@@ -43,7 +43,7 @@ from agentkit.messages import Problem
 from agentkit.registry import get_method
 
 from .db import ResultsDB
-from .spec import Cell, DatasetEntry, MethodEntry, SweepSpec, iter_cells
+from .spec import Cell, DatasetEntry, MethodEntry, SweepSpec, iter_cells, require_handbooks
 
 __all__ = ["SweepSummary", "run_cell", "run_sweep"]
 
@@ -114,6 +114,7 @@ async def run_sweep(
     index, count = shard
     if not 0 <= index < count:
         raise ConfigError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
+    await asyncio.to_thread(require_handbooks, spec)  # a missing store is refused before anything is created
     db = await asyncio.to_thread(ResultsDB, db_path)  # a bad --db fails before anything starts
     problems: dict[str, dict[str, Problem]] = {}
     for d in spec.datasets:
@@ -125,7 +126,16 @@ async def run_sweep(
     built = {b.spec: backend_from_spec(b.spec) for b in spec.backends if b.spec not in given}
     live = {**built, **given}
     gates = {b.spec: asyncio.Semaphore(b.concurrency) for b in spec.backends}
-    handbooks = await _open_handbooks(spec)
+    # Each backend's model, resolved once before the first cell (a local model started and its file hashed, a
+    # server asked what it serves), so every row names the model that answered it.
+    try:
+        identities = {b.spec: await live[b.spec].identity() for b in spec.backends}
+        handbooks = await _open_handbooks(spec)
+    except BaseException:
+        for backend in built.values():
+            await backend.aclose()
+        db.close()
+        raise
     infos = {store: await asyncio.to_thread(handbook_info, store, handbook) for store, handbook in handbooks.items()}
     done = await asyncio.to_thread(db.finished_keys, retry=retry)
     summary = SweepSummary(db=str(db_path))
@@ -133,6 +143,9 @@ async def run_sweep(
     bus = Bus(name=f"sweep:{spec.name}")  # every cell's roles attach here for the length of the cell
     started = time.perf_counter()
     ids = {k: list(v) for k, v in problems.items()}
+    # The spec and its grid go in first: a report then knows every cell that should have a row, finished or not.
+    await asyncio.to_thread(db.record_spec, spec.name, spec.model_dump_json(), (
+        {**c.model_dump(), "key": c.key} for c in iter_cells(spec, ids) if c.in_shard(index, count)))
     if on_start is not None:  # one cheap pass over the keys (no cell is kept)
         total = already = 0
         for c in iter_cells(spec, ids):
@@ -180,7 +193,7 @@ async def run_sweep(
             row = await _run_one(cell, problems[cell.dataset][cell.item_id], methods[cell.method],
                                  samplings[cell.method],
                                  live[cell.backend], gates[cell.backend], spec, grader, handbooks, infos, bus,
-                                 datasets[cell.dataset])
+                                 datasets[cell.dataset], identities[cell.backend])
             await finished.put(row)
 
     async def work() -> None:
@@ -225,16 +238,11 @@ async def run_sweep(
 
 
 async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
-    """Every handbook a method's ``params.store`` names, opened once for the sweep. A store directory that does
-    not exist is refused before any opens (opening would create an empty handbook, and every cell would answer
-    without behaviors while its row said it used that store)."""
+    """Every handbook a method's ``params.store`` names, opened once for the sweep; a store directory that does
+    not exist is refused before any opens (``require_handbooks``)."""
     from agentkit.memory import QdrantBehaviorStore, embedder_from_spec
 
-    paths = [p for p in dict.fromkeys(m.params.get("store") for m in spec.methods) if isinstance(p, str) and p]
-    missing = await asyncio.to_thread(lambda: [p for p in paths if not Path(p).exists()])
-    if missing:
-        raise ConfigError(f"no handbook at {', '.join(missing)}: build one first (agentkit handbook --store DIR "
-                          "build ...) or import an export (agentkit handbook --store DIR import FILE.jsonl)")
+    paths = await asyncio.to_thread(require_handbooks, spec)
     stores: dict[str, BehaviorStore] = {}
     embedder = None
     for path in paths:  # each once: paths has no repeats
@@ -272,11 +280,12 @@ def curation_cost(log: Path) -> dict[str, int] | None:
 
 def cell_trace(problem: Problem, ledger: Ledger, out: dict[str, Any] | None = None) -> dict[str, Any]:
     """What ``agentkit view`` shows of a cell's run: the problem, every call (role, stage, round, branch,
-    input and output tokens, latency, finish reason, accepted, final), and for a finished run its final text,
+    input and output tokens, latency, finish reason, accepted, final, reasoning tokens of its output, the
+    temperature it was sent with), and for a finished run its final text,
     the behaviors retrieved and cited, and PDR/SR's drafts and workspaces."""
     trace: dict[str, Any] = {"problem": problem.text, "calls": [
         [r.role, r.stage, r.round, r.branch, r.input_tokens, r.output_tokens, round(r.latency_s, 3),
-         r.finish_reason, int(r.accepted), int(r.final)] for r in ledger.records]}
+         r.finish_reason, int(r.accepted), int(r.final), r.reasoning_tokens, r.temperature] for r in ledger.records]}
     if out is None:
         return trace
     trace.update(text=out.get("text") or "", behaviors=out.get("behaviors") or [], cited=out.get("cited") or [])
@@ -317,11 +326,11 @@ def method_sampling(method: MethodEntry, temperature: float) -> dict[str, Any]:
 async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, sampling: dict[str, Any], backend: Backend,
                    gate: asyncio.Semaphore, spec: SweepSpec, grader: MathVerifyGrader,
                    handbooks: dict[str, BehaviorStore], infos: dict[str, dict[str, Any]], bus: Bus,
-                   dataset: DatasetEntry) -> dict[str, Any]:
+                   dataset: DatasetEntry, identity: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "key": cell.key, "sweep": spec.name, "dataset": cell.dataset, "item_id": cell.item_id,
         "method": cell.method, "method_params": {"name": method.name, **method.params}, "backend": cell.backend,
-        "backend_info": backend.describe(), "budget": cell.budget, "budget_kind": cell.budget_kind, "seed": cell.seed,
+        "backend_info": identity, "budget": cell.budget, "budget_kind": cell.budget_kind, "seed": cell.seed,
         "reference": problem.reference, "prompt_hash": prompt_hash(method.name), "grader": grader.version,
         "sampling": {**sampling, "seed": cell.seed},
     }
@@ -341,6 +350,8 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, sampling: 
         return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "b_seq": figures["B_seq"],
                 "b_total": figures["B_total"], "input_tokens": figures["input_tokens"],
                 "output_tokens": figures["output_tokens"], "calls": figures["calls"],
+                "reasoning_tokens": figures["reasoning_tokens"],
+                "sampling": {**row["sampling"], "sent": spent.temperatures()},
                 "latency_s": time.perf_counter() - started,
                 "trace": cell_trace(problem, spent) if spec.store_traces else None}
     ledger: Ledger | None = out.get("ledger")
@@ -360,6 +371,8 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, sampling: 
         "b_seq": figures.get("B_seq"), "b_total": figures.get("B_total"),
         "input_tokens": figures.get("input_tokens"), "output_tokens": figures.get("output_tokens"),
         "answer_output_tokens": figures.get("answer_output_tokens"), "calls": figures.get("calls"),
+        "reasoning_tokens": figures.get("reasoning_tokens"),
+        "sampling": {**row["sampling"], "sent": (ledger or spent).temperatures()},
         "latency_s": time.perf_counter() - started,
         "trace": cell_trace(problem, ledger or spent, out) if spec.store_traces else None,
     }

@@ -59,7 +59,8 @@ from agentkit.registry import get_method, load_plugin
 BudgetKind = Literal["sequential", "output"]
 """What a cell's budget bounds (``MethodEntry.budget_kind``)."""
 
-__all__ = ["BackendEntry", "BudgetKind", "Cell", "DatasetEntry", "MethodEntry", "SweepSpec", "load_spec"]
+__all__ = ["BackendEntry", "BudgetKind", "Cell", "DatasetEntry", "MethodEntry", "SweepSpec", "iter_cells", "load_spec",
+           "require_handbooks", "spec_grid"]
 
 class DatasetEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -172,6 +173,10 @@ class SweepSpec(BaseModel):
     strict rule (``agentkit.evaluation.answers.extract_strict``); every row records which."""
     min_draft_tokens: int = Field(default=64, ge=1)
     """The smallest output cap per answering call that ``sweep validate`` accepts as a useful cell."""
+    starved_fraction: float = Field(default=0.1, gt=0, le=1)
+    """``sweep validate`` warns about a method whose output cap per answering call is below this share of what
+    one long chain of thought gets at the same budget on the same problem (a starved arm: PDR drafts of ~300
+    tokens at a B_seq where long CoT writes 16k)."""
     store_traces: bool = True
     """Keep each cell's run (every call's figures, drafts, workspaces, behaviors; compressed) for
     ``agentkit view``; off for grids whose drafts are too large to keep."""
@@ -254,6 +259,25 @@ def load_spec(path: str | Path) -> SweepSpec:
     except ValidationError as exc:
         problems = "; ".join(f"{field}: {reason}" for field, reason in validation_problems(exc, root="spec"))
         raise ConfigError(f"{path}: {problems}") from None
+
+
+def require_handbooks(spec: SweepSpec) -> list[str]:
+    """The handbook store directories the spec's methods name (``params.store``), each once; a ``ConfigError`` if
+    any does not exist (opening one would create an empty handbook, and every cell would answer without behaviors
+    while its row said it used that store). ``sweep validate`` and ``sweep run`` both check this first."""
+    paths = [p for p in dict.fromkeys(m.params.get("store") for m in spec.methods) if isinstance(p, str) and p]
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise ConfigError(f"no handbook at {', '.join(missing)}: build one first (agentkit handbook --store DIR "
+                          "build ...) or import an export (agentkit handbook --store DIR import FILE.jsonl)")
+    return paths
+
+
+def spec_grid(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every cell of ``spec`` as the results database's ``grid`` table keeps it (its datasets loaded): the grid a
+    report checks an older database against when it is given the spec."""
+    items = {d.name: [p.problem_id for p in d.load()] for d in spec.datasets}
+    return [{**c.model_dump(), "key": c.key} for c in iter_cells(spec, items)]
 
 
 def iter_cells(spec: SweepSpec, items: dict[str, list[str]]) -> Iterator[Cell]:

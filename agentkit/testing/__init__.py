@@ -4,8 +4,9 @@
   from a script. Each entry is a ``Reply`` or a ``Fault`` (429 with Retry-After, any status, a hanging
   request, a dropped connection, malformed JSON); a callable script decides per request. It can add
   latency, counts requests and the most in flight at once, and reports **exact, deterministic** usage:
-  one token per whitespace-separated word (prompt: all message contents; output: the reply), so tests can
-  assert token arithmetic by hand. ``max_tokens`` truncates a reply to that many words
+  one token per whitespace-separated word (prompt: all message contents, or a counter of the test's own;
+  output: the reply), so tests can assert token arithmetic by hand; ``/tokenize`` (vLLM's shape) counts a
+  prompt the same way, as real servers let clients count before they send. ``max_tokens`` truncates a reply to that many words
   (``finish_reason="length"``). Use it to test the HTTP path: retries, limits, budgets, call graphs.
 - ``ScriptedBackend``: the same idea without HTTP, as an in-process ``Backend``.
 - ``python -m agentkit.testing --latency 0.1`` serves a ``ScriptedServer`` in its own process (prints its
@@ -28,7 +29,7 @@ from aiohttp import web
 
 from agentkit.backends.base import Backend, ChatRequest, Completion
 
-__all__ = ["Fault", "Reply", "ScriptedBackend", "ScriptedServer", "call_step", "count_words", "echo", "prompt_kind",
+__all__ = ["Fault", "PromptCounter", "Reply", "ScriptedBackend", "ScriptedServer", "call_step", "count_words", "echo", "prompt_kind",
            "reuse_script", "run_agentkit", "template_of"]
 
 
@@ -217,12 +218,22 @@ def _truncate(text: str, max_tokens: int | None) -> tuple[str, bool]:
     return text, False
 
 
+PromptCounter = Callable[[Sequence[dict[str, Any]]], int]
+"""How a scripted server counts a request's prompt tokens (its messages as JSON dicts)."""
+
+
 class _Scripted:
     """What the server and the backend share: script stepping and bookkeeping."""
 
-    def __init__(self, script: Script | None, latency: float) -> None:
+    def __init__(self, script: Script | None, latency: float, prompt_tokens: PromptCounter | None = None,
+                 tokenize: bool = True) -> None:
         self.set_script(script)
         self.latency = latency
+        self.count_prompt: PromptCounter = prompt_tokens or _usage_prompt
+        """The prompt tokenizer (default: one token per word of every message)."""
+        self.tokenize = tokenize
+        """Whether clients can count prompts exactly (``/tokenize`` on the server, ``count_prompt_tokens`` on
+        the backend); off, they must estimate, as against a server with an unknown tokenizer."""
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -256,8 +267,9 @@ class ScriptedServer(_Scripted):
     """
 
     def __init__(self, script: Script | None = None, *, latency: float = 0.0, model: str = "scripted",
-                 reasoning: Literal["field", "inline"] = "field") -> None:
-        super().__init__(script, latency)
+                 reasoning: Literal["field", "inline"] = "field", prompt_tokens: PromptCounter | None = None,
+                 tokenize: bool = True) -> None:
+        super().__init__(script, latency, prompt_tokens, tokenize)
         self.model = model
         self.reasoning = reasoning
         """How replies with reasoning carry it: a ``reasoning_content`` field (vLLM's reasoning parsers) or
@@ -271,6 +283,8 @@ class ScriptedServer(_Scripted):
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
+        if self.tokenize:
+            app.router.add_post("/tokenize", self._tokenize)
         # A client that disconnects cancels its request here, as vLLM and llama.cpp abort it (``in_flight``
         # then shows whether a caller really gave up on its calls).
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5,
@@ -297,6 +311,15 @@ class ScriptedServer(_Scripted):
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        """vLLM's shape: chat ``messages`` in, their ``count`` (as usage will bill them) out."""
+        try:
+            body = await request.json()
+            messages = body["messages"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return web.json_response({"error": {"message": "messages are required"}}, status=400)
+        return web.json_response({"count": self.count_prompt(messages), "max_model_len": 1 << 20})
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
@@ -338,7 +361,7 @@ class ScriptedServer(_Scripted):
                 message["reasoning_content"] = thought
             choices.append({"index": i, "message": message,
                             "finish_reason": "length" if truncated else reply.finish_reason})
-        prompt_tokens = _usage_prompt(body.get("messages", []))
+        prompt_tokens = self.count_prompt(body.get("messages", []))
         self.billed += prompt_tokens + completion_tokens
         usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                  "total_tokens": prompt_tokens + completion_tokens}
@@ -384,12 +407,15 @@ class ScriptedBackend(_Scripted, Backend):
     """
 
     def __init__(self, script: Script | None = None, *, latency: float = 0.0, model: str = "scripted",
-                 supports_n: bool = True) -> None:
-        _Scripted.__init__(self, script, latency)
+                 supports_n: bool = True, prompt_tokens: PromptCounter | None = None, tokenize: bool = True) -> None:
+        _Scripted.__init__(self, script, latency, prompt_tokens, tokenize)
         self.model = model
         self.name = f"scripted:{model}"
         self.supports_n = supports_n
         self._ids = itertools.count()
+
+    async def count_prompt_tokens(self, request: ChatRequest) -> int | None:
+        return self.count_prompt(request.openai_messages()) if self.tokenize else None
 
     async def complete(self, request: ChatRequest) -> list[Completion]:
         from agentkit.errors import BackendRequestError, BackendUnavailable, MalformedResponse
@@ -425,7 +451,7 @@ class ScriptedBackend(_Scripted, Backend):
                 await asyncio.sleep(max(r.delay for r in replies))
         finally:
             self.in_flight -= 1
-        prompt_tokens = _usage_prompt(body["messages"])
+        prompt_tokens = self.count_prompt(body["messages"])
         latency = time.perf_counter() - started
         out = []
         for i, reply in enumerate(replies):

@@ -1,0 +1,160 @@
+"""Every cell accounted for: the sweep records its spec and grid; the report counts a cell with no row as missing
+(a wrong answer, listed, warned about), refuses to compare arms whose grids differ, and gives an exact McNemar
+p-value beside each paired interval. Rows record the model that answered, the temperatures really sent and the
+reasoning/answer split."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentkit.errors import ConfigError
+from agentkit.evaluation.stats import mcnemar_exact
+from agentkit.sweep import ResultsDB, load_spec, report_data, run_sweep, write_report
+from agentkit.sweep.report import compare
+from agentkit.testing import Reply, ScriptedServer, run_agentkit
+
+SPEC = """
+name = "integrity"
+concurrency = 4
+budgets = [600]
+seeds = [0, 1]
+
+[[datasets]]
+name = "gsm8k"
+limit = 4
+
+[[methods]]
+name = "long-cot"
+
+[[methods]]
+name = "sr"
+label = "sr"
+params = {{ rounds = 2, kappa = 64 }}
+
+[[backends]]
+spec = "openai-compatible:{url}?model=scripted&retries=1"
+concurrency = 4
+"""
+
+
+def reply(body: dict[str, Any]) -> Reply:
+    return Reply("adding it up gives \\boxed{18}", reasoning="first I add, then I check")
+
+
+async def finished(tmp_path: Path) -> tuple[Path, Path]:
+    spec = tmp_path / "spec.toml"
+    db = tmp_path / "r.sqlite"
+    async with ScriptedServer(reply) as server:
+        spec.write_text(SPEC.format(url=server.base_url))
+        await run_sweep(load_spec(spec), db)
+    return spec, db
+
+
+async def test_a_deleted_row_is_a_missing_cell_counted_wrong_listed_and_warned_about(tmp_path: Path) -> None:
+    _, db = await finished(tmp_path)
+    results = ResultsDB(db, create=False)
+    [recorded] = results.specs()
+    assert json.loads(recorded["spec"])["name"] == "integrity" and len(recorded["hash"]) == 16
+    grid = results.grid()
+    assert grid is not None and len(grid) == 16 and {c["method"] for c in grid} == {"long-cot", "sr"}
+    results.close()
+    full = {(g["method"]): g for g in report_data(db)["groups"]}
+    assert full["long-cot"]["accuracy"] == 0.25 and full["long-cot"]["missing"] == 0  # gsm8k-test-0's answer is 18
+    conn = sqlite3.connect(db)
+    gone = [k for (k,) in conn.execute("SELECT key FROM results WHERE method = 'long-cot' AND item_id = 'gsm8k-test-0'")]
+    conn.execute("DELETE FROM results WHERE method = 'long-cot' AND item_id = 'gsm8k-test-0'")
+    conn.commit()
+    conn.close()
+    data = report_data(db)
+    groups = {g["method"]: g for g in data["groups"]}
+    # the grid still has 8 long-cot cells: the 2 without a row are wrong, not dropped (0.25 of 8 would have become
+    # 0 of 6, and the deleted right answers would have gone unnoticed the other way round)
+    assert groups["long-cot"]["graded"] == 8 and groups["long-cot"]["missing"] == 2
+    assert groups["long-cot"]["accuracy"] == 0.0 and groups["long-cot"]["failed"] == 0
+    assert sorted(m["key"] for m in data["missing"]) == sorted(gone)
+    out = write_report(db, tmp_path / "report")
+    md = Path(out["markdown"]).read_text()  # noqa: ASYNC240 - a test reading its own file
+    assert "**Warning: 2 cells of the grid have no row**" in md and "Missing cells (2, counted as wrong)" in md
+    assert "long-cot @B_seq 600 item gsm8k-test-0 seed 0" in md
+    code, stdout, stderr = await run_agentkit("sweep", "report", str(db), "--json")
+    assert code == 0 and "2 cells of the grid have no row" in stderr
+    printed = json.loads(stdout)
+    assert len(printed["missing"]) == 2 and "markdown" not in printed
+    code, _, stderr = await run_agentkit("sweep", "report", str(db))
+    assert code == 2 and stderr.strip() == "agentkit: sweep report needs --out DIR (where the report is written), or --json"
+
+
+async def test_an_older_database_is_checked_against_the_spec_given(tmp_path: Path) -> None:
+    spec, db = await finished(tmp_path)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE grid")  # as a database written before agentkit recorded its grid
+    conn.execute("DELETE FROM results WHERE rowid IN (SELECT rowid FROM results LIMIT 5)")
+    conn.commit()
+    conn.close()
+    assert report_data(db)["missing"] == []  # without a grid it can only count the rows it has
+    code, stdout, stderr = await run_agentkit("sweep", "report", str(db), "--json", "--spec", str(spec))
+    assert code == 0 and len(json.loads(stdout)["missing"]) == 5 and "5 cells of the grid have no row" in stderr
+
+
+async def test_arms_whose_grids_differ_are_not_compared(tmp_path: Path) -> None:
+    _, db = await finished(tmp_path)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE grid")
+    conn.execute("DELETE FROM results WHERE method = 'sr' AND seed = 1")  # sr ran one seed, long CoT two
+    conn.commit()
+    conn.close()
+    [c] = report_data(db)["comparisons"]
+    assert c["refused"] == "their grids differ: 0 cells only sr has, 4 only long-cot has (problems or seeds)"
+    assert "difference" not in c
+    with pytest.raises(ConfigError, match="sr vs long-cot not compared: their grids differ"):
+        compare(list(ResultsDB(db, create=False, readonly=True).rows()), [("sr", "long-cot")])
+    code, _, stderr = await run_agentkit("sweep", "report", str(db), "--json", "--compare", "sr", "long-cot")
+    assert code == 2 and "not compared: their grids differ" in stderr and "Traceback" not in stderr
+    code, _, stderr = await run_agentkit("sweep", "report", str(db), "--json", "--compare", "pdr", "long-cot")
+    assert code == 2 and "no method 'pdr' in these results" in stderr
+
+
+async def test_paired_comparisons_carry_an_exact_mcnemar_p_value(tmp_path: Path) -> None:
+    _, db = await finished(tmp_path)
+    [c] = report_data(db)["comparisons"]
+    assert (c["a"], c["b"], c["wins"], c["losses"]) == ("sr", "long-cot", 0, 0) and c["p_value"] == 1.0
+    assert mcnemar_exact(3, 0) == 0.25 and mcnemar_exact(8, 2) == pytest.approx(0.109375)
+    assert mcnemar_exact(9, 1) == pytest.approx(0.021484375)
+    out = write_report(db, tmp_path / "report")
+    md = Path(out["markdown"]).read_text()  # noqa: ASYNC240 - a test reading its own file
+    assert "| sr | long-cot | B_seq 600 | 4 | +0.000 | +0.000 to +0.000 | 0 / 0 / 4 | 1 |" in md
+
+
+async def test_rows_name_the_model_the_temperatures_sent_and_the_reasoning_split(tmp_path: Path) -> None:
+    _, db = await finished(tmp_path)
+    results = ResultsDB(db, create=False)
+    rows = list(results.rows())
+    for row in rows:
+        info = json.loads(row["backend_info"])
+        assert info["served_models"] == ["scripted"]  # asked of the server before the first cell
+        sent = json.loads(row["sampling"])["sent"]
+        assert sent == ({"student": [0.0]} if row["method"] == "long-cot" else {"refiner": [0.0], "student": [0.0]})
+        assert row["reasoning_tokens"] == row["calls"] * 6  # "first I add, then I check": 6 words a call
+    trace = results.trace(rows[0]["key"])
+    results.close()
+    assert trace is not None and all(call[10] == 6 and call[11] == 0.0 for call in trace["calls"])
+
+
+async def test_shards_merged_keep_the_whole_grid(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.toml"
+    async with ScriptedServer(reply) as server:
+        spec.write_text(SPEC.format(url=server.base_url))
+        loaded = load_spec(spec)
+        await run_sweep(loaded, tmp_path / "a.sqlite", shard=(0, 2))
+        await run_sweep(loaded, tmp_path / "b.sqlite", shard=(1, 2))
+    merged = ResultsDB(tmp_path / "m.sqlite")
+    merged.merge([tmp_path / "a.sqlite", tmp_path / "b.sqlite"])
+    grid = merged.grid()
+    merged.close()
+    assert grid is not None and len(grid) == 16 and report_data(tmp_path / "m.sqlite")["missing"] == []
+    assert len(report_data(tmp_path / "a.sqlite")["missing"]) == 0  # a shard's grid is its own cells
