@@ -470,6 +470,7 @@ async def _sweep(args: argparse.Namespace) -> int:
         write_report,
     )
     from agentkit.sweep.report import budget_label
+    from agentkit.sweep.runner import check_provenance
     from agentkit.sweep.validate import duration
 
     if args.action == "merge":
@@ -503,6 +504,8 @@ async def _sweep(args: argparse.Namespace) -> int:
         else:
             out = await asyncio.to_thread(write_report, args.db, args.out, x_field=args.x, prices=prices, pairs=pairs,
                                           grid=grid)
+        for line in out["warnings"]:
+            print(f"agentkit: warning: {line}", file=sys.stderr)
         if out["missing"]:
             print(f"agentkit: warning: {len(out['missing'])} cells of the grid have no row (never finished, or "
                   "removed); each counts as a wrong answer" + (f" and is listed in {out['markdown']}"
@@ -512,7 +515,8 @@ async def _sweep(args: argparse.Namespace) -> int:
                 print(f"agentkit: warning: {c['a']} vs {c['b']} @{budget_label(c['budget_kind'], c['budget'])} not "
                       f"compared: {c['refused']}", file=sys.stderr)
         if args.json:
-            print(json.dumps({key: out[key] for key in ("groups", "comparisons", "missing", "markdown", "html", "plots")
+            print(json.dumps({key: out[key] for key in ("groups", "comparisons", "missing", "warnings", "markdown",
+                                                        "html", "plots")
                               if key in out}, default=str))
             return 0
         for g in out["groups"]:
@@ -573,6 +577,8 @@ async def _sweep(args: argparse.Namespace) -> int:
             for line in problems:
                 print(f"agentkit: infeasible: {line}", file=sys.stderr)
             require_handbooks(spec)  # what `run` would refuse: one line, exit 2
+            for line in await check_provenance(spec):
+                print(f"agentkit: warning: {line}", file=sys.stderr)
             return 1 if problems else 0
         if problems:
             raise ConfigError(f"{args.spec}: {len(problems)} infeasible cell group(s) (`agentkit sweep validate` "

@@ -229,6 +229,12 @@ class AnswerRequest(Message):
     """The prompt when no behaviors are in context: plain chain of thought, or BCI's own prompt with its behavior
     block cut out (``bci_plain``: BCI's matched baseline, used by BCI when it retrieves nothing and by
     ``bci-plain``)."""
+    prompt: str | None = None
+    """An explicit prompt template (``agentkit/prompts/<prompt>.txt``), rendered with the problem and
+    ``prompt_fields`` instead of the template the fields above choose: a method with a prompt of its own needs
+    nothing added here or in the Student."""
+    prompt_fields: dict[str, str] = Field(default_factory=dict)
+    """The explicit prompt's fields besides ``problem``."""
 
     _check_behaviors = field_validator("behaviors", mode="before")(_behaviors)
 

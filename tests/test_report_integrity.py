@@ -158,3 +158,41 @@ async def test_shards_merged_keep_the_whole_grid(tmp_path: Path) -> None:
     merged.close()
     assert grid is not None and len(grid) == 16 and report_data(tmp_path / "m.sqlite")["missing"] == []
     assert len(report_data(tmp_path / "a.sqlite")["missing"]) == 0  # a shard's grid is its own cells
+
+
+async def test_a_handbook_curated_from_the_evaluated_split_is_guarded_by_default_and_named_everywhere(
+        tmp_path: Path) -> None:
+    from agentkit.memory import Behavior, QdrantBehaviorStore
+    from agentkit.memory.store import Provenance
+
+    store = await QdrantBehaviorStore(path=tmp_path / "hb").open()
+    await store.add(Behavior(name="behavior_count_eggs", instruction="Subtract every use from the eggs laid.",
+                             provenance=(Provenance(problem_id="gsm8k-test-99", dataset="gsm8k"),)))
+    await store.close()
+    seen: list[str] = []
+
+    def script(body: dict[str, Any]) -> Reply:
+        seen.append(body["messages"][-1]["content"])
+        return Reply("so \\boxed{18}")
+
+    spec = tmp_path / "spec.toml"
+    async with ScriptedServer(script) as server:
+        spec.write_text(
+            'name = "guard"\nbudgets = [512]\n[[datasets]]\nname = "gsm8k"\nlimit = 1\n'
+            f'[[methods]]\nname = "bci"\nlabel = "guarded"\nbudget_kind = "output"\nparams = {{ store = "{tmp_path / "hb"}", k = 1 }}\n'
+            f'[[methods]]\nname = "bci"\nlabel = "open"\nbudget_kind = "output"\n'
+            f'params = {{ store = "{tmp_path / "hb"}", k = 1, exclude_split = false }}\n'
+            f'[[backends]]\nspec = "openai-compatible:{server.base_url}?model=scripted&retries=1"\n')
+        code, _, stderr = await run_agentkit("sweep", "validate", str(spec))
+        assert code == 0, stderr
+        assert "handbook " in stderr and "(guarded) holds behaviors curated from 'gsm8k'" in stderr
+        assert "the split guard keeps them out" in stderr and "(open) holds" in stderr and "can reach" in stderr
+        code, _, stderr = await run_agentkit("sweep", "run", str(spec), "--db", str(tmp_path / "r.sqlite"))
+        assert code == 0 and "(open) holds behaviors curated from 'gsm8k'" in stderr
+    # by default the guard kept the behavior out (the plain prompt); off, it was shown
+    assert sum("behavior_count_eggs" in prompt for prompt in seen) == 1
+    data = report_data(tmp_path / "r.sqlite")
+    assert len(data["warnings"]) == 2 and any("exclude_split was off" in w for w in data["warnings"])
+    results = ResultsDB(tmp_path / "r.sqlite", create=False)
+    assert all(json.loads(r["handbook"])["splits"] == ["gsm8k"] for r in results.rows())
+    results.close()

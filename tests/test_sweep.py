@@ -516,7 +516,7 @@ async def test_rows_record_the_handbook_and_its_embedder_and_a_bad_embedder_is_r
     db.close()
     recorded = {r["method"]: r["handbook"] and json.loads(r["handbook"]) for r in rows}
     assert recorded["bci-out"] == {"store": str(tmp_path / "hb"), "embedder": "all-MiniLM-L6-v2", "dim": 384,
-                                   "curation": None}  # added by hand: no curation log
+                                   "curation": None, "splits": []}  # added by hand: no curation log, no provenance
     assert recorded["long-cot"] is None and recorded["long-cot-out"] is None
     # the report lists the handbook and what building it cost (a curation log written as build_handbook writes it)
     (tmp_path / "hb" / "curation.jsonl").write_text(

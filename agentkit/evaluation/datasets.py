@@ -22,7 +22,7 @@ from pathlib import Path
 from agentkit.errors import ConfigError
 from agentkit.messages import Problem
 
-__all__ = ["DATASETS", "STRATIFY", "data_dir", "load_dataset", "stratified_sample"]
+__all__ = ["DATASETS", "STRATIFY", "data_dir", "is_training_split", "load_dataset", "stratified_sample"]
 
 STRATIFY = ("subject",)
 """What a sample can be stratified by: a problem's subject (``Problem.topics[0]``; no subject is its own
@@ -37,6 +37,15 @@ DATASETS: dict[str, str] = {
     "aime25": "aime25.jsonl",
     "amc23": "amc23.jsonl",
 }
+
+
+def is_training_split(dataset: str | None) -> bool:
+    """Whether a dataset (``Problem.dataset``) is one that handbooks are curated from: a training or curation
+    split (``gsm8k-train``, ``math-curation``, any name ending ``-train`` or containing ``curation``); every other
+    one (``gsm8k``, ``math500``, ``aime24``, a file of the user's) is treated as an evaluation split, which a
+    frozen evaluation keeps behaviors curated from out of its prompts by default (``exclude_split``)."""
+    name = (dataset or "").lower()
+    return name.endswith(("-train", "_train")) or "curation" in name
 
 
 def data_dir() -> Path:

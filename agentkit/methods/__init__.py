@@ -8,7 +8,9 @@ Registered (``METHODS``; ``agentkit solve --method NAME``, a sweep spec's ``[[me
 - ``pdr`` / ``sr``: Parallel-Distill-Refine and Sequential Refinement (``pdr``, ``sr``, ``plan_draft_tokens``);
 - ``self-improve`` / ``critique-revise``: behavior-guided self-improvement and its baseline;
 - ``self-consistency``: N chains of thought at the matched budget, majority vote (``self_consistency``);
-- ``rsa``: Recursive Self-Aggregation, a population refined by aggregating random subsets (``rsa``).
+- ``rsa``: Recursive Self-Aggregation, a population refined by aggregating random subsets (``rsa``);
+- ``examples``: the k most similar solved problems as worked examples, BCI's example-retrieval baseline
+  (``examples``).
 
 Not registered (they build handbooks and training data rather than answer problems): behavior curation
 (``curate``, ``build_handbook``), BC-SFT data (``teach``, ``generate_bc_sft``) and streaming test-time learning
@@ -23,6 +25,7 @@ from agentkit.registry import METHODS, Method, MethodParams, MethodResult, get_m
 from .bc_sft import BCSFTReport, generate_bc_sft, sft_example, teach
 from .bci import BCI, BCIPlain, bci, retrieve_behaviors
 from .curation import BuildReport, Curation, build_handbook, curate
+from .examples import WorkedExamples
 from .long_cot import LongCoT, long_cot
 from .pdr import PDR, SR, SR_METHOD, PDRConfig, PDRResult, pdr, plan_draft_tokens, sr
 from .rsa import RSA, rsa
@@ -40,6 +43,7 @@ register(SelfImprove())
 register(CritiqueRevise())
 register(SelfConsistency())
 register(RSA())
+register(WorkedExamples())
 
 __all__ = [
     "BCI",
@@ -62,6 +66,7 @@ __all__ = [
     "SelfConsistency",
     "SelfImprove",
     "StreamRow",
+    "WorkedExamples",
     "bci",
     "build_handbook",
     "critique_revise",

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 from agentkit.backends.base import Backend, ChatMessage, make_request
 from agentkit.errors import BudgetExceeded
+from agentkit.evaluation.datasets import is_training_split
 from agentkit.ledger import Budget, Ledger, estimate_prompt_tokens
+from agentkit.memory.retrieval import HandbookMode
 from agentkit.messages import Problem
 from agentkit.prompts import load_prompt
 from agentkit.registry import MethodParams, Plan
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from .pdr import PDRConfig
 
 __all__ = ["budget_ledger", "counted_planning_prompt_tokens", "counted_prompt_tokens", "plan_budget", "plan_draft_tokens",
-           "planning_prompt_tokens", "single_call_tokens", "start_run"]
+           "planning_prompt_tokens", "single_call_tokens", "split_guard", "start_run"]
 
 
 def start_run(problem: Problem, ledger: Ledger | None) -> tuple[Problem, Ledger]:
@@ -105,3 +107,11 @@ async def single_call_tokens(backend: Backend, problem: Problem, params: MethodP
     if budget is None:
         return params.max_tokens
     return plan_draft_tokens(budget, prompt_tokens=await counted_planning_prompt_tokens(backend, problem.text))
+
+
+def split_guard(exclude_split: bool | None, mode: HandbookMode, problem: Problem) -> bool:
+    """Whether retrieval keeps behaviors curated from the problem's own split out: as set, or by default for a
+    frozen evaluation of an evaluation split (see ``BCIParams.exclude_split``)."""
+    if exclude_split is not None:
+        return exclude_split
+    return mode == "frozen" and problem.dataset is not None and not is_training_split(problem.dataset)

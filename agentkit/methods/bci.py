@@ -17,8 +17,9 @@ difference between the two is the behaviors' alone (long CoT's prompt is worded 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -38,12 +39,14 @@ from agentkit.memory.retrieval import (
     topics_of,
 )
 from agentkit.memory.store import BehaviorStore
-from agentkit.messages import AnswerRequest, Problem, Solution
+from agentkit.messages import AnswerRequest, Problem, Solution, TokenUsage
 from agentkit.registry import Method, MethodParams, MethodResult
 from agentkit.roles import Student, ask, attached
 from agentkit.roles.student import answer_messages
+from agentkit.seeds import derive_seed
 
-from ._common import budget_ledger, single_call_tokens, start_run
+from ._common import budget_ledger, single_call_tokens, split_guard, start_run
+from .self_consistency import majority_vote, vote
 
 __all__ = ["BCI", "BCIParams", "BCIPlain", "Retrieval", "bci", "bci_messages", "record_citations",
            "retrieve_behaviors", "topics_of"]
@@ -113,14 +116,25 @@ class BCIParams(MethodParams):
     """The handbook to retrieve from (a store directory or a service URL), for the CLI and sweeps to open."""
     behaviors: tuple[Behavior, ...] | None = None
     """Behaviors to use as given instead of retrieving (a ``{name: instruction}`` mapping is accepted)."""
-    exclude_split: bool = False
+    exclude_split: bool | None = None
     """Retrieve nothing curated from the problem's own dataset split (``Provenance.dataset``): the guard for a
-    handbook built, even in part, from the split being evaluated. A behavior curated from the problem itself is
-    never retrieved either way."""
+    handbook built, even in part, from the split being evaluated. None (default): on for a frozen evaluation of
+    an evaluation split (not a training or curation split: ``is_training_split``), off otherwise (an online run
+    learns from the stream it answers). A behavior curated from the problem itself is never retrieved either
+    way."""
     handbook_mode: HandbookMode = "frozen"
     """``frozen`` (default): usage from answering is logged in the result's details, not applied to the
     handbook, so evaluation never learns from the labels it is scored on; ``online``: applied (test-time
     learning), which the method's key in sweeps then says."""
+    when: Literal["always", "unsure"] = "always"
+    """``always``: behaviors in every answer. ``unsure``: first ``probes`` plain answers (BCI's prompt without the
+    behavior block) sampled at ``probe_temperature``; when they all agree that answer stands and no behavior is
+    shown, otherwise one answer with behaviors follows (the setting where small models are reported to gain
+    from hints: only where they are unsure)."""
+    probes: int = Field(default=2, ge=2, le=8)
+    """With ``when = "unsure"``: how many plain answers must agree."""
+    probe_temperature: float = Field(default=0.7, ge=0.0, le=5.0)
+    """With ``when = "unsure"``: the probes' temperature (above 0, so that they can disagree)."""
 
     @field_validator("behaviors", mode="before")
     @classmethod
@@ -144,12 +158,44 @@ class BCI(Method):
                               "--store, or a Student with a handbook)")
         ledger = budget_ledger(budget, ledger)
         log = UsageLog() if p.handbook_mode == "frozen" else None
+        cap = await single_call_tokens(backend, problem, p, budget)
+        unsure: dict[str, Any] = {}
+        if p.when == "unsure":
+            # the probes and the answer after them lie on one path: under a sequential budget the probes get half
+            probe_cap = cap // 2 if budget is not None else cap
+            probes, agreed = await _probe(problem, backend, p, ledger, probe_cap, seed, bus)
+            unsure = {"unsure": agreed is None, "probe_answers": [s.answer for s in probes]}
+            if agreed is not None:
+                return MethodResult(solution=agreed, ledger=ledger, details={
+                    "handbook_mode": p.handbook_mode, "usage": log.events if log is not None else None,
+                    "behaviors_in_context": 0, "behavior_tokens": 0, **unsure})
         solution = await bci(problem, backend, behaviors=p.behaviors, handbook=handbook, k=p.k, retrieval=p.retrieval,
-                             ledger=ledger, max_tokens=await single_call_tokens(backend, problem, p, budget),
-                             temperature=p.temperature, seed=seed, bus=bus, usage=log, exclude_split=p.exclude_split)
+                             ledger=ledger, max_tokens=cap, temperature=p.temperature, seed=seed, bus=bus, usage=log,
+                             exclude_split=split_guard(p.exclude_split, p.handbook_mode, problem),
+                             round=2 if unsure else 1)
+        if unsure:  # the whole run's usage and budgets, probes included
+            solution = solution.with_(b_seq=ledger.b_seq, b_total=ledger.b_total, usage=TokenUsage(
+                input_tokens=ledger.input_tokens, output_tokens=ledger.output_tokens, calls=ledger.calls))
         return MethodResult(solution=solution, ledger=ledger, details={
             "handbook_mode": p.handbook_mode, "usage": log.events if log is not None else None,
-            "behaviors_in_context": len(solution.behaviors), "behavior_tokens": solution.behavior_tokens})
+            "behaviors_in_context": len(solution.behaviors), "behavior_tokens": solution.behavior_tokens, **unsure})
+
+
+async def _probe(problem: Problem, backend: Backend, p: BCIParams, ledger: Ledger, cap: int, seed: int | None,
+                 bus: Bus | None) -> tuple[list[Solution], Solution | None]:
+    """``p.probes`` plain answers in parallel (round 1); the agreed answer (its call marked final, the whole run's
+    usage) when every probe gave one and they all match, else None."""
+    problem, ledger = start_run(problem, ledger)
+    async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), p.probes)]) as active:
+        probes = list(await asyncio.gather(*(ask(active, problem.derive(
+            AnswerRequest, sender="bci", problem=problem, max_tokens=cap, temperature=p.probe_temperature,
+            seed=derive_seed(seed, problem.problem_id, "probe", i), round=1, branch=i, final=False,
+            method="bci", plain_prompt="bci_plain"), Solution) for i in range(p.probes))))
+    _, groups = majority_vote([s.answer for s in probes])
+    if len(groups) != 1 or len(groups[0]) != len(probes):
+        return probes, None
+    solution, _ = vote(probes, ledger, final_round=1, method="bci")
+    return probes, solution
 
 
 class BCIPlain(Method):

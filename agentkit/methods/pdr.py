@@ -68,6 +68,7 @@ from ._common import (
     plan_budget,
     plan_draft_tokens,
     planning_prompt_tokens,
+    split_guard,
     start_run,
 )
 
@@ -255,8 +256,9 @@ class PDRParams(MethodParams):
     """The handbook to retrieve from (a store directory or a service URL), for the CLI and sweeps to open."""
     handbook_mode: HandbookMode = "frozen"
     """As BCI's: ``frozen`` logs usage in the details, ``online`` applies it to the handbook."""
-    exclude_split: bool = False
-    """As BCI's: retrieve nothing curated from the problem's own dataset split."""
+    exclude_split: bool | None = None
+    """As BCI's: retrieve nothing curated from the problem's own dataset split (None: on for a frozen evaluation
+    of an evaluation split)."""
     workspace_reasoning: bool = False
     """Reasoning models: workspaces see each draft's reasoning too; default: the final text only."""
 
@@ -383,7 +385,7 @@ def _generated(config: PDRConfig, cap: int) -> int:
 
 async def _run(method: Method, problem: Problem, backend: Backend, config: PDRConfig, budget: int | None,
                handbook: BehaviorStore | None, k: int, retrieval: Retrieval, bus: Bus | None,
-               given: Ledger | None, mode: HandbookMode = "frozen", exclude_split: bool = False) -> MethodResult:
+               given: Ledger | None, mode: HandbookMode = "frozen", exclude_split: bool | None = None) -> MethodResult:
     if budget is not None:
         m = plan_draft_tokens(budget, prompt_tokens=await counted_planning_prompt_tokens(backend, problem.text, config),
                               config=config)
@@ -392,7 +394,7 @@ async def _run(method: Method, problem: Problem, backend: Backend, config: PDRCo
         raise ConfigError(f"{method.name} with behaviors={k} needs a handbook (params.store or --store)")
     log = UsageLog() if mode == "frozen" else None
     behaviors = (await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval, usage=log,
-                                          exclude_split=exclude_split)
+                                          exclude_split=split_guard(exclude_split, mode, problem))
                  if handbook is not None and k else [])
     ledger = budget_ledger(budget, given)
     result = await pdr(problem, backend, config, ledger=ledger, bus=bus, behaviors=behaviors, handbook=handbook,

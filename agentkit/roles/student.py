@@ -51,12 +51,16 @@ def solution_from_call(parent: Message, problem: Problem, record: CallRecord, co
 
 
 def answer_messages(problem: Problem, behaviors: Sequence[Behavior] = (), *, revise: Solution | None = None,
-                    plain: str = "long_cot", revise_also: Sequence[Solution] = (), aggregate: bool = False
+                    plain: str = "long_cot", revise_also: Sequence[Solution] = (), aggregate: bool = False,
+                    prompt: str | None = None, prompt_fields: dict[str, str] | None = None,
                     ) -> tuple[PromptTemplate, list[dict[str, str]]]:
-    """The template and chat messages of one answering call: critique-and-revise of ``revise`` (with
-    ``revise_also``: of all of them at once; with ``aggregate``: RSA's aggregation of them as candidates), else
-    the BCI prompt with ``behaviors``, else the ``plain`` prompt (``long_cot``, or ``bci_plain``: BCI's prompt
-    without its behavior block)."""
+    """The template and chat messages of one answering call: the explicit ``prompt`` template with the problem
+    and ``prompt_fields``; else critique-and-revise of ``revise`` (with ``revise_also``: of all of them at once;
+    with ``aggregate``: RSA's aggregation of them as candidates), else the BCI prompt with ``behaviors``, else
+    the ``plain`` prompt (``long_cot``, or ``bci_plain``: BCI's prompt without its behavior block)."""
+    if prompt is not None:
+        template = load_prompt(prompt)
+        return template, template.render(**{**(prompt_fields or {}), "problem": problem.text})
     if revise is not None and (revise_also or aggregate):
         template = load_prompt("rsa_aggregate" if aggregate else "critique_revise_many")
         earlier = (revise, *revise_also)
@@ -79,10 +83,11 @@ async def answer(problem: Problem, backend: Backend, *, ledger: Ledger, behavior
                  revise: Solution | None = None, max_tokens: int | None = 1024, temperature: float = 0.0,
                  seed: int | None = 0, round: int = 1, branch: int = 0, final: bool = True, role: str = "student",
                  sender: str = "student", method: str = "", parent: Message | None = None,
-                 plain: str = "long_cot", revise_also: Sequence[Solution] = (), aggregate: bool = False) -> Solution:
+                 plain: str = "long_cot", revise_also: Sequence[Solution] = (), aggregate: bool = False,
+                 prompt: str | None = None, prompt_fields: dict[str, str] | None = None) -> Solution:
     """One answering call on ``ledger`` (see the module doc); the Student's and the Teacher's model step."""
     template, messages = answer_messages(problem, behaviors, revise=revise, plain=plain, revise_also=revise_also,
-                                         aggregate=aggregate)
+                                         aggregate=aggregate, prompt=prompt, prompt_fields=prompt_fields)
     [(record, completion)] = await budgeted_chat(
         ledger, backend, messages, role=role, round=round, branch=branch, final=final, step=template.name,
         max_tokens=max_tokens, temperature=temperature, seed=seed)
@@ -145,7 +150,8 @@ class Student(Role):
             revise=request.revise, max_tokens=request.max_tokens, temperature=request.temperature,
             seed=request.seed, round=request.round, branch=request.branch, final=request.final,
             sender=self.name, method=request.method, parent=request, plain=request.plain_prompt,
-            revise_also=request.revise_also, aggregate=request.aggregate)
+            revise_also=request.revise_also, aggregate=request.aggregate, prompt=request.prompt,
+            prompt_fields=request.prompt_fields)
         return solution if solution.parent_id == request.id else solution.with_(parent_id=request.id)
 
     async def solve(self, request: SolveRequest) -> Solution:

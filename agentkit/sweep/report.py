@@ -29,6 +29,7 @@ from typing import Any
 
 from agentkit.errors import ConfigError
 from agentkit.evaluation.answers import answers_match
+from agentkit.evaluation.datasets import is_training_split
 from agentkit.evaluation.stats import bootstrap_mean_ci, paired_difference, pass_at_k, seed_mean_se, wilson_interval
 
 from .db import COLUMNS, ResultsDB
@@ -235,6 +236,31 @@ def _handbooks(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return list(found.values())
 
 
+def split_notes(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One line per (method, handbook) whose handbook's provenance includes the dataset its rows evaluate (recorded
+    at run time in each row's ``handbook`` info as ``splits``), saying whether the split guard was on."""
+    seen: dict[tuple[str, str, str], bool] = {}
+    for r in rows:
+        info = r.get("handbook")
+        if isinstance(info, str):
+            try:
+                info = json.loads(info)
+            except ValueError:
+                continue
+        if not isinstance(info, dict) or r["dataset"] not in (info.get("splits") or []):
+            continue
+        params = r.get("method_params")
+        params = json.loads(params) if isinstance(params, str) else params or {}
+        guard = params.get("exclude_split")
+        on = guard if guard is not None else params.get("handbook_mode") != "online" and not is_training_split(
+            r["dataset"])
+        seen[(str(r["method"]), str(info.get("store")), str(r["dataset"]))] = bool(on)
+    return [f"{method}: handbook {store} holds behaviors curated from {dataset!r}, the dataset it is evaluated on; "
+            + ("the split guard kept them out of the prompts" if on else
+               "exclude_split was off, so they could reach the prompts (not held out from the handbook's sources)")
+            for (method, store, dataset), on in sorted(seen.items())]
+
+
 def _detail(row: Mapping[str, Any], key: str) -> Any:
     details = row.get("details")
     if isinstance(details, str):
@@ -347,6 +373,7 @@ def report_data(db_path: str | Path, *, prices: Mapping[str, Mapping[str, float]
         db.close()
     rows = with_missing(stored, recorded if recorded is not None else grid)
     return {"rows": rows, "groups": summarise(rows, prices), "comparisons": compare(rows, pairs),
+            "warnings": split_notes(stored),
             "missing": [{c: r[c] for c in ("key", "dataset", "item_id", "method", "backend", "budget",
                                            "budget_kind", "seed")} for r in rows if r["status"] == "missing"]}
 
@@ -380,6 +407,7 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
           "on a server whose tokenizer agentkit cannot reach, so prompts were estimated). Tokens are means over "
           "the cells that finished; "
           f"plots show accuracy against mean {x_field} with the Pareto front.", ""]
+    md += [f"**Warning:** {line}" for line in data["warnings"]] + ([""] if data["warnings"] else [])
     if missing:
         md += [f"**Warning: {len(missing)} cells of the grid have no row** (never finished, or removed): each counts "
                "as a wrong answer and is listed under its dataset (`missing`). Resume the sweep to run them.", ""]
@@ -447,4 +475,4 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
     (out / "report.html").write_text("<!doctype html><html><head><meta charset='utf-8'><title>Sweep report</title>"
                                      "</head><body>" + "".join(page) + "</body></html>\n", encoding="utf-8")
     return {"markdown": str(out / "report.md"), "html": str(out / "report.html"), "plots": plots, "groups": groups,
-            "comparisons": comparisons, "missing": data["missing"]}
+            "comparisons": comparisons, "missing": data["missing"], "warnings": data["warnings"]}

@@ -35,6 +35,7 @@ from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.errors import AgentkitError, ConfigError
 from agentkit.evaluation.answers import extract_strict
+from agentkit.evaluation.datasets import is_training_split
 from agentkit.evaluation.grader import MathVerifyGrader
 from agentkit.ledger import Ledger
 from agentkit.log import get_logger
@@ -45,7 +46,7 @@ from agentkit.registry import get_method
 from .db import ResultsDB
 from .spec import Cell, DatasetEntry, MethodEntry, SweepSpec, iter_cells, require_handbooks
 
-__all__ = ["SweepSummary", "run_cell", "run_sweep"]
+__all__ = ["SweepSummary", "check_provenance", "provenance_splits", "run_cell", "run_sweep", "split_warnings"]
 
 _log = get_logger(__name__)
 
@@ -136,7 +137,11 @@ async def run_sweep(
             await backend.aclose()
         db.close()
         raise
-    infos = {store: await asyncio.to_thread(handbook_info, store, handbook) for store, handbook in handbooks.items()}
+    infos = {store: {**await asyncio.to_thread(handbook_info, store, handbook),
+                     "splits": await provenance_splits(handbook)} for store, handbook in handbooks.items()}
+    evaluated = {d.name: {p.dataset for p in problems[d.name].values() if p.dataset} for d in spec.datasets}
+    for line in split_warnings(spec, evaluated, {s: info["splits"] for s, info in infos.items()}):
+        _log.warning(line)
     done = await asyncio.to_thread(db.finished_keys, retry=retry)
     summary = SweepSummary(db=str(db_path))
     grader = MathVerifyGrader(workers=2, timeout=spec.grader_timeout)
@@ -251,6 +256,56 @@ async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
     return stores
 
 
+async def provenance_splits(handbook: BehaviorStore) -> list[str]:
+    """The dataset splits the handbook's active behaviors were curated from (``Provenance.dataset``)."""
+    return sorted({p.dataset for b in await handbook.list_behaviors() for p in b.provenance if p.dataset})
+
+
+async def check_provenance(spec: SweepSpec) -> list[str]:
+    """``split_warnings`` for ``sweep validate``: each handbook store opened, read and closed (a store it cannot
+    open, one a running sweep holds say, gives a line saying its provenance was not checked)."""
+    from agentkit.memory import QdrantBehaviorStore, embedder_from_spec
+
+    splits: dict[str, list[str]] = {}
+    lines = []
+    embedder = None
+    for path in await asyncio.to_thread(require_handbooks, spec):
+        embedder = embedder or embedder_from_spec(spec.embedder)
+        try:
+            store = await QdrantBehaviorStore(path=path, embedder=embedder).open()
+        except AgentkitError as exc:
+            lines.append(f"handbook {path}: its provenance was not checked ({exc})")
+            continue
+        try:
+            splits[path] = await provenance_splits(store)
+        finally:
+            await store.close()
+    evaluated = {d.name: {p.dataset for p in await asyncio.to_thread(d.load) if p.dataset} for d in spec.datasets}
+    return lines + split_warnings(spec, evaluated, splits)
+
+
+def split_warnings(spec: SweepSpec, evaluated: dict[str, set[str]], splits: dict[str, list[str]]) -> list[str]:
+    """One line per method whose handbook holds behaviors curated from a split the spec evaluates (``evaluated``:
+    spec dataset -> the ``Problem.dataset`` splits it loads; ``splits``: store -> its provenance splits), saying
+    whether the split guard keeps them out of the prompts."""
+    lines = []
+    for method in spec.methods:
+        store = method.params.get("store")
+        if not isinstance(store, str) or store not in splits:
+            continue
+        for dataset, names in evaluated.items():
+            for split in sorted(names & set(splits[store])):
+                guard = method.params.get("exclude_split")
+                online = method.params.get("handbook_mode") == "online"
+                on = guard if guard is not None else not online and not is_training_split(split)
+                lines.append(f"handbook {store} ({method.key}) holds behaviors curated from {split!r}, which this "
+                             f"sweep evaluates ({dataset}): " + (
+                                 "the split guard keeps them out of the prompts (exclude_split)" if on else
+                                 "they can reach the prompts (exclude_split is off): results on this split are not "
+                                 "held out from the handbook's sources"))
+    return lines
+
+
 def handbook_info(store: str, handbook: BehaviorStore) -> dict[str, Any]:
     """What a row records of the handbook its cell used: the store, the embedder of its vectors, and what building
     it cost (``curation_cost``), so that tokens spent building a handbook sit next to the tokens it saves."""
@@ -301,10 +356,12 @@ def _row_details(details: dict[str, Any]) -> dict[str, Any] | None:
     """What a row keeps of a run's details: PDR/SR's per-round diagnostics (answers, agreement, workspace
     tokens, drafts dropped), self-consistency's and RSA's votes (RSA's per-step answers, agreement and subsets),
     and for methods with a handbook its mode (frozen or online), how many behaviors were in context and their
-    tokens, and the usage events a frozen run logged instead of applying; never the drafts' text."""
+    tokens, and the usage events a frozen run logged instead of applying; the worked examples shown and their
+    tokens; BCI's probe answers and whether it was unsure; never the drafts' text."""
     kept = {k: v for k, v in details.items()
             if k in {"answers", "votes", "agreement", "chosen", "samples", "steps", "handbook_mode", "usage",
-                     "behaviors_in_context", "behavior_tokens"}}
+                     "behaviors_in_context", "behavior_tokens", "examples", "examples_in_context", "example_tokens",
+                     "unsure", "probe_answers"}}
     result = details.get("pdr")
     if result is not None:
         kept.update(rounds=result.diagnostics["rounds"], schedule=result.diagnostics["schedule"])

@@ -26,7 +26,7 @@ from agentkit.roles import Student
 from agentkit.testing import Fault, Reply, ScriptedBackend, count_words, prompt_kind, run_agentkit
 
 PROBLEMS = [Problem(problem_id=f"p{i}", text=f"Janet has {16 + i} eggs, eats 3 and bakes with 4. How many are left?",
-                    reference=str(9 + i), topics=("Prealgebra",) if i % 2 == 0 else (), dataset="unit")
+                    reference=str(9 + i), topics=("Prealgebra",) if i % 2 == 0 else (), dataset="unit-train")
             for i in range(3)]
 BEHAVIORS = {"behavior_count_leftovers": "Subtract everything used from the starting amount, one use at a time.",
              "behavior_check_units": "Check that every quantity is in the same unit before adding."}
@@ -97,7 +97,7 @@ async def test_build_handbook_stores_with_provenance_and_topics_and_resumes(hand
     stored = await handbook.get("behavior_count_leftovers")
     assert {(p.problem_id, p.trace_correct) for p in stored.provenance} == {("p0", True), ("p1", False)}
     assert all(p.model == "scripted" for p in stored.provenance)
-    assert set(stored.topics) == {"Prealgebra", "unit"}  # the subject where there is one, else the dataset
+    assert set(stored.topics) == {"Prealgebra", "unit-train"}  # the subject where there is one, else the dataset
     kinds = [m.kind for m in read_recording(tmp_path / "run.jsonl")]
     assert kinds.count("curate_request") == 3 and kinds.count("behavior_proposal") == 2
     assert kinds.count("solution") == 2 and kinds.count("reflection") == 2 and kinds.count("failure") == 1
@@ -417,12 +417,19 @@ async def test_a_split_guard_keeps_behaviors_curated_from_the_evaluated_split_ou
     assert await retrieve_behaviors(handbook, other_item, k=2, record=False, exclude_split=True) == []
     elsewhere = other_item.with_(dataset="unit-train")
     assert len(await retrieve_behaviors(handbook, elsewhere, k=2, record=False, exclude_split=True)) == 2
-    # Through the registry: BCI's exclude_split parameter answers with the plain prompt when all is excluded.
+    # Through the registry: BCI's exclude_split parameter answers with the plain prompt when all is excluded. It is
+    # on by default for a frozen evaluation of an evaluation split (this one), off for a training split or online.
     from agentkit.methods import get_method
     backend = ScriptedBackend(reply)
     bci_method = get_method("bci")
-    guarded = await bci_method.run(other_item, backend, params=bci_method.params(k=2, exclude_split=True),
-                                   handbook=handbook)
-    assert guarded.solution.behaviors == ()
-    opened = await bci_method.run(other_item, backend, params=bci_method.params(k=2), handbook=handbook)
+    for params in ({"exclude_split": True}, {}):
+        guarded = await bci_method.run(other_item, backend, params=bci_method.params(k=2, **params), handbook=handbook)
+        assert guarded.solution.behaviors == ()
+    opened = await bci_method.run(other_item, backend, params=bci_method.params(k=2, exclude_split=False),
+                                  handbook=handbook)
     assert len(opened.solution.behaviors) == 2
+    online = await bci_method.run(other_item, backend, params=bci_method.params(k=2, handbook_mode="online"),
+                                  handbook=handbook)
+    assert len(online.solution.behaviors) == 2
+    trained = await bci_method.run(elsewhere, backend, params=bci_method.params(k=2), handbook=handbook)
+    assert len(trained.solution.behaviors) == 2
