@@ -43,11 +43,16 @@ async def budgeted_chat(
     stage = stage if stage is not None else f"{round}:{role}"
     request = make_request(messages, max_tokens=max_tokens, n=n, **sampling)
     estimate = estimate_prompt_tokens(request.messages, ledger.count_tokens)
-    exact = await backend.count_prompt_tokens(request) if ledger.enforcing else None
-    prompt = exact + ledger.exact_reserve if exact is not None else ledger.prompt_tokens(request.messages)
     # The final answering call under a sequential budget takes whatever the budget leaves (its planned cap
     # came from estimates made before any call; the tokens really spent are known now).
     fill = final and ledger.budget.sequential is not None
+    # The prompt is counted exactly (one tokenize request) unless the call cannot reach a budget's limit even
+    # at its prompt's largest possible size: no more tokens than UTF-8 bytes, plus the chat template's.
+    exact = None
+    if ledger.enforcing and (fill or max_tokens is None or not ledger.fits(max_tokens, _most_tokens(request), stage=stage,
+                                                                             branch=branch, n=n)):
+        exact = await backend.count_prompt_tokens(request)
+    prompt = exact + ledger.exact_reserve if exact is not None else ledger.prompt_tokens(request.messages)
     capped = ledger.cap(None if fill else max_tokens, prompt_tokens=prompt, stage=stage, branch=branch, n=n)
     context = CallContext(run_id=ledger.run_id, role=role, round=round, branch=branch, sample=sample, step=step)
     completions = await backend.complete(request.model_copy(update={"max_tokens": capped, "context": context}))
@@ -62,3 +67,9 @@ async def budgeted_chat(
         out.append((record, completion))
     ledger.calibrate(estimate, max((c.input_tokens for c in completions if not c.cached), default=0), exact=exact)
     return out
+
+
+def _most_tokens(request: Any) -> int:
+    """An upper bound on a request's prompt tokens: a token covers at least one byte of UTF-8 text, and a chat
+    template adds fewer than 32 per message and 64 in all (a default system prompt)."""
+    return sum(len(m.content.encode()) + 32 for m in request.messages) + 64

@@ -268,6 +268,19 @@ class Ledger:
         return ((self.budget.sequential is not None and self.b_seq > self.budget.sequential)
                 or (self.budget.total is not None and self.b_total > self.budget.total))
 
+    def fits(self, max_tokens: int, prompt_tokens: int, *, stage: str | None = None, branch: int = 0, n: int = 1
+             ) -> bool:
+        """Whether a call of ``prompt_tokens`` with its cap ``max_tokens`` fits every budget as it is (its cap would
+        not be lowered)."""
+        if self.budget.total is not None and n * (prompt_tokens + max_tokens) > self.budget.total - self.b_total:
+            return False
+        if self.budget.sequential is not None:
+            for b in range(branch, branch + n):
+                left = self.remaining(stage=stage, branch=b)
+                if left is not None and prompt_tokens + max_tokens > left:
+                    return False
+        return True
+
     def calibrate(self, estimated: int, reported: int, *, exact: int | None = None) -> None:
         """Learn from one call: the server reported ``reported`` prompt tokens where ``estimated`` were estimated
         (and ``exact`` counted by the backend's tokenizer, when it has one)."""

@@ -181,6 +181,8 @@ class OpenAICompatible(Backend):
         ) if http == "sdk" else None
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._counted: dict[str, int] = {}
+        """The last prompts counted (at most 256), by their JSON."""
         self._tokenizer: str | None = None
         """The server's tokenizer endpoint (``count_prompt_tokens``): None until learned, then ``vllm``,
         ``llama.cpp`` or ``none``."""
@@ -301,8 +303,20 @@ class OpenAICompatible(Backend):
         transient failure answers None for this call only."""
         if not self.base_url or self._tokenizer == "none":
             return None
-        root = self.base_url.rstrip("/").removesuffix("/v1")
         messages = request.openai_messages()
+        key = json.dumps(messages, separators=(",", ":"))
+        if key in self._counted:  # a method that plans from a prompt and then sends it asks twice
+            return self._counted[key]
+        count = await self._count(messages)
+        if count is not None:
+            if len(self._counted) >= 256:
+                self._counted.pop(next(iter(self._counted)))
+            self._counted[key] = count
+        return count
+
+    async def _count(self, messages: list[dict[str, str]]) -> int | None:
+        assert self.base_url is not None
+        root = self.base_url.rstrip("/").removesuffix("/v1")
         if self._tokenizer in (None, "vllm"):
             found, body = await self._post_quiet(f"{root}/tokenize", {
                 "model": self.model, "messages": messages, "add_generation_prompt": True})

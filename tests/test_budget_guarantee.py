@@ -159,3 +159,22 @@ async def test_a_backend_without_a_tokenizer_widens_estimates_by_the_spread_it_s
     await budgeted_chat(ledger, backend, prompt, role="student", round=2, max_tokens=5)
     assert ledger.prompt_scale == pytest.approx(1.8, rel=0.01)
     assert ledger.prompt_tokens([{"content": prompt}]) == math.ceil(105 * ledger.prompt_scale * 1.5)
+
+
+async def test_a_call_far_from_the_budget_is_not_counted_the_final_one_is() -> None:
+    backend = ScriptedBackend(lambda body: Reply("word " * 50))
+    counted: list[int] = []
+    plain_count = backend.count_prompt_tokens
+
+    async def counting(request: Any) -> int | None:
+        counted.append(len(request.messages))
+        return await plain_count(request)
+
+    backend.count_prompt_tokens = counting  # type: ignore[method-assign]
+    ledger = Ledger(Budget(sequential=4000))
+    await budgeted_chat(ledger, backend, "a b c", role="student", round=1, max_tokens=100)
+    assert counted == []  # 100 + at most 3 bytes' worth of prompt: far from 4,000, no tokenize request
+    await budgeted_chat(ledger, backend, "a b c", role="student", round=2, max_tokens=3900)
+    assert len(counted) == 1  # near the limit: counted
+    await budgeted_chat(ledger, backend, "a b c", role="refiner", round=3, final=True)
+    assert len(counted) == 2 and not ledger.over_budget  # the final call takes what is left: counted
