@@ -22,7 +22,8 @@ from pathlib import Path
 from agentkit.errors import ConfigError
 from agentkit.messages import Problem
 
-__all__ = ["DATASETS", "STRATIFY", "data_dir", "is_training_split", "load_dataset", "stratified_sample"]
+__all__ = ["DATASETS", "STRATIFY", "data_dir", "is_training_split", "load_dataset", "split_guarded",
+           "stratified_sample"]
 
 STRATIFY = ("subject",)
 """What a sample can be stratified by: a problem's subject (``Problem.topics[0]``; no subject is its own
@@ -46,6 +47,15 @@ def is_training_split(dataset: str | None) -> bool:
     frozen evaluation keeps behaviors curated from out of its prompts by default (``exclude_split``)."""
     name = (dataset or "").lower()
     return name.endswith(("-train", "_train")) or "curation" in name
+
+
+def split_guarded(exclude_split: bool | None, mode: str | None, dataset: str | None) -> bool:
+    """Whether retrieval keeps behaviors curated from ``dataset`` (the split being answered) out of the prompts:
+    ``exclude_split`` as set, or by default (None) for a frozen evaluation (``mode`` not ``online``) of an
+    evaluation split. The one rule the methods, the sweep's warnings and the report apply."""
+    if exclude_split is not None:
+        return exclude_split
+    return mode != "online" and dataset is not None and not is_training_split(dataset)
 
 
 def data_dir() -> Path:

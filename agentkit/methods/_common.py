@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from agentkit.backends.base import Backend, ChatMessage, make_request
 from agentkit.errors import BudgetExceeded
-from agentkit.evaluation.datasets import is_training_split
+from agentkit.evaluation.datasets import split_guarded
 from agentkit.ledger import Budget, Ledger, estimate_prompt_tokens
 from agentkit.memory.retrieval import HandbookMode
 from agentkit.messages import Problem
@@ -112,6 +112,4 @@ async def single_call_tokens(backend: Backend, problem: Problem, params: MethodP
 def split_guard(exclude_split: bool | None, mode: HandbookMode, problem: Problem) -> bool:
     """Whether retrieval keeps behaviors curated from the problem's own split out: as set, or by default for a
     frozen evaluation of an evaluation split (see ``BCIParams.exclude_split``)."""
-    if exclude_split is not None:
-        return exclude_split
-    return mode == "frozen" and problem.dataset is not None and not is_training_split(problem.dataset)
+    return split_guarded(exclude_split, mode, problem.dataset)

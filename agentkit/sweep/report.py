@@ -29,7 +29,7 @@ from typing import Any
 
 from agentkit.errors import ConfigError
 from agentkit.evaluation.answers import answers_match
-from agentkit.evaluation.datasets import is_training_split
+from agentkit.evaluation.datasets import split_guarded
 from agentkit.evaluation.stats import bootstrap_mean_ci, paired_difference, pass_at_k, seed_mean_se, wilson_interval
 
 from .db import COLUMNS, ResultsDB
@@ -162,8 +162,7 @@ def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] 
     for r in rows:
         if r["status"] == "ok" and r["correct"] is None:
             continue  # no reference: not graded
-        params = r.get("method_params")
-        name = (json.loads(params) if isinstance(params, str) else params or {}).get("name", r["method"])
+        name = _json_column(r, "method_params").get("name", r["method"])
         if name in BASELINES:
             baselines.add(r["method"])
         ok = r["status"] == "ok" and bool(r["correct"])
@@ -223,13 +222,8 @@ def _handbooks(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     cost (``curation``) when any did (rows written before a build log existed lack it), else the first."""
     found: dict[str, dict[str, Any]] = {}
     for r in rows:
-        info = r.get("handbook")
-        if isinstance(info, str):
-            try:
-                info = json.loads(info)
-            except ValueError:
-                continue
-        if isinstance(info, dict) and info.get("store"):
+        info = _json_column(r, "handbook")
+        if info.get("store"):
             store = str(info["store"])
             if store not in found or (info.get("curation") and not found[store].get("curation")):
                 found[store] = info
@@ -241,44 +235,39 @@ def split_notes(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     at run time in each row's ``handbook`` info as ``splits``), saying whether the split guard was on."""
     seen: dict[tuple[str, str, str], bool] = {}
     for r in rows:
-        info = r.get("handbook")
-        if isinstance(info, str):
-            try:
-                info = json.loads(info)
-            except ValueError:
-                continue
-        if not isinstance(info, dict) or r["dataset"] not in (info.get("splits") or []):
+        info = _json_column(r, "handbook")
+        if r["dataset"] not in (info.get("splits") or []):
             continue
-        params = r.get("method_params")
-        params = json.loads(params) if isinstance(params, str) else params or {}
-        guard = params.get("exclude_split")
-        on = guard if guard is not None else params.get("handbook_mode") != "online" and not is_training_split(
-            r["dataset"])
-        seen[(str(r["method"]), str(info.get("store")), str(r["dataset"]))] = bool(on)
+        params = _json_column(r, "method_params")
+        on = split_guarded(params.get("exclude_split"), params.get("handbook_mode"), r["dataset"])
+        seen[(str(r["method"]), str(info.get("store")), str(r["dataset"]))] = on
     return [f"{method}: handbook {store} holds behaviors curated from {dataset!r}, the dataset it is evaluated on; "
             + ("the split guard kept them out of the prompts" if on else
                "exclude_split was off, so they could reach the prompts (not held out from the handbook's sources)")
             for (method, store, dataset), on in sorted(seen.items())]
 
 
-def _detail(row: Mapping[str, Any], key: str) -> Any:
-    details = row.get("details")
-    if isinstance(details, str):
+def _json_column(row: Mapping[str, Any], column: str) -> dict[str, Any]:
+    """A row's JSON object column (``details``, ``handbook``, ``method_params``) as a dict; {} when absent or
+    unreadable."""
+    value = row.get(column)
+    if isinstance(value, str):
         try:
-            details = json.loads(details)
+            value = json.loads(value)
         except ValueError:
-            return None
-    return details.get(key) if isinstance(details, dict) else None
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _detail(row: Mapping[str, Any], key: str) -> Any:
+    return _json_column(row, "details").get(key)
 
 
 def _round_accuracy(rows: list[Mapping[str, Any]]) -> list[float]:
     """PDR/SR: per round, the share of that round's drafts whose answer was right (mean over cells)."""
     per_round: dict[int, list[float]] = defaultdict(list)
     for r in rows:
-        details = r.get("details")
-        if isinstance(details, str):
-            details = json.loads(details)
-        for i, diag in enumerate((details or {}).get("rounds") or []):
+        for i, diag in enumerate(_detail(r, "rounds") or []):
             if diag.get("drafts") and "correct_drafts" in diag:
                 per_round[i].append(diag["correct_drafts"] / diag["drafts"])
     return [round(sum(v) / len(v), 4) for _, v in sorted(per_round.items())]

@@ -35,7 +35,7 @@ from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.errors import AgentkitError, ConfigError
 from agentkit.evaluation.answers import extract_strict
-from agentkit.evaluation.datasets import is_training_split
+from agentkit.evaluation.datasets import split_guarded
 from agentkit.evaluation.grader import MathVerifyGrader
 from agentkit.ledger import Ledger
 from agentkit.log import get_logger
@@ -295,9 +295,7 @@ def split_warnings(spec: SweepSpec, evaluated: dict[str, set[str]], splits: dict
             continue
         for dataset, names in evaluated.items():
             for split in sorted(names & set(splits[store])):
-                guard = method.params.get("exclude_split")
-                online = method.params.get("handbook_mode") == "online"
-                on = guard if guard is not None else not online and not is_training_split(split)
+                on = split_guarded(method.params.get("exclude_split"), method.params.get("handbook_mode"), split)
                 lines.append(f"handbook {store} ({method.key}) holds behaviors curated from {split!r}, which this "
                              f"sweep evaluates ({dataset}): " + (
                                  "the split guard keeps them out of the prompts (exclude_split)" if on else
