@@ -5,6 +5,7 @@ reasoning/answer split."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -17,6 +18,8 @@ from agentkit.evaluation.stats import mcnemar_exact
 from agentkit.sweep import ResultsDB, load_spec, report_data, run_sweep, write_report
 from agentkit.sweep.report import compare
 from agentkit.testing import Reply, ScriptedServer, run_agentkit
+
+COMPARE = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_databases.py"
 
 SPEC = """
 name = "integrity"
@@ -196,3 +199,32 @@ async def test_a_handbook_curated_from_the_evaluated_split_is_guarded_by_default
     results = ResultsDB(tmp_path / "r.sqlite", create=False)
     assert all(json.loads(r["handbook"])["splits"] == ["gsm8k"] for r in results.rows())
     results.close()
+
+
+async def test_two_runs_of_the_same_arms_compare_side_by_side(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    spec = tmp_path / "spec.toml"
+    port = 0
+    for name, answer in (("old", "18"), ("new", "17")):  # one backend spec: the second server on the first's port
+        server = await ScriptedServer(lambda body, a=answer: Reply(f"so \\boxed{{{a}}}")).start(port)
+        port = server.port
+        try:
+            spec.write_text(SPEC.format(url=server.base_url))
+            await run_sweep(load_spec(spec), tmp_path / f"{name}.sqlite")
+        finally:
+            await server.close()
+    script = COMPARE
+    out = await asyncio.to_thread(subprocess.run, [sys.executable, str(script), str(tmp_path / "old.sqlite"),
+                                                   str(tmp_path / "new.sqlite")],
+                                  capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    # gsm8k-test-0 (reference 18) was right in the old run and wrong in the new one, for both methods; same
+    # prompts and budgets, so every other text is the same
+    [cot] = [line for line in out.stdout.splitlines() if line.startswith("| gsm8k | long-cot |")]
+    assert "| 0.250 -> 0.000 | -0.250 |" in cot and "| 0 / 1 / 3 |" in cot and "0 of 8 |" in cot
+    missing = await asyncio.to_thread(subprocess.run, [sys.executable, str(script), str(tmp_path / "none.sqlite"),
+                                                       str(tmp_path / "new.sqlite")],
+                                      capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "no results database" in missing.stderr
