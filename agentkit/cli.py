@@ -470,7 +470,6 @@ async def _sweep(args: argparse.Namespace) -> int:
         write_report,
     )
     from agentkit.sweep.report import budget_label
-    from agentkit.sweep.runner import check_provenance
     from agentkit.sweep.validate import duration
 
     if args.action == "merge":
@@ -577,8 +576,6 @@ async def _sweep(args: argparse.Namespace) -> int:
             for line in problems:
                 print(f"agentkit: infeasible: {line}", file=sys.stderr)
             require_handbooks(spec)  # what `run` would refuse: one line, exit 2
-            for line in await check_provenance(spec):
-                print(f"agentkit: warning: {line}", file=sys.stderr)
             return 1 if problems else 0
         if problems:
             raise ConfigError(f"{args.spec}: {len(problems)} infeasible cell group(s) (`agentkit sweep validate` "

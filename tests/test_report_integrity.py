@@ -186,12 +186,10 @@ async def test_a_handbook_curated_from_the_evaluated_split_is_guarded_by_default
             f'[[methods]]\nname = "bci"\nlabel = "open"\nbudget_kind = "output"\n'
             f'params = {{ store = "{tmp_path / "hb"}", k = 1, exclude_split = false }}\n'
             f'[[backends]]\nspec = "openai-compatible:{server.base_url}?model=scripted&retries=1"\n')
-        code, _, stderr = await run_agentkit("sweep", "validate", str(spec))
-        assert code == 0, stderr
-        assert "handbook " in stderr and "(guarded) holds behaviors curated from 'gsm8k'" in stderr
-        assert "the split guard keeps them out" in stderr and "(open) holds" in stderr and "can reach" in stderr
         code, _, stderr = await run_agentkit("sweep", "run", str(spec), "--db", str(tmp_path / "r.sqlite"))
-        assert code == 0 and "(open) holds behaviors curated from 'gsm8k'" in stderr
+        assert code == 0, stderr
+        assert "(guarded) holds behaviors curated from 'gsm8k'" in stderr and "the split guard keeps them out" in stderr
+        assert "(open) holds behaviors curated from 'gsm8k'" in stderr and "can reach" in stderr
     # by default the guard kept the behavior out (the plain prompt); off, it was shown
     assert sum("behavior_count_eggs" in prompt for prompt in seen) == 1
     data = report_data(tmp_path / "r.sqlite")

@@ -46,7 +46,7 @@ from agentkit.registry import get_method
 from .db import ResultsDB
 from .spec import Cell, DatasetEntry, MethodEntry, SweepSpec, iter_cells, require_handbooks
 
-__all__ = ["SweepSummary", "check_provenance", "provenance_splits", "run_cell", "run_sweep", "split_warnings"]
+__all__ = ["SweepSummary", "provenance_splits", "run_cell", "run_sweep", "split_warnings"]
 
 _log = get_logger(__name__)
 
@@ -259,29 +259,6 @@ async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
 async def provenance_splits(handbook: BehaviorStore) -> list[str]:
     """The dataset splits the handbook's active behaviors were curated from (``Provenance.dataset``)."""
     return sorted({p.dataset for b in await handbook.list_behaviors() for p in b.provenance if p.dataset})
-
-
-async def check_provenance(spec: SweepSpec) -> list[str]:
-    """``split_warnings`` for ``sweep validate``: each handbook store opened, read and closed (a store it cannot
-    open, one a running sweep holds say, gives a line saying its provenance was not checked)."""
-    from agentkit.memory import QdrantBehaviorStore, embedder_from_spec
-
-    splits: dict[str, list[str]] = {}
-    lines = []
-    embedder = None
-    for path in await asyncio.to_thread(require_handbooks, spec):
-        embedder = embedder or embedder_from_spec(spec.embedder)
-        try:
-            store = await QdrantBehaviorStore(path=path, embedder=embedder).open()
-        except AgentkitError as exc:
-            lines.append(f"handbook {path}: its provenance was not checked ({exc})")
-            continue
-        try:
-            splits[path] = await provenance_splits(store)
-        finally:
-            await store.close()
-    evaluated = {d.name: {p.dataset for p in await asyncio.to_thread(d.load) if p.dataset} for d in spec.datasets}
-    return lines + split_warnings(spec, evaluated, splits)
 
 
 def split_warnings(spec: SweepSpec, evaluated: dict[str, set[str]], splits: dict[str, list[str]]) -> list[str]:
