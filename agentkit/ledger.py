@@ -238,14 +238,8 @@ class Ledger:
         ``n`` choices on branches ``branch..branch+n-1`` each need room; the total budget is shared.
         Raises ``BudgetExceeded`` when not even one output token fits.
         """
-        caps: list[int] = [] if max_tokens is None else [max_tokens]
-        if self.budget.total is not None:
-            caps.append((self.budget.total - self.b_total) // n - prompt_tokens)
-        if self.budget.sequential is not None:
-            for b in range(branch, branch + n):
-                left = self.remaining(stage=stage, branch=b)
-                assert left is not None
-                caps.append(left - prompt_tokens)
+        room = self._room(prompt_tokens, stage=stage, branch=branch, n=n)
+        caps = [c for c in (max_tokens, room) if c is not None]
         if not caps:
             return None
         allowed = min(caps)
@@ -272,14 +266,21 @@ class Ledger:
              ) -> bool:
         """Whether a call of ``prompt_tokens`` with its cap ``max_tokens`` fits every budget as it is (its cap would
         not be lowered)."""
-        if self.budget.total is not None and n * (prompt_tokens + max_tokens) > self.budget.total - self.b_total:
-            return False
+        room = self._room(prompt_tokens, stage=stage, branch=branch, n=n)
+        return room is None or max_tokens <= room
+
+    def _room(self, prompt_tokens: int, *, stage: str | None, branch: int, n: int) -> int | None:
+        """The most output tokens each of ``n`` choices may write after a ``prompt_tokens`` prompt within every
+        budget (None: no budget)."""
+        caps: list[int] = []
+        if self.budget.total is not None:
+            caps.append((self.budget.total - self.b_total) // n - prompt_tokens)
         if self.budget.sequential is not None:
             for b in range(branch, branch + n):
                 left = self.remaining(stage=stage, branch=b)
-                if left is not None and prompt_tokens + max_tokens > left:
-                    return False
-        return True
+                assert left is not None
+                caps.append(left - prompt_tokens)
+        return min(caps) if caps else None
 
     def calibrate(self, estimated: int, reported: int, *, exact: int | None = None) -> None:
         """Learn from one call: the server reported ``reported`` prompt tokens where ``estimated`` were estimated

@@ -7,9 +7,7 @@ from typing import TYPE_CHECKING
 
 from agentkit.backends.base import Backend, ChatMessage, make_request
 from agentkit.errors import BudgetExceeded
-from agentkit.evaluation.datasets import split_guarded
 from agentkit.ledger import Budget, Ledger, estimate_prompt_tokens
-from agentkit.memory.retrieval import HandbookMode
 from agentkit.messages import Problem
 from agentkit.prompts import load_prompt
 from agentkit.registry import MethodParams, Plan
@@ -19,7 +17,7 @@ if TYPE_CHECKING:
     from .pdr import PDRConfig
 
 __all__ = ["budget_ledger", "counted_planning_prompt_tokens", "counted_prompt_tokens", "plan_budget", "plan_draft_tokens",
-           "planning_prompt_tokens", "single_call_tokens", "split_guard", "start_run"]
+           "planning_prompt_tokens", "single_call_tokens", "start_run"]
 
 
 def start_run(problem: Problem, ledger: Ledger | None) -> tuple[Problem, Ledger]:
@@ -46,15 +44,18 @@ def planning_prompt_tokens(problem_text: str, config: PDRConfig | None = None) -
     """The prompt size to plan a method's drafts with: its longest draft prompt (the refine template with an
     empty workspace for PDR/SR, the solve template for one long chain of thought), counted as the budgeted call
     counts prompts when it caps a call (``estimate_prompt_tokens``: the estimator + 4 per message)."""
+    return estimate_prompt_tokens(_planning_prompt(problem_text, config))
+
+
+def _planning_prompt(problem_text: str, config: PDRConfig | None) -> list[dict[str, str]]:
     template = "long_cot" if config is None or config.rounds == 1 else "pdr_refine"
-    return estimate_prompt_tokens(load_prompt(template).render(problem=problem_text, workspace=""))
+    return load_prompt(template).render(problem=problem_text, workspace="")
 
 
 async def counted_planning_prompt_tokens(backend: Backend, problem_text: str, config: PDRConfig | None = None) -> int:
     """``planning_prompt_tokens``, counted exactly by ``backend`` where it can (its tokenizer endpoint): a method
     that plans its calls at run time plans them from the prompt the server will really see."""
-    template = "long_cot" if config is None or config.rounds == 1 else "pdr_refine"
-    return await counted_prompt_tokens(backend, load_prompt(template).render(problem=problem_text, workspace=""))
+    return await counted_prompt_tokens(backend, _planning_prompt(problem_text, config))
 
 
 async def counted_prompt_tokens(backend: Backend, messages: Sequence[ChatMessage | dict[str, str]]) -> int:
@@ -107,9 +108,3 @@ async def single_call_tokens(backend: Backend, problem: Problem, params: MethodP
     if budget is None:
         return params.max_tokens
     return plan_draft_tokens(budget, prompt_tokens=await counted_planning_prompt_tokens(backend, problem.text))
-
-
-def split_guard(exclude_split: bool | None, mode: HandbookMode, problem: Problem) -> bool:
-    """Whether retrieval keeps behaviors curated from the problem's own split out: as set, or by default for a
-    frozen evaluation of an evaluation split (see ``BCIParams.exclude_split``)."""
-    return split_guarded(exclude_split, mode, problem.dataset)

@@ -28,6 +28,7 @@ from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.errors import ConfigError
 from agentkit.evaluation.answers import answers_match
+from agentkit.evaluation.datasets import split_guarded
 from agentkit.ledger import Ledger
 from agentkit.memory.retrieval import (
     HandbookMode,
@@ -45,7 +46,7 @@ from agentkit.roles import Student, ask, attached
 from agentkit.roles.student import answer_messages
 from agentkit.seeds import derive_seed
 
-from ._common import budget_ledger, single_call_tokens, split_guard, start_run
+from ._common import budget_ledger, single_call_tokens, start_run
 from .self_consistency import majority_vote, vote
 
 __all__ = ["BCI", "BCIParams", "BCIPlain", "Retrieval", "bci", "bci_messages", "record_citations",
@@ -171,7 +172,7 @@ class BCI(Method):
                     "behaviors_in_context": 0, "behavior_tokens": 0, **unsure})
         solution = await bci(problem, backend, behaviors=p.behaviors, handbook=handbook, k=p.k, retrieval=p.retrieval,
                              ledger=ledger, max_tokens=cap, temperature=p.temperature, seed=seed, bus=bus, usage=log,
-                             exclude_split=split_guard(p.exclude_split, p.handbook_mode, problem),
+                             exclude_split=split_guarded(p.exclude_split, p.handbook_mode, problem.dataset),
                              round=2 if unsure else 1)
         if unsure:  # the whole run's usage and budgets, probes included
             solution = solution.with_(b_seq=ledger.b_seq, b_total=ledger.b_total, usage=TokenUsage(

@@ -34,6 +34,7 @@ from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.errors import BackendError, BackendRequestError, BackendUnavailable, ConfigError, HandlerFailed
 from agentkit.evaluation.answers import answers_match
+from agentkit.evaluation.datasets import split_guarded
 from agentkit.ledger import Ledger
 from agentkit.log import get_logger
 from agentkit.memory.retrieval import (
@@ -68,7 +69,6 @@ from ._common import (
     plan_budget,
     plan_draft_tokens,
     planning_prompt_tokens,
-    split_guard,
     start_run,
 )
 
@@ -394,7 +394,7 @@ async def _run(method: Method, problem: Problem, backend: Backend, config: PDRCo
         raise ConfigError(f"{method.name} with behaviors={k} needs a handbook (params.store or --store)")
     log = UsageLog() if mode == "frozen" else None
     behaviors = (await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval, usage=log,
-                                          exclude_split=split_guard(exclude_split, mode, problem))
+                                          exclude_split=split_guarded(exclude_split, mode, problem.dataset))
                  if handbook is not None and k else [])
     ledger = budget_ledger(budget, given)
     result = await pdr(problem, backend, config, ledger=ledger, bus=bus, behaviors=behaviors, handbook=handbook,
