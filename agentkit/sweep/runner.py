@@ -115,7 +115,7 @@ async def run_sweep(
     index, count = shard
     if not 0 <= index < count:
         raise ConfigError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
-    await asyncio.to_thread(require_handbooks, spec)  # a missing store is refused before anything is created
+    stores = await asyncio.to_thread(require_handbooks, spec)  # a missing store is refused before anything exists
     db = await asyncio.to_thread(ResultsDB, db_path)  # a bad --db fails before anything starts
     problems: dict[str, dict[str, Problem]] = {}
     for d in spec.datasets:
@@ -131,7 +131,7 @@ async def run_sweep(
     # server asked what it serves), so every row names the model that answered it.
     try:
         identities = {b.spec: await live[b.spec].identity() for b in spec.backends}
-        handbooks = await _open_handbooks(spec)
+        handbooks = await _open_handbooks(spec, stores)
     except BaseException:
         for backend in built.values():
             await backend.aclose()
@@ -242,12 +242,11 @@ async def run_sweep(
     return summary
 
 
-async def _open_handbooks(spec: SweepSpec) -> dict[str, BehaviorStore]:
-    """Every handbook a method's ``params.store`` names, opened once for the sweep; a store directory that does
-    not exist is refused before any opens (``require_handbooks``)."""
+async def _open_handbooks(spec: SweepSpec, paths: list[str]) -> dict[str, BehaviorStore]:
+    """The handbooks the methods' ``params.store`` name (``paths``: ``require_handbooks`` found them all), each
+    opened once for the sweep."""
     from agentkit.memory import QdrantBehaviorStore, embedder_from_spec
 
-    paths = await asyncio.to_thread(require_handbooks, spec)
     stores: dict[str, BehaviorStore] = {}
     embedder = None
     for path in paths:  # each once: paths has no repeats
