@@ -171,9 +171,10 @@ def test_the_paper_specs_compare_like_with_like(name: str) -> None:
     by_name: dict[str, list[object]] = {}
     for m in spec.methods:
         by_name.setdefault(m.name, []).append(m)
-    [bci], [plain] = by_name["bci"], by_name["bci-plain"]
-    # the reuse comparison: BCI and its twin at the same output caps, nothing else between them
-    assert bci.budget_kind == plain.budget_kind == "output" and bci.budgets == plain.budgets  # type: ignore[attr-defined]
+    bcis, [plain] = by_name["bci"], by_name["bci-plain"]
+    # the reuse comparison: every BCI arm (and the worked-examples baseline) and the twin at the same output caps
+    for arm in bcis + by_name.get("examples", []):
+        assert arm.budget_kind == plain.budget_kind == "output" and arm.budgets == plain.budgets  # type: ignore[attr-defined]
     # the refinement comparison: every PDR/SR/long-CoT/self-consistency at matched B_seq, at one temperature
     refine = [m for m in spec.methods if m.name in ("long-cot", "sr", "pdr", "self-consistency")]
     assert refine and all(m.budget_kind == "sequential" for m in refine)
@@ -187,4 +188,4 @@ def test_the_paper_specs_compare_like_with_like(name: str) -> None:
                     if m.name in ("self-improve", "critique-revise")}
         assert attempts == {"self-improve": 4, "critique-revise": 4}
     if name.startswith("math500"):
-        assert bci.params["retrieval"] == "topic"  # type: ignore[attr-defined]
+        assert all(bci.params["retrieval"] == "topic" for bci in bcis)  # type: ignore[attr-defined]
