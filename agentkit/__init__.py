@@ -10,10 +10,12 @@ The layers, each importing only from the ones below it (enforced by import-linte
     faces        agentkit.cli · service · proxy · mcp_server · view ·     (users, shells, HTTP, OpenAI clients,
                  agentkit.sweep                                           MCP agents, browsers, benchmark grids)
     methods      agentkit.methods: long-cot, bci, pdr, sr, self-improve,   compose roles on the bus; fill the
-                 critique-revise, ...; curation, BC-SFT data               registry
-    roles        agentkit.roles: Student, Strategist, Teacher,            own their model steps; read the
-                 Refiner, Distiller                                       registry, never import methods
-    registry     agentkit.registry: METHODS, Method, MethodParams         names -> methods, parameters, prompts
+                 critique-revise, ...; MethodServer, run_method;           registry; run a method for a caller
+                 curation, BC-SFT data
+    registry     agentkit.registry: Method[P], RunContext, MethodRecord,  the method contract; names -> methods
+                 METHODS                                                  (plugins: entry-point group)
+    roles        agentkit.roles: Student, Strategist, Teacher,            own their model steps; leaves: import
+                 Refiner, Distiller                                       neither the registry nor methods
     calls        agentkit.calls: budgeted_chat                            the one budgeted model call
     evaluation   agentkit.evaluation: datasets, answers, grader, stats    answers into numbers
     memory       agentkit.memory: BehaviorStore, QdrantBehaviorStore,     know nothing of roles, methods,

@@ -17,7 +17,7 @@ from typing import Any
 from agentkit.backends.base import Backend, CallContext, ChatMessage, Completion, make_request
 from agentkit.ledger import CallRecord, Ledger, estimate_prompt_tokens
 
-__all__ = ["budgeted_chat"]
+__all__ = ["budgeted_chat", "counted_prompt_tokens"]
 
 
 async def budgeted_chat(
@@ -73,3 +73,10 @@ def _most_tokens(request: Any) -> int:
     """An upper bound on a request's prompt tokens: a token covers at least one byte of UTF-8 text, and a chat
     template adds fewer than 32 per message and 64 in all (a default system prompt)."""
     return sum(len(m.content.encode()) + 32 for m in request.messages) + 64
+
+
+async def counted_prompt_tokens(backend: Backend, messages: Sequence[ChatMessage | dict[str, str]]) -> int:
+    """A prompt's tokens as ``backend`` counts them (exactly, where it has a tokenizer endpoint), else estimated
+    as the budgeted call estimates them (``estimate_prompt_tokens``)."""
+    exact = await backend.count_prompt_tokens(make_request(messages))
+    return exact if exact is not None else estimate_prompt_tokens(messages)

@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--json", action="store_true", help="print a JSON object instead of text")
     backend_arg(chat)
 
-    from agentkit.registry import get_method, method_names
+    from agentkit.methods import get_method, method_names
+    from agentkit.registry import baseline_names
 
     names = method_names()
     solve = sub.add_parser(
@@ -89,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--limit", type=int, default=3, help="how many problems (default: %(default)s)")
     solve.add_argument("--sample-seed", type=int, default=None,
                        help="take a seeded random sample of --limit problems instead of the first ones")
-    solve.add_argument("--method", default="long-cot", choices=names, help="a registered method (see below)")
+    solve.add_argument("--method", default=baseline_names()[0], choices=names,
+                       help="a registered method (see below; default: %(default)s, the first baseline)")
     solve.add_argument("--plugin", action="append", default=[],
                        help="a module that registers methods (a .py path or a dotted name); repeatable")
     solve.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -166,7 +168,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="print the summary rows as JSON (the numbers of the Markdown/HTML report) instead of the table")
     p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), default=None,
                    help="a paired comparison of method A against method B (method keys as in the report); "
-                        "repeatable; default: every method against long CoT")
+                        "repeatable; default: every method against the baselines (long CoT, bci-plain)")
+    p.add_argument("--rows", action="store_true",
+                   help="with --json: every row too, with its method's record read back (diagnostics and trace)")
 
     serve = sub.add_parser("serve", help="serve a behavior handbook over HTTP")
     serve.add_argument("--store", default=DEFAULT_STORE, help="embedded store directory (default: %(default)s)")
@@ -332,7 +336,10 @@ def _method_params(args: argparse.Namespace, method: Any) -> Any:
 
     values: dict[str, Any] = {}
     fields = method.params_model.model_fields
-    flags = dict(_FLAG_PARAMS, behaviors="k" if method.name == "bci" else "behaviors")
+    # --behaviors N: how many behaviors to retrieve, whichever parameter counts them (`behaviors` where it is a
+    # number, else `k`)
+    counted = fields.get("behaviors") is not None and fields["behaviors"].annotation is int
+    flags = dict(_FLAG_PARAMS, behaviors="behaviors" if counted else "k")
     for flag, name in flags.items():
         value = getattr(args, flag)
         if value is None:
@@ -354,9 +361,10 @@ async def _solve(args: argparse.Namespace) -> int:
     from agentkit.backends import backend_from_spec
     from agentkit.bus import Bus, Recorder
     from agentkit.errors import ConfigError
-    from agentkit.evaluation.answers import answers_match
-    from agentkit.evaluation.datasets import load_dataset
-    from agentkit.registry import get_method
+    from agentkit.evaluation.answers import extract_strict
+    from agentkit.evaluation.datasets import load_dataset, numeric_answers
+    from agentkit.evaluation.grader import MathVerifyGrader
+    from agentkit.methods import get_method, result_summary, run_method
 
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
@@ -364,13 +372,14 @@ async def _solve(args: argparse.Namespace) -> int:
     params = _method_params(args, method)
     problems = load_dataset(args.dataset, limit=args.limit, seed=args.sample_seed)
     store = getattr(params, "store", None)
-    if method.name == "bci" and not store and getattr(params, "behaviors", None) is None:
-        raise ConfigError("--method bci needs --store (a handbook built with `agentkit handbook build`)")
+    if not store and method.needs_handbook(params):
+        raise ConfigError(f"--method {method.name} needs --store (a handbook built with `agentkit handbook build`)")
     handbook = await _open_handbook(store, args.token, args.embedder) if store else None
     backend = backend_from_spec(args.backend)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     recorder = Recorder(args.record) if args.record else None
+    grader = MathVerifyGrader(workers=1)  # the sweeps' grader: a problem scores the same here and there
     try:
         async with Bus(name="solve") as bus:
             if recorder is not None:
@@ -378,24 +387,22 @@ async def _solve(args: argparse.Namespace) -> int:
 
             async def one(problem: Any) -> dict[str, Any]:
                 try:
-                    result = await method.run(problem.with_(run_id=problem.problem_id), backend, params=params,
-                                              budget=args.budget, seed=args.seed, handbook=handbook, bus=bus)
+                    result = await run_method(method, problem.with_(run_id=problem.problem_id), backend,
+                                              params=params, budget=args.budget, seed=args.seed, handbook=handbook,
+                                              bus=bus)
                 except AgentkitError as exc:  # one failed problem is reported, the others go on
-                    return {"id": problem.problem_id, "answer": None, "reference": problem.reference,
-                            "correct": None, "B_seq": 0, "B_total": 0, "output_tokens": 0, "calls": 0,
-                            "error": str(exc)}
-                solution, figures = result.solution, result.ledger.summary()
-                row = {
-                    "id": problem.problem_id, "answer": solution.answer, "reference": problem.reference,
-                    "correct": answers_match(solution.answer, problem.reference) if problem.reference else None,
-                    "B_seq": figures["B_seq"], "B_total": figures["B_total"],
-                    "output_tokens": figures["output_tokens"], "calls": figures["calls"],
-                }
-                if "pdr" in result.details:
-                    row["rounds"] = _rounds(result.details["pdr"])
-                if method.name == "bci":
-                    row.update(behaviors=list(solution.behaviors), cited=list(solution.cited),
-                               behavior_tokens=solution.behavior_tokens)
+                    return {"id": problem.problem_id, "method": method.name, "answer": None,
+                            "reference": problem.reference, "correct": None, "B_seq": 0, "B_total": 0,
+                            "output_tokens": 0, "calls": 0, "error": str(exc)}
+                summary = result_summary(method.name, result)
+                correct = None
+                if problem.reference is not None:
+                    answer, _ = extract_strict(result.text, finish_reason=result.solution.finish_reason,
+                                               final_number=numeric_answers(problem.dataset or args.dataset))
+                    correct = (await grader.grade(answer, problem.reference, extracted=True)).correct
+                row = {"id": problem.problem_id, "reference": problem.reference, "correct": correct, **summary}
+                if result.record is not None:
+                    row["record"] = result.record.model_dump(mode="json")
                 return row
 
             # Bounded fan-out: at most `concurrency` problems in flight, results printed as they finish.
@@ -414,6 +421,7 @@ async def _solve(args: argparse.Namespace) -> int:
             failed = sum(1 for r in rows if r.get("error"))
     finally:
         await backend.aclose()
+        await grader.aclose()
         if recorder is not None:
             await recorder.close()
         if handbook is not None:
@@ -427,19 +435,15 @@ async def _solve(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _rounds(result: Any) -> list[dict[str, Any]]:
-    """Per round: its drafts (branch, answer, finish reason, text) and the workspaces it produced."""
-    out = []
-    for r, diag in enumerate(result.diagnostics["rounds"], 1):
-        out.append({
-            "round": r,
-            "drafts": [{"branch": d.branch, "answer": d.answer, "finish_reason": d.finish_reason, "text": d.text}
-                       for d in result.drafts if d.round == r],
-            "workspaces": [{"text": w.text, "tokens": w.tokens, "drafts_seen": w.drafts_seen}
-                           for w in result.workspaces if w.round == r],
-            "diagnostics": diag,
-        })
-    return out
+def _report_rows(db_path: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``sweep report --json --rows``: each row with its method record, trace fields included (read per row)."""
+    from agentkit.sweep import ResultsDB, report_row
+
+    db = ResultsDB(db_path, create=False, readonly=True)
+    try:
+        return [report_row(r, db.trace(r["key"]) if r["status"] != "missing" else None) for r in rows]
+    finally:
+        db.close()
 
 
 def _print_row(row: dict[str, Any], as_json: bool) -> None:
@@ -514,9 +518,11 @@ async def _sweep(args: argparse.Namespace) -> int:
                 print(f"agentkit: warning: {c['a']} vs {c['b']} @{budget_label(c['budget_kind'], c['budget'])} not "
                       f"compared: {c['refused']}", file=sys.stderr)
         if args.json:
-            print(json.dumps({key: out[key] for key in ("groups", "comparisons", "missing", "warnings", "markdown",
-                                                        "html", "plots")
-                              if key in out}, default=str))
+            shown: dict[str, Any] = {key: out[key] for key in ("groups", "comparisons", "missing", "warnings", "markdown", "html",
+                                               "plots") if key in out}
+            if args.rows:
+                shown["rows"] = await asyncio.to_thread(_report_rows, args.db, out["rows"])
+            print(json.dumps(shown, default=str))
             return 0
         for g in out["groups"]:
             failed = (f", {g['failed']} failed" if g["failed"] else "") + (
@@ -878,7 +884,7 @@ def _print_handbook(out: Any, as_json: bool) -> None:
 
 def _load_plugins(argv: Sequence[str]) -> None:
     """Import the ``--plugin`` modules before the parser lists the registered methods."""
-    from agentkit.registry import load_plugin
+    from agentkit.methods import load_plugin
 
     early = argparse.ArgumentParser(add_help=False)
     early.add_argument("--plugin", action="append", default=[])

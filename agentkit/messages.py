@@ -154,8 +154,8 @@ class SolveRequest(Message):
 
     kind: Literal["solve_request"] = "solve_request"
     problem: Problem
-    method: str = "long-cot"
-    """Which method to use (``long-cot`` for a single chain-of-thought call)."""
+    method: str | None = None
+    """Which registered method to use; None: the server's default (the first baseline, one chain of thought)."""
     max_tokens: int | None = None
     """Output token cap for the answer; None lets the role decide."""
     temperature: float = 0.0
@@ -201,21 +201,20 @@ class Solution(Message):
 
 
 class AnswerRequest(Message):
-    """Ask a run's Student (or Teacher) for one answering call: plain chain of thought, with behaviors in
-    context (BCI), or a critique-and-revise of an earlier answer. Methods send these to the roles they attach
-    for a run; ``round``/``branch``/``final`` place the call in the run's ledger."""
+    """Ask a run's Student (or Teacher) for one answering call: the ``prompt`` template rendered with the
+    problem, ``prompt_fields`` and, when given, the ``behaviors`` block. Methods send these to the roles they
+    attach for a run; ``round``/``branch``/``final`` place the call in the run's ledger."""
 
     kind: Literal["answer_request"] = "answer_request"
     problem: Problem
+    prompt: str = "long_cot"
+    """The prompt template (``agentkit/prompts/<prompt>.txt``): ``long_cot`` (plain chain of thought), ``bci``
+    (with behaviors), ``bci_plain``, ``critique_revise``, ``rsa_aggregate``, or a method's own."""
+    prompt_fields: dict[str, str] = Field(default_factory=dict)
+    """The template's fields besides ``problem`` (and ``behaviors``, rendered from the field below)."""
     behaviors: tuple[Behavior, ...] = ()
-    """Behaviors in context (the BCI prompt); empty: the plain chain-of-thought prompt."""
-    revise: Solution | None = None
-    """An earlier answer to critique and revise (the critique-and-revise prompt) instead of answering afresh."""
-    revise_also: tuple[Solution, ...] = ()
-    """More earlier answers, revised together with ``revise`` in one call (``critique_revise_many``)."""
-    aggregate: bool = False
-    """``revise`` and ``revise_also`` are candidates to aggregate into one improved solution (Recursive
-    Self-Aggregation's step, ``rsa_aggregate``) rather than earlier answers to critique."""
+    """Behaviors in context: rendered into the template's ``behaviors`` field, and the answer's ``behaviors``
+    and ``cited``."""
     max_tokens: int | None = None
     temperature: float = 0.0
     seed: int | None = None
@@ -225,16 +224,6 @@ class AnswerRequest(Message):
     """This call produces the run's answer (the ledger's ``final`` call)."""
     method: str = ""
     """The ``Solution.method`` label of the answer."""
-    plain_prompt: Literal["long_cot", "bci_plain"] = "long_cot"
-    """The prompt when no behaviors are in context: plain chain of thought, or BCI's own prompt with its behavior
-    block cut out (``bci_plain``: BCI's matched baseline, used by BCI when it retrieves nothing and by
-    ``bci-plain``)."""
-    prompt: str | None = None
-    """An explicit prompt template (``agentkit/prompts/<prompt>.txt``), rendered with the problem and
-    ``prompt_fields`` instead of the template the fields above choose: a method with a prompt of its own needs
-    nothing added here or in the Student."""
-    prompt_fields: dict[str, str] = Field(default_factory=dict)
-    """The explicit prompt's fields besides ``problem``."""
 
     _check_behaviors = field_validator("behaviors", mode="before")(_behaviors)
 

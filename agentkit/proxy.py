@@ -64,7 +64,7 @@ from agentkit.errors import (
 from agentkit.log import get_logger
 from agentkit.memory.store import BehaviorStore
 from agentkit.messages import DistillResult, Draft, Message, Problem
-from agentkit.registry import METHODS, Method, MethodResult, get_method, method_names
+from agentkit.methods import METHODS, Method, MethodResult, get_method, method_names, result_summary, run_method
 
 __all__ = ["DEFAULT_MAX_BODY", "Proxy", "create_proxy_app", "run_proxy_runner"]
 
@@ -274,7 +274,7 @@ class Proxy:
                                       "parameters": method.params_model.model_json_schema()}})
         return rows
 
-    def resolve(self, body: ChatBody) -> Method | None:
+    def resolve(self, body: ChatBody) -> Method[Any] | None:
         """The method a request asks for (None: a pass-through); a model this proxy does not serve is a 404."""
         model = body.model
         head, sep, rest = model.partition("/")
@@ -329,7 +329,7 @@ class Proxy:
         # The run id is the request's own (it routes the run's messages); the problem id is what seeds derive from.
         return Problem(problem_id=problem_id, text=text, run_id=f"proxy-{uuid.uuid4().hex[:16]}", dataset="proxy")
 
-    def params_of(self, method: Method, body: ChatBody) -> Any:
+    def params_of(self, method: Method[Any], body: ChatBody) -> Any:
         given = dict(body.agentkit.params) if body.agentkit else {}
         if "store" in given:
             raise _invalid("the handbook is the proxy's (agentkit proxy --store); params.store is not accepted",
@@ -353,11 +353,12 @@ class Proxy:
                            problems[0][0] if problems else "agentkit.params") from None
 
     # -- running ------------------------------------------------------------------------------------------------
-    async def run_method(self, method: Method, params: Any, body: ChatBody, problem: Problem) -> MethodResult:
-        """Run ``method`` with ``params`` (``params_of``) on the request's problem."""
+    async def run_method(self, method: Method[Any], params: Any, body: ChatBody, problem: Problem) -> MethodResult:
+        """Run ``method`` with ``params`` (``params_of``) on the request's problem (``agentkit.methods.run_method``,
+        the path every face takes)."""
         budget = body.agentkit.budget if body.agentkit else None
         seed = body.seed if body.seed is not None else 0
-        return await method.run(problem, self.backend, params=params, budget=budget, seed=seed,
+        return await run_method(method, problem, self.backend, params=params, budget=budget, seed=seed,
                                 handbook=self.handbook, bus=self.bus)
 
     async def pass_through(self, body: ChatBody) -> Completion:
@@ -391,19 +392,12 @@ def _usage(input_tokens: int, output_tokens: int, reasoning_tokens: int = 0) -> 
             "completion_tokens_details": {"reasoning_tokens": reasoning_tokens}}
 
 
-def method_summary(method: Method, result: MethodResult) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(usage, agentkit block)`` of a method's result: every token of every call, and the run's figures."""
-    figures = result.ledger.summary()
-    pdr = result.details.get("pdr")
-    rounds = len(pdr.diagnostics["rounds"]) if pdr is not None else None
-    solution = result.solution
-    block = {"method": method.name, "answer": solution.answer, "B_seq": figures["B_seq"],
-             "B_total": figures["B_total"], "calls": figures["calls"], "rounds": rounds,
-             "behaviors": list(solution.behaviors), "cited": list(solution.cited),
-             "finish_reason": solution.finish_reason}
-    if "handbook_mode" in result.details:
-        block["handbook_mode"] = result.details["handbook_mode"]
-    return _usage(figures["input_tokens"], figures["output_tokens"], figures["reasoning_tokens"]), block
+def method_summary(method: Method[Any], result: MethodResult) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(usage, agentkit block)`` of a method's result: every token of every call, and the run's summary
+    (``agentkit.methods.result_summary``, the same for every face)."""
+    block = result_summary(method.name, result)
+    usage = _usage(block["input_tokens"], block["output_tokens"], block["reasoning_tokens"])
+    return usage, block
 
 
 # -- HTTP -------------------------------------------------------------------------------------------------------
@@ -483,7 +477,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
                                                        usage, block))
 
 
-async def _stream(request: web.Request, proxy: Proxy, body: ChatBody, method: Method | None, params: Any,
+async def _stream(request: web.Request, proxy: Proxy, body: ChatBody, method: Method[Any] | None, params: Any,
                   problem: Problem | None, rid: str) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})

@@ -24,8 +24,7 @@ from agentkit.backends import backend_from_spec
 from agentkit.evaluation.stats import accuracy_summary
 from agentkit.log import configure_logging
 from agentkit.memory import QdrantBehaviorStore
-from agentkit.methods import build_handbook
-from agentkit.roles import Student
+from agentkit.methods import MethodServer, build_handbook
 
 
 def curation_cost(store: Path) -> dict[str, int]:
@@ -52,8 +51,8 @@ async def main(args: argparse.Namespace) -> None:
             gate = asyncio.Semaphore(args.concurrency)
             table: dict[str, Any] = {}
             async with Bus(name="bci-math") as bus:
-                Student(backend, max_tokens=args.max_tokens, handbook=store, k=args.k,
-                        retrieval=args.retrieval).attach(bus, concurrency=args.concurrency)
+                MethodServer(backend, max_tokens=args.max_tokens, handbook=store, k=args.k,
+                             retrieval=args.retrieval).attach(bus, concurrency=args.concurrency)
 
                 async def solve(problem: Problem, method: str) -> dict[str, Any]:
                     async with gate:

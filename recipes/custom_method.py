@@ -12,11 +12,15 @@ What a method needs, all in this file:
 
 1. a parameter model (a ``MethodParams`` subclass: defaults, bounds, types; the CLI's ``--param``, sweep specs'
    ``params`` and ``SolveRequest.params`` are validated against it);
-2. a ``Method`` subclass with a ``name``, a ``summary``, the prompt ``templates`` it renders (they make the
-   ``prompt_hash`` stored with every result) and ``run``, which composes roles: here it attaches a Student to
-   the run's bus and sends it ``AnswerRequest`` messages, one per sample, each in its own round (they run one
-   after another, so each adds to ``B_seq``);
-3. ``register(...)``. Nothing else in agentkit lists methods.
+2. a record (a ``MethodRecord`` subclass): what the method keeps of a run besides its answer; sweep rows store
+   it whole, ``sweep report --json --rows`` reads it back, the CLI and the proxy summarize it;
+3. a ``Method[P]`` subclass with a ``name``, a ``summary``, the prompt ``templates`` it renders (they make the
+   ``prompt_hash`` stored with every result) and ``run(problem, ctx)``, which composes roles: here it attaches a
+   Student to the run's bus and sends it ``AnswerRequest`` messages, one per sample, each in its own round
+   (they run one after another, so each adds to ``B_seq``). ``ctx`` brings the typed params, the backend, the
+   budget and the run's ledger; ``ctx.derive_seed`` gives each sample its own seed, ``ctx.call_cap`` the output
+   cap a budget leaves;
+4. ``register(...)``. Nothing else in agentkit lists methods.
 """
 
 from __future__ import annotations
@@ -26,15 +30,13 @@ import asyncio
 
 from pydantic import Field
 
-from agentkit import Bus, load_dataset
-from agentkit.backends import Backend, backend_from_spec
+from agentkit import load_dataset
+from agentkit.backends import backend_from_spec
 from agentkit.evaluation.answers import answers_match
-from agentkit.ledger import Budget, Ledger
 from agentkit.log import configure_logging
-from agentkit.memory import BehaviorStore
 from agentkit.messages import AnswerRequest, Problem, Solution
+from agentkit.methods import METHODS, Method, MethodParams, MethodRecord, MethodResult, RunContext, register
 from agentkit.methods.self_consistency import majority_vote
-from agentkit.registry import METHODS, Method, MethodParams, MethodResult, register
 from agentkit.roles import Student, ask, attached
 
 
@@ -47,32 +49,32 @@ class AdaptiveParams(MethodParams):
     """Samples are drawn at max(temperature, min_temperature) so that they differ."""
 
 
-class AdaptiveConsistency(Method):
+class AdaptiveRecord(MethodRecord):
+    samples: int
+    """Chains of thought drawn before the vote."""
+    votes: list[int]
+    """The answer groups' sizes, largest first."""
+
+
+class AdaptiveConsistency(Method[AdaptiveParams]):
     name = "adaptive-consistency"
     summary = "chains of thought one after another until `agree` of them match (a recipe's own method)"
     params_model = AdaptiveParams
+    record_model = AdaptiveRecord
     templates = ("long_cot",)
 
-    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
-                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
-        p = self.coerce(params)
-        assert isinstance(p, AdaptiveParams)
-        run_id = problem.run_id or problem.id
-        problem = problem.with_(run_id=run_id)
-        # Samples run one after another, so the sequential budget is shared between them (the ledger caps each).
-        ledger = ledger if ledger is not None else Ledger(run_id=run_id)
-        if budget:
-            ledger.budget = Budget(sequential=budget)
+    async def run(self, problem: Problem, ctx: RunContext[AdaptiveParams]) -> MethodResult:
+        p, ledger = ctx.params, ctx.ledger  # the ledger enforces the sequential budget: samples share it
         samples: list[Solution] = []
-        async with attached(bus, run_id, [(Student(backend, ledger=ledger), 1)]) as active:
+        async with attached(ctx.bus, problem.run_id, [(Student(ctx.backend, ledger=ledger), 1)]) as active:
             for i in range(p.max_samples):
                 if ledger.budget.sequential and ledger.remaining(stage=f"{i + 1}:student") <= 0:
                     break
                 samples.append(await ask(active, problem.derive(
                     AnswerRequest, sender=self.name, problem=problem, max_tokens=p.max_tokens,
-                    temperature=max(p.temperature, p.min_temperature), seed=None if seed is None else seed + i,
-                    round=i + 1, final=False, method="sample"), Solution))
+                    temperature=max(p.temperature, p.min_temperature),
+                    seed=ctx.derive_seed(problem.problem_id, "sample", i), round=i + 1, final=False,
+                    method="sample"), Solution))
                 winner, groups = majority_vote([s.answer for s in samples])
                 if groups and len(groups[0]) >= p.agree:
                     break
@@ -81,7 +83,7 @@ class AdaptiveConsistency(Method):
         ledger.mark_final(next(r.call_id for r in ledger.records if r.round == (winner or 0) + 1))
         solution = chosen.with_(method=self.name, b_seq=ledger.b_seq, b_total=ledger.b_total)
         return MethodResult(solution=solution, ledger=ledger,
-                            details={"samples": len(samples), "votes": [len(g) for g in groups]})
+                            record=AdaptiveRecord(samples=len(samples), votes=[len(g) for g in groups]))
 
 
 if "adaptive-consistency" not in METHODS:  # `agentkit solve --plugin` may load this file more than once
@@ -93,10 +95,10 @@ async def main(args: argparse.Namespace) -> None:
     method = METHODS["adaptive-consistency"]
     try:
         for problem in load_dataset("gsm8k", limit=args.limit):
-            result = await method.run(problem, backend, params=method.params(max_tokens=args.max_tokens))
+            result = await method.solve(problem, backend, params={"max_tokens": args.max_tokens})
             print(f"{problem.problem_id}: {result.answer} (reference {problem.reference}, "
                   f"{'correct' if answers_match(result.answer, problem.reference) else 'wrong'}) after "
-                  f"{result.details['samples']} samples; B_seq={result.ledger.b_seq} B_total={result.ledger.b_total}")
+                  f"{result.record.samples} samples; B_seq={result.ledger.b_seq} B_total={result.ledger.b_total}")
     finally:
         await backend.aclose()
 

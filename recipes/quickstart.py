@@ -2,10 +2,11 @@
 
     python recipes/quickstart.py [--backend local] [--limit 2] [--record run.jsonl]
 
-A Student role subscribes to ``SolveRequest`` messages; this script publishes one request per GSM8K problem
+A method server subscribes to ``SolveRequest`` messages (it runs the method each names, long chain of thought
+by default, whose Student answers on the same bus); this script publishes one request per GSM8K problem
 with ``bus.request`` and prints each ``Solution`` with its grade and budgets. Every message of the run is
 recorded to JSON Lines (``--record``), which ``agentkit.bus.replay`` can publish again. Copy this file
-to start your own pipeline: swap the Student for your own role, or the backend for ``vllm:URL?model=M``.
+to start your own pipeline: swap the method for your own, or the backend for ``vllm:URL?model=M``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 from agentkit import Bus, Recorder, Solution, SolveRequest, answers_match, load_dataset
 from agentkit.backends import backend_from_spec
 from agentkit.log import configure_logging
-from agentkit.roles import Student
+from agentkit.methods import MethodServer
 
 
 async def main(backend_spec: str, limit: int, record: str | None) -> None:
@@ -24,7 +25,7 @@ async def main(backend_spec: str, limit: int, record: str | None) -> None:
     try:
         async with Bus(name="quickstart") as bus:
             recorder = Recorder(record).attach(bus) if record else None
-            Student(backend, max_tokens=512).attach(bus, concurrency=2)
+            MethodServer(backend, max_tokens=512).attach(bus, concurrency=2)
             problems = load_dataset("gsm8k", limit=limit)
             requests = [SolveRequest(problem=p, run_id=p.problem_id, sender="quickstart", seed=0) for p in problems]
             solutions = await asyncio.gather(*(bus.request(r, Solution, timeout=600) for r in requests))

@@ -29,7 +29,10 @@ def test_solve_json_has_the_shared_shape() -> None:
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert sorted(r["id"] for r in rows) == ["gsm8k-test-0", "gsm8k-test-1"]
     for row in rows:
-        assert set(row) == {"id", "answer", "reference", "correct", "B_seq", "B_total", "output_tokens", "calls"}
+        # the shape every face reports a run in (agentkit.methods.result_summary), plus the problem and its grade
+        assert set(row) == {"id", "reference", "correct", "method", "answer", "finish_reason", "B_seq", "B_total",
+                            "calls", "input_tokens", "output_tokens", "reasoning_tokens", "behaviors", "cited",
+                            "behavior_tokens"}
         assert row["calls"] == 1 and row["B_seq"] == row["B_total"] > row["output_tokens"] > 0
         assert isinstance(row["correct"], bool)
 

@@ -38,18 +38,18 @@ def bank(tmp_path: Path) -> Path:
 async def test_the_most_similar_solved_examples_are_shown_never_the_problem_itself(tmp_path: Path) -> None:
     backend = ScriptedBackend(lambda body: Reply("so \\boxed{40}"))
     method = get_method("examples")
-    result = await method.run(PROBLEM, backend, params=method.params(bank=str(bank(tmp_path)), k=1), budget=None)
+    result = await method.solve(PROBLEM, backend, params=method.params(bank=str(bank(tmp_path)), k=1), budget=None)
     [body] = backend.requests
     prompt = body["messages"][-1]["content"]
     assert call_step(body) == ("student", "worked_examples")
     # the travel-speed example (the most similar solved one); not the wrong one, not the problem's own solution
     assert "A car travels 100 miles" in prompt and "spiders" not in prompt and "cyclist" not in prompt
     assert "60 / 1.5" not in prompt and prompt.rstrip().endswith("put the final answer in \\boxed{}.")
-    assert result.answer == "40" and result.details["examples"] == ["e1"]
-    assert result.details["examples_in_context"] == 1 and result.details["example_tokens"] > 10
-    with_wrong = await method.run(PROBLEM, backend, params=method.params(bank=str(bank(tmp_path)), k=3,
+    assert result.answer == "40" and result.record.examples == ["e1"]
+    assert result.record.examples_in_context == 1 and result.record.example_tokens > 10
+    with_wrong = await method.solve(PROBLEM, backend, params=method.params(bank=str(bank(tmp_path)), k=3,
                                                                           solved_only=False))
-    assert set(with_wrong.details["examples"]) == {"e1", "e2", "e3"}
+    assert set(with_wrong.record.examples) == {"e1", "e2", "e3"}
 
 
 def test_a_bank_is_a_sweep_database_or_jsonl_and_a_missing_one_is_refused_at_load(tmp_path: Path) -> None:
@@ -104,17 +104,17 @@ async def test_bci_when_unsure_shows_behaviors_only_when_the_probes_disagree() -
         return Reply("so \\boxed{40}")
 
     sure = ScriptedBackend(agreeing)
-    result = await method.run(PROBLEM, sure, params=params, budget=None)
+    result = await method.solve(PROBLEM, sure, params=params, budget=None)
     assert [call_step(b)[1] for b in sure.requests] == ["bci_plain", "bci_plain"]
     assert all(b["temperature"] == 0.7 for b in sure.requests) and len({b["seed"] for b in sure.requests}) == 2
-    assert result.details["unsure"] is False and result.details["behaviors_in_context"] == 0
+    assert result.record.unsure is False and result.record.behaviors_in_context == 0
     assert result.answer == "40" and result.ledger.calls == 2 and sum(r.final for r in result.ledger.records) == 1
     answers = iter(["so \\boxed{40}", "so \\boxed{41}", "with behavior_rate: \\boxed{40}"])
     unsure = ScriptedBackend(lambda body: Reply(next(answers)))
-    result = await method.run(PROBLEM, unsure, params=params, budget=None)
+    result = await method.solve(PROBLEM, unsure, params=params, budget=None)
     assert [call_step(b)[1] for b in unsure.requests] == ["bci_plain", "bci_plain", "bci"]
     assert unsure.requests[-1]["temperature"] == 0.0 and "behavior_rate" in unsure.requests[-1]["messages"][-1]["content"]
-    assert result.details["unsure"] is True and result.details["probe_answers"] == ["40", "41"]
+    assert result.record.unsure is True and result.record.probe_answers == ["40", "41"]
     assert result.answer == "40" and result.solution.cited == ("behavior_rate",)
     assert result.ledger.calls == 3 and result.solution.usage.calls == 3
     [final] = [r for r in result.ledger.records if r.final]

@@ -230,8 +230,9 @@ async def test_cli_methods_at_one_matched_budget() -> None:
     for method, row in rows.items():
         assert 0 < row["B_seq"] <= 3000, (method, row["B_seq"])
     assert rows["long-cot"]["calls"] == 1 and rows["sr"]["calls"] == 2 and rows["pdr"]["calls"] == 5
-    assert [len(r["drafts"]) for r in rows["pdr"]["rounds"]] == [3, 1]
-    assert rows["pdr"]["rounds"][0]["workspaces"][0]["tokens"] <= 128
+    assert rows["pdr"]["rounds"] == 2 and rows["pdr"]["schedule"] == [3, 1]
+    record = rows["pdr"]["record"]  # the method's whole record: per-round diagnostics, drafts and workspaces
+    assert [d[0] for d in record["drafts"]] == [1, 1, 1, 2] and record["workspaces"][0][1] <= 128
     assert rows["pdr"]["B_total"] > rows["pdr"]["B_seq"]
 
 

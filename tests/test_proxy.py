@@ -115,7 +115,7 @@ async def test_pdr_through_the_proxy_equals_the_method_run_directly(served: Serv
     # The same method, parameters and seed run directly (what `agentkit solve --method pdr` does) spend the same.
     method = get_method("pdr")
     backend = backend_from_spec(f"openai-compatible:{served.upstream.base_url}?model=scripted&retries=1")
-    direct = await method.run(Problem(problem_id="d", text=PROBLEM), backend,
+    direct = await method.solve(Problem(problem_id="d", text=PROBLEM), backend,
                               params=method.params(**params, max_tokens=200), seed=3)
     await backend.aclose()
     figures = direct.ledger.summary()

@@ -10,8 +10,10 @@ import pytest
 
 from agentkit.backends import OpenAICompatible
 from agentkit.backends.base import split_reasoning
+from agentkit.ledger import Ledger
 from agentkit.messages import Problem
 from agentkit.methods import METHODS
+from agentkit.methods.pdr import PDRConfig, pdr
 from agentkit.testing import Reply, ScriptedServer, count_words
 
 PROBLEM = Problem(problem_id="p1", text="Janet has 16 eggs, eats 3 and bakes with 4. How many are left?",
@@ -33,7 +35,7 @@ async def test_both_shapes_separate_reasoning_and_count_its_tokens(shape: str) -
         backend = OpenAICompatible("scripted", base_url=server.base_url)
         try:
             [completion] = await backend.chat("How many?")
-            result = await METHODS["long-cot"].run(PROBLEM, backend)
+            result = await METHODS["long-cot"].solve(PROBLEM, backend)
             [cut] = await backend.chat("How many?", max_tokens=4)  # stops inside the reasoning
         finally:
             await backend.aclose()
@@ -53,13 +55,12 @@ async def test_pdr_workspaces_see_the_final_text_unless_asked(with_reasoning: bo
     async with ScriptedServer(script) as server:
         backend = OpenAICompatible("scripted", base_url=server.base_url)
         try:
-            method = METHODS["pdr"]
-            params = method.params(rounds=2, drafts=2, kappa=400, variant="topk", k=2,
-                                   workspace_reasoning=with_reasoning)
-            result = await method.run(PROBLEM, backend, params=params)
+            config = PDRConfig(rounds=2, drafts=2, kappa=400, variant="topk", k=2, workspace_reasoning=with_reasoning)
+            ledger = Ledger()
+            result = await pdr(PROBLEM, backend, config, ledger=ledger)
         finally:
             await backend.aclose()
-    [workspace] = result.details["pdr"].workspaces
+    [workspace] = result.workspaces
     assert FINAL in workspace.text and ("maybe" in workspace.text) is with_reasoning
-    assert all(d.reasoning == THOUGHT for d in result.details["pdr"].drafts) and result.answer == "9"
-    assert result.ledger.summary()["reasoning_tokens"] == 3 * count_words(THOUGHT)
+    assert all(d.reasoning == THOUGHT for d in result.drafts) and result.answer == "9"
+    assert ledger.summary()["reasoning_tokens"] == 3 * count_words(THOUGHT)

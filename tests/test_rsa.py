@@ -29,25 +29,25 @@ def script(body: dict[str, Any]) -> Reply:
 
 async def test_rsa_calls_subsets_seeds_and_vote() -> None:
     backend = ScriptedBackend(script)
-    solution, details = await rsa(PROBLEM, backend, population=4, subset=3, loops=2, max_tokens=64, seed=7)
+    solution, record = await rsa(PROBLEM, backend, population=4, subset=3, loops=2, max_tokens=64, seed=7)
     steps = [call_step(b)[1] for b in backend.requests]
     assert steps == ["long_cot"] * 4 + ["rsa_aggregate"] * 8
     for body in backend.requests[4:]:
         prompt = body["messages"][-1]["content"]
         assert "Here are 3 candidate solutions" in prompt and prompt.count("Solution ") == 3
     assert len({b["seed"] for b in backend.requests}) == 12  # every call its own seed
-    assert [len(s) for step in details["steps"][1:] for s in step["subsets"]] == [3] * 8
-    assert all(len(set(s)) == 3 for step in details["steps"][1:] for s in step["subsets"])  # without replacement
-    last = details["steps"][-1]["answers"]
+    assert [len(s) for step in record.steps[1:] for s in step.subsets] == [3] * 8
+    assert all(len(set(s)) == 3 for step in record.steps[1:] for s in step.subsets)  # without replacement
+    last = record.steps[-1].answers
     assert solution.answer == max(set(last), key=last.count) and solution.method == "rsa"
-    assert details["votes"][0] == last.count(solution.answer) and sum(details["votes"]) == 4
+    assert record.votes[0] == last.count(solution.answer) and sum(record.votes) == 4
     # the same seed: the same subsets and calls; another seed: other subsets
     again = ScriptedBackend(script)
     _, same = await rsa(PROBLEM, again, population=4, subset=3, loops=2, max_tokens=64, seed=7)
-    assert same["steps"] == details["steps"] and [b["seed"] for b in again.requests] == [
+    assert same.steps == record.steps and [b["seed"] for b in again.requests] == [
         b["seed"] for b in backend.requests]
     _, other = await rsa(PROBLEM, ScriptedBackend(script), population=4, subset=3, loops=2, max_tokens=64, seed=8)
-    assert [s["subsets"] for s in other["steps"]] != [s["subsets"] for s in details["steps"]]
+    assert [s.subsets for s in other.steps] != [s.subsets for s in record.steps]
 
 
 async def test_rsa_stays_within_its_sequential_budget_and_refuses_one_too_small() -> None:
@@ -55,7 +55,7 @@ async def test_rsa_stays_within_its_sequential_budget_and_refuses_one_too_small(
     params = method.params(population=3, subset=2, loops=2)
     plan = method.plan(PROBLEM, params, 1500)
     assert plan.per_token == 1 + 2 * 3 and plan.max_tokens == (1500 - plan.fixed) // plan.per_token
-    result = await method.run(PROBLEM, ScriptedBackend(lambda b: Reply("word " * 500 + "\\boxed{9}")), params=params,
+    result = await method.solve(PROBLEM, ScriptedBackend(lambda b: Reply("word " * 500 + "\\boxed{9}")), params=params,
                               budget=1500, seed=0)
     assert 0 < result.ledger.b_seq <= 1500 and result.ledger.calls == 9
     assert result.ledger.b_total > result.ledger.b_seq  # three branches per step
@@ -66,7 +66,7 @@ async def test_rsa_stays_within_its_sequential_budget_and_refuses_one_too_small(
         method.params(population=2, subset=3)
     from agentkit.errors import BudgetExceeded
     with pytest.raises(BudgetExceeded, match="no room for a draft"):
-        await method.run(PROBLEM, ScriptedBackend(script), params=params, budget=100)
+        await method.solve(PROBLEM, ScriptedBackend(script), params=params, budget=100)
 
 
 async def test_rsa_in_a_sweep_beside_pdr_and_self_consistency(tmp_path: Path) -> None:

@@ -36,16 +36,16 @@ async def test_samples_vote_and_budgets_match_one_chain_sequentially() -> None:
     backend = ScriptedBackend(answers("7", "9", "9", "8", "9"))
     method = METHODS["self-consistency"]
     assert isinstance(method, SelfConsistency)
-    result = await method.run(PROBLEM, backend, params=method.params(samples=5, max_tokens=50), seed=3)
+    result = await method.solve(PROBLEM, backend, params=method.params(samples=5, max_tokens=50), seed=3)
     seeds = [b["seed"] for b in backend.requests]
     assert len(set(seeds)) == 5 and all(b["temperature"] == 0.7 for b in backend.requests)  # distinct, sampled
-    assert result.answer == "9" and result.details["votes"] == [3, 1, 1] and result.details["agreement"] == 0.6
+    assert result.answer == "9" and result.record.votes == [3, 1, 1] and result.record.agreement == 0.6
     ledger = result.ledger
     per_call = [r.tokens for r in ledger.records]
     assert ledger.calls == 5 and ledger.b_total == sum(per_call)
     assert ledger.b_seq == max(per_call)  # five branches of one stage: the critical path is one sample
     [final] = [r for r in ledger.records if r.final]
-    assert final.branch == result.details["chosen"] == 1
+    assert final.branch == result.record.chosen == 1
     assert result.solution.b_seq == ledger.b_seq and result.solution.usage.calls == 5
     expected_in = sum(count_words(" ".join(m["content"] for m in b["messages"])) for b in backend.requests)
     assert ledger.input_tokens == expected_in
@@ -54,15 +54,15 @@ async def test_samples_vote_and_budgets_match_one_chain_sequentially() -> None:
 async def test_a_sequential_budget_caps_each_sample_like_one_long_chain() -> None:
     backend = ScriptedBackend(lambda body: Reply("word " * 5000))
     method = METHODS["self-consistency"]
-    result = await method.run(PROBLEM, backend, params=method.params(samples=3), budget=400)
+    result = await method.solve(PROBLEM, backend, params=method.params(samples=3), budget=400)
     assert result.ledger.b_seq <= 400 < result.ledger.b_total
-    long_cot = await METHODS["long-cot"].run(PROBLEM, ScriptedBackend(lambda body: Reply("word " * 5000)), budget=400)
+    long_cot = await METHODS["long-cot"].solve(PROBLEM, ScriptedBackend(lambda body: Reply("word " * 5000)), budget=400)
     assert {b["max_tokens"] for b in backend.requests} == {long_cot.ledger.records[0].output_tokens}
 
 
 async def test_function_form_and_parameter_errors() -> None:
-    solution, details = await self_consistency(PROBLEM, ScriptedBackend(answers("9", "9")), samples=2)
-    assert solution.answer == "9" and solution.method == "self-consistency" and details["votes"] == [2]
+    solution, record = await self_consistency(PROBLEM, ScriptedBackend(answers("9", "9")), samples=2)
+    assert solution.answer == "9" and solution.method == "self-consistency" and record.votes == [2]
     with pytest.raises(ConfigError, match="samples"):
         METHODS["self-consistency"].params(samples=0)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from agentkit.errors import ConfigError
 from agentkit.messages import Problem
 
-__all__ = ["DATASETS", "STRATIFY", "data_dir", "is_training_split", "load_dataset", "split_guarded",
+__all__ = ["DATASETS", "STRATIFY", "data_dir", "is_training_split", "load_dataset", "numeric_answers", "split_guarded",
            "stratified_sample"]
 
 STRATIFY = ("subject",)
@@ -38,6 +38,12 @@ DATASETS: dict[str, str] = {
     "aime25": "aime25.jsonl",
     "amc23": "amc23.jsonl",
 }
+
+
+def numeric_answers(dataset: str) -> bool:
+    """Whether the last number of a finished answer counts as its answer when it has no ``\\boxed{}``
+    (GSM8K's rule, ``extract_strict``'s ``final_number``): the GSM8K datasets."""
+    return dataset.startswith("gsm8k")
 
 
 def is_training_split(dataset: str | None) -> bool:

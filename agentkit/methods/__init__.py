@@ -16,11 +16,26 @@ Not registered (they build handbooks and training data rather than answer proble
 (``curate``, ``build_handbook``), BC-SFT data (``teach``, ``generate_bc_sft``) and streaming test-time learning
 (``learn_from_stream``, ``learning_curve``).
 
-Adding a method: one module that subclasses ``Method`` (parameters as a pydantic model, templates, ``run``)
-and calls ``register``; see ``recipes/custom_method.py``.
+Running a method for a caller (``run_method``, ``result_summary``) and answering ``SolveRequest`` on a bus
+(``MethodServer``) live in ``server``; every face runs methods through them.
+
+Adding a method: one module with a ``Method[P]`` subclass (parameters as a pydantic model ``P``, a
+``MethodRecord`` if it records anything, templates, ``run(problem, ctx)``) and its prompt file, imported below
+and registered; see ``recipes/custom_method.py`` for one outside the package.
 """
 
-from agentkit.registry import METHODS, Method, MethodParams, MethodResult, get_method, method_names, register
+from agentkit.registry import (
+    METHODS,
+    Method,
+    MethodParams,
+    MethodRecord,
+    MethodResult,
+    RunContext,
+    get_method,
+    load_plugin,
+    method_names,
+    register,
+)
 
 from .bc_sft import BCSFTReport, generate_bc_sft, sft_example, teach
 from .bci import BCI, BCIPlain, bci, retrieve_behaviors
@@ -31,6 +46,7 @@ from .pdr import PDR, SR, SR_METHOD, PDRConfig, PDRResult, pdr, plan_draft_token
 from .rsa import RSA, rsa
 from .self_consistency import SelfConsistency, self_consistency
 from .self_improve import CritiqueRevise, Improvement, SelfImprove, critique_revise, self_improve
+from .server import MethodServer, result_summary, run_method
 from .stream import StreamRow, learn_from_stream, learning_curve, stream_order
 
 # The built-in methods, in the order the CLI lists them.
@@ -60,9 +76,12 @@ __all__ = [
     "LongCoT",
     "Method",
     "MethodParams",
+    "MethodRecord",
     "MethodResult",
+    "MethodServer",
     "PDRConfig",
     "PDRResult",
+    "RunContext",
     "SelfConsistency",
     "SelfImprove",
     "StreamRow",
@@ -75,13 +94,16 @@ __all__ = [
     "get_method",
     "learn_from_stream",
     "learning_curve",
+    "load_plugin",
     "long_cot",
     "method_names",
     "pdr",
     "plan_draft_tokens",
     "register",
+    "result_summary",
     "retrieve_behaviors",
     "rsa",
+    "run_method",
     "self_consistency",
     "self_improve",
     "sft_example",

@@ -1,43 +1,30 @@
-"""What the methods share: starting a run (its bus id and ledger) and planning calls from a sequential budget."""
+"""What the methods share: planning calls from a sequential budget, and showing earlier answers in a prompt."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from agentkit.backends.base import Backend, ChatMessage, make_request
+from agentkit.backends.base import Backend
+from agentkit.calls import counted_prompt_tokens
 from agentkit.errors import BudgetExceeded
-from agentkit.ledger import Budget, Ledger, estimate_prompt_tokens
-from agentkit.messages import Problem
+from agentkit.ledger import estimate_prompt_tokens
+from agentkit.messages import Solution
 from agentkit.prompts import load_prompt
-from agentkit.registry import MethodParams, Plan
+from agentkit.registry import Plan
 from agentkit.roles.pdr_roles import JUDGE_OUTPUT_TOKENS
 
 if TYPE_CHECKING:
     from .pdr import PDRConfig
 
-__all__ = ["budget_ledger", "counted_planning_prompt_tokens", "counted_prompt_tokens", "plan_budget", "plan_draft_tokens",
-           "planning_prompt_tokens", "single_call_tokens", "start_run"]
+__all__ = ["counted_planning_prompt_tokens", "numbered_solutions", "plan_budget", "plan_draft_tokens",
+           "planning_prompt_tokens"]
 
 
-def start_run(problem: Problem, ledger: Ledger | None) -> tuple[Problem, Ledger]:
-    """The problem as this run's messages carry it (``run_id`` set: the run's roles take only its requests) and
-    the run's ledger (``ledger``, or a new one), whose ``run_id`` defaults to the same."""
-    run_id = problem.run_id or problem.id
-    if problem.run_id != run_id:
-        problem = problem.with_(run_id=run_id)
-    ledger = ledger if ledger is not None else Ledger(run_id=run_id)
-    ledger.run_id = ledger.run_id or run_id
-    return problem, ledger
-
-
-def budget_ledger(budget: int | None, ledger: Ledger | None = None) -> Ledger:
-    """The run's ledger (``ledger``, or a new one) enforcing the sequential budget ``budget`` (none when None);
-    its ``run_id`` is ``start_run``'s to set."""
-    ledger = ledger if ledger is not None else Ledger()
-    if budget is not None:
-        ledger.budget = Budget(total=ledger.budget.total, sequential=budget)
-    return ledger
+def numbered_solutions(solutions: Sequence[Solution]) -> str:
+    """Earlier answers as a prompt shows several at once (critique-and-revise of many, RSA's aggregation):
+    ``Solution i:`` and its text, blank lines between."""
+    return "\n\n".join(f"Solution {i}:\n{s.text}" for i, s in enumerate(solutions, 1))
 
 
 def planning_prompt_tokens(problem_text: str, config: PDRConfig | None = None) -> int:
@@ -56,13 +43,6 @@ async def counted_planning_prompt_tokens(backend: Backend, problem_text: str, co
     """``planning_prompt_tokens``, counted exactly by ``backend`` where it can (its tokenizer endpoint): a method
     that plans its calls at run time plans them from the prompt the server will really see."""
     return await counted_prompt_tokens(backend, _planning_prompt(problem_text, config))
-
-
-async def counted_prompt_tokens(backend: Backend, messages: Sequence[ChatMessage | dict[str, str]]) -> int:
-    """A prompt's tokens as ``backend`` counts them (exactly, where it has a tokenizer endpoint), else estimated
-    as the budgeted call estimates them (``estimate_prompt_tokens``)."""
-    exact = await backend.count_prompt_tokens(make_request(messages))
-    return exact if exact is not None else estimate_prompt_tokens(messages)
 
 
 def plan_budget(target_bseq: int, *, prompt_tokens: int, config: PDRConfig | None = None) -> Plan:
@@ -100,11 +80,3 @@ def plan_draft_tokens(target_bseq: int, *, prompt_tokens: int, config: PDRConfig
         raise BudgetExceeded(f"a sequential budget of {target_bseq} tokens leaves no room for a draft "
                              f"(prompt {prompt_tokens} tokens); raise the budget or lower kappa/rounds")
     return int(m)
-
-
-async def single_call_tokens(backend: Backend, problem: Problem, params: MethodParams, budget: int | None) -> int:
-    """The output cap of one answering call: ``params.max_tokens``, or what a sequential budget leaves one long
-    chain of thought on this problem (its prompt counted by ``backend`` where it can)."""
-    if budget is None:
-        return params.max_tokens
-    return plan_draft_tokens(budget, prompt_tokens=await counted_planning_prompt_tokens(backend, problem.text))

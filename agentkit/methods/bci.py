@@ -41,21 +41,34 @@ from agentkit.memory.retrieval import (
 )
 from agentkit.memory.store import BehaviorStore
 from agentkit.messages import AnswerRequest, Problem, Solution, TokenUsage
-from agentkit.registry import Method, MethodParams, MethodResult
+from agentkit.registry import DEFAULT_MAX_TOKENS, Method, MethodParams, MethodRecord, MethodResult, RunContext
 from agentkit.roles import Student, ask, attached
-from agentkit.roles.student import answer_messages
-from agentkit.seeds import derive_seed
 
-from ._common import budget_ledger, single_call_tokens, start_run
 from .self_consistency import majority_vote, vote
 
-__all__ = ["BCI", "BCIParams", "BCIPlain", "Retrieval", "bci", "bci_messages", "record_citations",
+__all__ = ["BCI", "BCIParams", "BCIPlain", "BCIRecord", "Retrieval", "bci", "record_citations",
            "retrieve_behaviors", "topics_of"]
 
 
-def bci_messages(problem: Problem, behaviors: Sequence[Behavior] | Mapping[str, str]) -> list[dict[str, str]]:
-    """The behavior-conditioned prompt for ``problem``; with no behaviors, its twin without the behavior block."""
-    return answer_messages(problem, as_behaviors(behaviors), plain="bci_plain")[1]
+class BCIRecord(MethodRecord):
+    """What BCI (and its baseline) records of a run."""
+
+    behaviors_in_context: int = 0
+    behavior_tokens: int = 0
+    """Input tokens of the behavior block (``Solution.behavior_tokens``; the report's mean per group)."""
+    handbook_mode: HandbookMode | None = None
+    usage: list[tuple[str, str, int]] | None = None
+    """A frozen run's usage events (behavior, event, count), logged instead of applied to the handbook."""
+    unsure: bool | None = None
+    """With ``when = "unsure"``: whether the plain probes disagreed (and behaviors were shown)."""
+    probe_answers: list[str | None] | None = None
+
+    @classmethod
+    def aggregate(cls, diagnostics: list[dict[str, Any]]) -> dict[str, Any]:
+        values = [d.get("behavior_tokens") for d in diagnostics]
+        if not any(v is not None for v in values):
+            return {}
+        return {"behavior_tokens": sum(v or 0 for v in values) / len(values)}
 
 
 async def bci(
@@ -67,7 +80,7 @@ async def bci(
     k: int = 8,
     retrieval: Retrieval = "embedding",
     ledger: Ledger | None = None,
-    max_tokens: int | None = 1024,
+    max_tokens: int | None = DEFAULT_MAX_TOKENS,
     temperature: float = 0.0,
     seed: int | None = 0,
     round: int = 1,
@@ -95,12 +108,13 @@ async def bci(
             exclude_split=exclude_split))
     else:
         chosen = as_behaviors(behaviors)
-    problem, ledger = start_run(problem, ledger)
-    async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), 1)]) as active:
+    ctx = RunContext(backend=backend, params=MethodParams(), ledger=ledger or Ledger(), seed=seed, bus=bus)
+    problem = ctx.start_run(problem)
+    async with attached(bus, problem.run_id, [(Student(backend, ledger=ctx.ledger), 1)]) as active:
         solution = await ask(active, problem.derive(
-            AnswerRequest, sender="bci", problem=problem, behaviors=chosen, max_tokens=max_tokens,
-            temperature=temperature, seed=seed, round=round, branch=branch, final=final, method=method,
-            plain_prompt="bci_plain"), Solution)
+            AnswerRequest, sender="bci", problem=problem, prompt="bci" if chosen else "bci_plain", behaviors=chosen,
+            max_tokens=max_tokens, temperature=temperature, seed=seed, round=round, branch=branch, final=final,
+            method=method), Solution)
     if handbook is not None and solution.cited:
         correct = answers_match(solution.answer, problem.reference) if problem.reference is not None else None
         await record_citations(usage if usage is not None else handbook, solution.cited, correct=correct)
@@ -143,78 +157,73 @@ class BCIParams(MethodParams):
         return None if value is None else as_behaviors(value)
 
 
-class BCI(Method):
+class BCI(Method[BCIParams]):
     name = "bci"
     summary = "behavior-conditioned inference: retrieved behaviors in the prompt (needs a handbook)"
     params_model = BCIParams
+    record_model = BCIRecord
     templates = ("bci", "bci_plain")
 
-    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
-                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
-        p = self.coerce(params)
-        assert isinstance(p, BCIParams)
-        if p.behaviors is None and handbook is None:
+    def needs_handbook(self, params: BCIParams) -> bool:
+        return params.behaviors is None
+
+    async def run(self, problem: Problem, ctx: RunContext[BCIParams]) -> MethodResult:
+        p, ledger = ctx.params, ctx.ledger
+        if p.behaviors is None and ctx.handbook is None:
             raise ConfigError("a bci request needs behaviors, or a handbook to retrieve them (params.store, "
-                              "--store, or a Student with a handbook)")
-        ledger = budget_ledger(budget, ledger)
+                              "--store, or a MethodServer with a handbook)")
         log = UsageLog() if p.handbook_mode == "frozen" else None
-        cap = await single_call_tokens(backend, problem, p, budget)
+        cap = await ctx.call_cap(problem)
         unsure: dict[str, Any] = {}
         if p.when == "unsure":
             # the probes and the answer after them lie on one path: under a sequential budget the probes get half
-            probe_cap = cap // 2 if budget is not None else cap
-            probes, agreed = await _probe(problem, backend, p, ledger, probe_cap, seed, bus)
+            probe_cap = cap // 2 if ctx.budget is not None else cap
+            probes, agreed = await _probe(problem, ctx, probe_cap)
             unsure = {"unsure": agreed is None, "probe_answers": [s.answer for s in probes]}
             if agreed is not None:
-                return MethodResult(solution=agreed, ledger=ledger, details={
-                    "handbook_mode": p.handbook_mode, "usage": log.events if log is not None else None,
-                    "behaviors_in_context": 0, "behavior_tokens": 0, **unsure})
-        solution = await bci(problem, backend, behaviors=p.behaviors, handbook=handbook, k=p.k, retrieval=p.retrieval,
-                             ledger=ledger, max_tokens=cap, temperature=p.temperature, seed=seed, bus=bus, usage=log,
+                return MethodResult(solution=agreed, ledger=ledger, record=BCIRecord(
+                    handbook_mode=p.handbook_mode, usage=log.events if log is not None else None, **unsure))
+        solution = await bci(problem, ctx.backend, behaviors=p.behaviors, handbook=ctx.handbook, k=p.k,
+                             retrieval=p.retrieval, ledger=ledger, max_tokens=cap, temperature=p.temperature,
+                             seed=ctx.seed, bus=ctx.bus, usage=log,
                              exclude_split=split_guarded(p.exclude_split, p.handbook_mode, problem.dataset),
                              round=2 if unsure else 1)
         if unsure:  # the whole run's usage and budgets, probes included
             solution = solution.with_(b_seq=ledger.b_seq, b_total=ledger.b_total, usage=TokenUsage(
                 input_tokens=ledger.input_tokens, output_tokens=ledger.output_tokens, calls=ledger.calls))
-        return MethodResult(solution=solution, ledger=ledger, details={
-            "handbook_mode": p.handbook_mode, "usage": log.events if log is not None else None,
-            "behaviors_in_context": len(solution.behaviors), "behavior_tokens": solution.behavior_tokens, **unsure})
+        return MethodResult(solution=solution, ledger=ledger, record=BCIRecord(
+            handbook_mode=p.handbook_mode, usage=log.events if log is not None else None,
+            behaviors_in_context=len(solution.behaviors), behavior_tokens=solution.behavior_tokens, **unsure))
 
 
-async def _probe(problem: Problem, backend: Backend, p: BCIParams, ledger: Ledger, cap: int, seed: int | None,
-                 bus: Bus | None) -> tuple[list[Solution], Solution | None]:
+async def _probe(problem: Problem, ctx: RunContext[BCIParams], cap: int) -> tuple[list[Solution], Solution | None]:
     """``p.probes`` plain answers in parallel (round 1); the agreed answer (its call marked final, the whole run's
     usage) when every probe gave one and they all match, else None."""
-    problem, ledger = start_run(problem, ledger)
-    async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), p.probes)]) as active:
+    p = ctx.params
+    async with attached(ctx.bus, problem.run_id, [(Student(ctx.backend, ledger=ctx.ledger), p.probes)]) as active:
         probes = list(await asyncio.gather(*(ask(active, problem.derive(
-            AnswerRequest, sender="bci", problem=problem, max_tokens=cap, temperature=p.probe_temperature,
-            seed=derive_seed(seed, problem.problem_id, "probe", i), round=1, branch=i, final=False,
-            method="bci", plain_prompt="bci_plain"), Solution) for i in range(p.probes))))
+            AnswerRequest, sender="bci", problem=problem, prompt="bci_plain", max_tokens=cap,
+            temperature=p.probe_temperature, seed=ctx.derive_seed(problem.problem_id, "probe", i), round=1, branch=i,
+            final=False, method="bci"), Solution) for i in range(p.probes))))
     _, groups = majority_vote([s.answer for s in probes])
     if len(groups) != 1 or len(groups[0]) != len(probes):
         return probes, None
-    solution, _ = vote(probes, ledger, final_round=1, method="bci")
+    solution, _ = vote(probes, ctx.ledger, final_round=1, method="bci")
     return probes, solution
 
 
-class BCIPlain(Method):
+class BCIPlain(Method[MethodParams]):
     """BCI's matched no-behavior baseline: the BCI prompt with its behavior block cut out, one call."""
 
     name = "bci-plain"
     summary = "BCI's prompt without the behavior block (BCI's matched baseline; no handbook)"
+    baseline = True
+    params_model = MethodParams
+    record_model = BCIRecord
     templates = ("bci_plain",)
 
-    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
-                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
-        p = self.coerce(params)
-        ledger = budget_ledger(budget, ledger)
-        solution = await bci(problem, backend, behaviors=(), ledger=ledger,
-                             max_tokens=await single_call_tokens(backend, problem, p, budget), temperature=p.temperature, seed=seed,
-                             bus=bus, method="bci-plain")
-        return MethodResult(solution=solution, ledger=ledger, details={"behaviors_in_context": 0,
-                                                                         "behavior_tokens": 0})
-
-
+    async def run(self, problem: Problem, ctx: RunContext[MethodParams]) -> MethodResult:
+        solution = await bci(problem, ctx.backend, behaviors=(), ledger=ctx.ledger,
+                             max_tokens=await ctx.call_cap(problem), temperature=ctx.params.temperature,
+                             seed=ctx.seed, bus=ctx.bus, method="bci-plain")
+        return MethodResult(solution=solution, ledger=ctx.ledger, record=BCIRecord())

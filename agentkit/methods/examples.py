@@ -12,7 +12,7 @@ final text, from its stored trace, graded by the sweep's grader) or a JSON Lines
 ``solution`` and optionally ``problem_id``, ``dataset`` and ``correct`` per line. With ``solved_only`` (the
 default) only solutions graded right are examples. Examples are ranked by the cosine similarity of their
 problems to the problem at hand (the spec's embedder, ``minilm`` by default); an example of the very problem
-being answered is never shown. ``details`` name the examples and their estimated input tokens
+being answered is never shown. Its record names the examples and their estimated input tokens
 (``example_tokens``, BCI's ``behavior_tokens`` counterpart).
 """
 
@@ -27,18 +27,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agentkit.backends.base import Backend
-from agentkit.bus import Bus
 from agentkit.errors import ConfigError
-from agentkit.ledger import Ledger, estimate_tokens
-from agentkit.memory.store import BehaviorStore
+from agentkit.ledger import estimate_tokens
 from agentkit.messages import AnswerRequest, Problem, Solution
-from agentkit.registry import Method, MethodParams, MethodResult
+from agentkit.registry import Method, MethodParams, MethodRecord, MethodResult, RunContext
 from agentkit.roles import Student, ask, attached
 
-from ._common import budget_ledger, single_call_tokens, start_run
+__all__ = ["Example", "ExamplesParams", "ExamplesRecord", "WorkedExamples", "load_bank"]
 
-__all__ = ["Example", "ExamplesParams", "WorkedExamples", "load_bank"]
+
+class ExamplesRecord(MethodRecord):
+    examples_in_context: int
+    example_tokens: int
+    """The examples block's input tokens (estimated): BCI's ``behavior_tokens`` counterpart."""
+    examples: list[str | None]
+    """The examples' problem ids, most similar first."""
 
 
 class Example(BaseModel):
@@ -136,10 +139,11 @@ class _Bank:
         return chosen
 
 
-class WorkedExamples(Method):
+class WorkedExamples(Method[ExamplesParams]):
     name = "examples"
     summary = "the k most similar solved problems as worked examples (BCI's example-retrieval baseline)"
     params_model = ExamplesParams
+    record_model = ExamplesRecord
     templates = ("worked_examples",)
 
     def __init__(self) -> None:
@@ -166,24 +170,18 @@ class WorkedExamples(Method):
                 bank = self._banks[key] = _Bank(examples, vectors)
         return bank, embedder
 
-    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
-                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
-        p = self.coerce(params)
-        assert isinstance(p, ExamplesParams)
+    async def run(self, problem: Problem, ctx: RunContext[ExamplesParams]) -> MethodResult:
+        p = ctx.params
         bank, embedder = await self._bank(p)
         [vector] = await embedder.embed([problem.text])
         chosen = bank.nearest(vector, problem, p.k)
         block = "\n\n".join(f"Example {i}:\nProblem: {e.problem}\nSolution: {e.solution}"
-                            for i, e in enumerate(chosen, 1))
-        ledger = budget_ledger(budget, ledger)
-        problem, ledger = start_run(problem, ledger)
-        async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), 1)]) as active:
+                             for i, e in enumerate(chosen, 1))
+        async with attached(ctx.bus, problem.run_id, [(Student(ctx.backend, ledger=ctx.ledger), 1)]) as active:
             solution = await ask(active, problem.derive(
                 AnswerRequest, sender="examples", problem=problem, prompt="worked_examples",
-                prompt_fields={"examples": block}, max_tokens=await single_call_tokens(backend, problem, p, budget),
-                temperature=p.temperature, seed=seed, method="examples"), Solution)
-        return MethodResult(solution=solution, ledger=ledger, details={
-            "examples_in_context": len(chosen), "example_tokens": estimate_tokens(block),
-            "examples": [e.problem_id for e in chosen]})
-
+                prompt_fields={"examples": block}, max_tokens=await ctx.call_cap(problem),
+                temperature=p.temperature, seed=ctx.seed, method="examples"), Solution)
+        return MethodResult(solution=solution, ledger=ctx.ledger, record=ExamplesRecord(
+            examples_in_context=len(chosen), example_tokens=estimate_tokens(block),
+            examples=[e.problem_id for e in chosen]))

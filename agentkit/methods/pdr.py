@@ -25,7 +25,7 @@ import asyncio
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -58,22 +58,37 @@ from agentkit.messages import (
     Workspace,
     WorkspaceVariant,
 )
-from agentkit.registry import Method, MethodParams, MethodResult, Plan
+from agentkit.registry import Method, MethodParams, MethodRecord, MethodResult, Plan, RunContext, start_run
 from agentkit.roles import Distiller, Refiner, ask, attached
 from agentkit.roles.pdr_roles import EXTRACTIVE, distill, write_draft
 from agentkit.seeds import derive_seed
 
 from ._common import (
-    budget_ledger,
     counted_planning_prompt_tokens,
     plan_budget,
     plan_draft_tokens,
     planning_prompt_tokens,
-    start_run,
 )
 
-__all__ = ["PDR", "SR", "PDRConfig", "PDRParams", "PDRResult", "SRParams", "Variant", "distill", "pdr",
-           "plan_draft_tokens", "planning_prompt_tokens", "sr", "sr_config", "write_draft"]
+__all__ = [
+    "PDR",
+    "SR",
+    "DraftTrace",
+    "PDRConfig",
+    "PDRParams",
+    "PDRRecord",
+    "PDRResult",
+    "SRParams",
+    "Variant",
+    "WorkspaceTrace",
+    "distill",
+    "pdr",
+    "plan_draft_tokens",
+    "planning_prompt_tokens",
+    "sr",
+    "sr_config",
+    "write_draft",
+]
 
 _log = get_logger(__name__)
 Variant = WorkspaceVariant
@@ -137,6 +152,69 @@ class PDRResult(BaseModel):
     budget: dict[str, int]
     diagnostics: dict[str, Any]
 
+    def record(self, handbook_mode: HandbookMode | None = None, usage: list[tuple[str, str, int]] | None = None
+               ) -> PDRRecord:
+        """The method's record of this run (what sweep rows and traces keep)."""
+        return PDRRecord(
+            rounds=self.diagnostics["rounds"], schedule=self.diagnostics["schedule"], handbook_mode=handbook_mode,
+            usage=usage, drafts=[DraftTrace(d.round, d.branch, d.answer, d.finish_reason, d.usage.output_tokens, d.text)
+                                 for d in self.drafts],
+            workspaces=[WorkspaceTrace(w.round, w.tokens, w.drafts_seen, w.text) for w in self.workspaces])
+
+
+class DraftTrace(NamedTuple):
+    """One draft as a trace keeps it (a JSON array: the viewer's row)."""
+
+    round: int
+    branch: int
+    answer: str | None
+    finish_reason: str
+    output_tokens: int
+    text: str
+
+
+class WorkspaceTrace(NamedTuple):
+    round: int
+    tokens: int
+    drafts_seen: int
+    text: str
+
+
+class PDRRecord(MethodRecord):
+    """What PDR and SR record of a run: per-round diagnostics (answers, agreement, drafts right, workspace
+    tokens, drafts dropped), the schedule, a handbook's mode and frozen usage; the drafts and workspaces (texts)
+    only in a trace."""
+
+    trace_fields = ("drafts", "workspaces")
+
+    rounds: list[dict[str, Any]]
+    schedule: list[int]
+    handbook_mode: HandbookMode | None = None
+    usage: list[tuple[str, str, int]] | None = None
+    drafts: list[DraftTrace] = Field(default_factory=list)
+    workspaces: list[WorkspaceTrace] = Field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The rounds run, the schedule, each round's answers and agreement (and a handbook's mode)."""
+        out: dict[str, Any] = {"rounds": len(self.rounds), "schedule": self.schedule,
+                               "round_answers": [r.get("answers") for r in self.rounds],
+                               "round_agreement": [r.get("agreement") for r in self.rounds]}
+        if self.handbook_mode is not None:
+            out["handbook_mode"] = self.handbook_mode
+        return out
+
+    @classmethod
+    def aggregate(cls, diagnostics: list[dict[str, Any]]) -> dict[str, Any]:
+        """``round_accuracy``: per round, the share of that round's drafts whose answer was right (mean over
+        the rows that graded their drafts)."""
+        per_round: dict[int, list[float]] = {}
+        for d in diagnostics:
+            for i, diag in enumerate(d.get("rounds") or []):
+                if diag.get("drafts") and "correct_drafts" in diag:
+                    per_round.setdefault(i, []).append(diag["correct_drafts"] / diag["drafts"])
+        rounds = [round(sum(v) / len(v), 4) for _, v in sorted(per_round.items())]
+        return {"round_accuracy": rounds} if rounds else {}
+
 
 async def pdr(problem: Problem, backend: Backend, config: PDRConfig | None = None, *,
               ledger: Ledger | None = None, bus: Bus | None = None, behaviors: Sequence[Behavior] = (),
@@ -153,7 +231,8 @@ async def pdr(problem: Problem, backend: Backend, config: PDRConfig | None = Non
     length, and take only this run's requests (``problem.run_id``; set to the problem's message id if empty).
     """
     config = config or PDRConfig()
-    problem, ledger = start_run(problem, ledger)
+    ledger = ledger if ledger is not None else Ledger()
+    problem = start_run(problem, ledger)
     schedule = config.schedule
     roles = [(Refiner(backend, ledger=ledger), max(schedule)), (Distiller(backend, ledger=ledger), max(schedule))]
     given = tuple(behaviors)
@@ -255,7 +334,7 @@ class PDRParams(MethodParams):
     store: str | None = None
     """The handbook to retrieve from (a store directory or a service URL), for the CLI and sweeps to open."""
     handbook_mode: HandbookMode = "frozen"
-    """As BCI's: ``frozen`` logs usage in the details, ``online`` applies it to the handbook."""
+    """As BCI's: ``frozen`` logs usage in the record, ``online`` applies it to the handbook."""
     exclude_split: bool | None = None
     """As BCI's: retrieve nothing curated from the problem's own dataset split (None: on for a frozen evaluation
     of an evaluation split)."""
@@ -294,11 +373,10 @@ async def sr(problem: Problem, backend: Backend, *, rounds: int | None = None, k
     given = {"rounds": rounds, "kappa": kappa, "error_analysis": error_analysis, "max_tokens": max_tokens,
              "temperature": temperature}
     params = SR_METHOD.params(**{k: v for k, v in given.items() if v is not None})
-    assert isinstance(params, SRParams)
     return await pdr(problem, backend, sr_config(params, seed=seed), ledger=ledger, bus=bus)
 
 
-def _solution(problem: Problem, result: PDRResult, ledger: Ledger, method: Method,
+def _solution(problem: Problem, result: PDRResult, ledger: Ledger, method: Method[Any],
               behaviors: Sequence[Behavior]) -> Solution:
     final = result.drafts[-1]
     return problem.derive(
@@ -319,53 +397,43 @@ def _plan(problem: Problem, config: PDRConfig, budget: int) -> Plan:
     return plan_budget(budget, prompt_tokens=planning_prompt_tokens(problem.text, config), config=config)
 
 
-class PDR(Method):
+class PDR(Method[PDRParams]):
     name = "pdr"
     summary = "Parallel-Distill-Refine: M drafts a round, distilled into a bounded workspace"
     params_model = PDRParams
+    record_model = PDRRecord
     templates = ("long_cot", "pdr_refine", "pdr_summary", "pdr_judge")
 
-    def plan(self, problem: Problem, params: MethodParams | None, budget: int) -> Plan:
-        p = self.coerce(params)
-        assert isinstance(p, PDRParams)
-        return _plan(problem, _pdr_config(p, 0), budget)
+    def needs_handbook(self, params: PDRParams) -> bool:
+        return params.behaviors > 0
 
-    def generated(self, params: MethodParams, cap: int) -> int:
-        assert isinstance(params, PDRParams)
+    def plan(self, problem: Problem, params: PDRParams | None, budget: int) -> Plan:
+        return _plan(problem, _pdr_config(self.coerce(params), 0), budget)
+
+    def generated(self, params: PDRParams, cap: int) -> int:
         return _generated(_pdr_config(params, 0), cap)
 
-    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
-                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
-        p = self.coerce(params)
-        assert isinstance(p, PDRParams)
-        config = _pdr_config(p, seed)
-        return await _run(self, problem, backend, config, budget, handbook if p.behaviors else None, p.behaviors,
-                          p.retrieval, bus, ledger, p.handbook_mode, p.exclude_split)
+    async def run(self, problem: Problem, ctx: RunContext[PDRParams]) -> MethodResult:
+        p = ctx.params
+        return await _run(self, problem, ctx, _pdr_config(p, ctx.seed), ctx.handbook if p.behaviors else None,
+                          p.behaviors, p.retrieval, p.handbook_mode, p.exclude_split)
 
 
-class SR(Method):
+class SR(Method[SRParams]):
     name = "sr"
     summary = "Sequential Refinement: one draft a round, refined from the previous one"
     params_model = SRParams
+    record_model = PDRRecord
     templates = ("long_cot", "pdr_refine", "sr_error_analysis")
 
-    def plan(self, problem: Problem, params: MethodParams | None, budget: int) -> Plan:
-        p = self.coerce(params)
-        assert isinstance(p, SRParams)
-        return _plan(problem, sr_config(p), budget)
+    def plan(self, problem: Problem, params: SRParams | None, budget: int) -> Plan:
+        return _plan(problem, sr_config(self.coerce(params)), budget)
 
-    def generated(self, params: MethodParams, cap: int) -> int:
-        assert isinstance(params, SRParams)
+    def generated(self, params: SRParams, cap: int) -> int:
         return _generated(sr_config(params), cap)
 
-    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
-                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
-        p = self.coerce(params)
-        assert isinstance(p, SRParams)
-        return await _run(self, problem, backend, sr_config(p, seed=seed), budget, None, 0, "embedding", bus,
-                          ledger)
+    async def run(self, problem: Problem, ctx: RunContext[SRParams]) -> MethodResult:
+        return await _run(self, problem, ctx, sr_config(ctx.params, seed=ctx.seed), None, 0, "embedding")
 
 
 def _generated(config: PDRConfig, cap: int) -> int:
@@ -383,12 +451,12 @@ def _generated(config: PDRConfig, cap: int) -> int:
     return drafts + calls * config.kappa
 
 
-async def _run(method: Method, problem: Problem, backend: Backend, config: PDRConfig, budget: int | None,
-               handbook: BehaviorStore | None, k: int, retrieval: Retrieval, bus: Bus | None,
-               given: Ledger | None, mode: HandbookMode = "frozen", exclude_split: bool | None = None) -> MethodResult:
-    if budget is not None:
-        m = plan_draft_tokens(budget, prompt_tokens=await counted_planning_prompt_tokens(backend, problem.text, config),
-                              config=config)
+async def _run(method: Method[Any], problem: Problem, ctx: RunContext[Any], config: PDRConfig,
+               handbook: BehaviorStore | None, k: int, retrieval: Retrieval, mode: HandbookMode = "frozen",
+               exclude_split: bool | None = None) -> MethodResult:
+    if ctx.budget is not None:
+        m = plan_draft_tokens(ctx.budget, config=config, prompt_tokens=await counted_planning_prompt_tokens(
+            ctx.backend, problem.text, config))
         config = config.model_copy(update={"max_tokens": m})
     if k and handbook is None:
         raise ConfigError(f"{method.name} with behaviors={k} needs a handbook (params.store or --store)")
@@ -396,14 +464,12 @@ async def _run(method: Method, problem: Problem, backend: Backend, config: PDRCo
     behaviors = (await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval, usage=log,
                                           exclude_split=split_guarded(exclude_split, mode, problem.dataset))
                  if handbook is not None and k else [])
-    ledger = budget_ledger(budget, given)
-    result = await pdr(problem, backend, config, ledger=ledger, bus=bus, behaviors=behaviors, handbook=handbook,
-                       usage=log)
-    details: dict[str, Any] = {"pdr": result}
-    if handbook is not None:
-        details.update(handbook_mode=mode, usage=log.events if log is not None else None)
-    return MethodResult(solution=_solution(problem, result, ledger, method, behaviors), ledger=ledger,
-                        details=details)
+    result = await pdr(problem, ctx.backend, config, ledger=ctx.ledger, bus=ctx.bus, behaviors=behaviors,
+                       handbook=handbook, usage=log)
+    record = result.record(handbook_mode=mode if handbook is not None else None,
+                           usage=log.events if handbook is not None and log is not None else None)
+    return MethodResult(solution=_solution(problem, result, ctx.ledger, method, behaviors), ledger=ctx.ledger,
+                        record=record)
 
 
 SR_METHOD = SR()

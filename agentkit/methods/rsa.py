@@ -11,32 +11,30 @@ Budgets: every call of a step is a parallel branch, so the critical path is one 
 one aggregation call, whose input carries ``K`` candidates: ``B_seq = P + m + T * (P_agg + K * m + m)``. At a
 sequential budget every call gets the same output cap ``m`` that solves this for the problem's real prompts
 (``Method.plan``), which puts RSA at matched ``B_seq`` beside PDR, SR, self-consistency and long CoT. All calls
-are the Student's (``AnswerRequest``; aggregation is ``aggregate=True``). Registered as ``rsa``.
+are the Student's (``AnswerRequest``; aggregation with the ``rsa_aggregate`` prompt). Registered as ``rsa``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentkit.backends.base import Backend
 from agentkit.bus import Bus
+from agentkit.calls import counted_prompt_tokens
 from agentkit.errors import BudgetExceeded
 from agentkit.ledger import Ledger, estimate_prompt_tokens
-from agentkit.memory.store import BehaviorStore
 from agentkit.messages import AnswerRequest, Problem, Solution
 from agentkit.prompts import load_prompt
-from agentkit.registry import Method, MethodParams, MethodResult, Plan
+from agentkit.registry import DEFAULT_MAX_TOKENS, Method, MethodParams, MethodResult, Plan, RunContext
 from agentkit.roles import Student, ask, attached
-from agentkit.seeds import derive_seed
 
-from ._common import budget_ledger, counted_prompt_tokens, start_run
-from .self_consistency import majority_vote, vote
+from ._common import numbered_solutions
+from .self_consistency import Vote, majority_vote, vote
 
-__all__ = ["RSA", "RSAParams", "rsa", "rsa_plan"]
+__all__ = ["RSA", "RSAParams", "RSARecord", "RSAStep", "rsa", "rsa_plan"]
 
 
 class RSAParams(MethodParams):
@@ -72,73 +70,85 @@ def rsa_plan(problem: Problem, params: RSAParams, budget: int, sizes: tuple[int,
     return Plan(max_tokens=(budget - fixed) // per_token, fixed=fixed, per_token=per_token)
 
 
+class RSAStep(BaseModel):
+    """One step's population: its answers, how many agree with its majority, the subsets its aggregations read
+    (None for the first population)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    answers: list[str | None]
+    agreement: float
+    subsets: list[list[int]] | None
+
+
+class RSARecord(Vote):
+    steps: list[RSAStep]
+
+
 async def rsa(problem: Problem, backend: Backend, *, population: int = 4, subset: int = 2, loops: int = 2,
-              ledger: Ledger | None = None, max_tokens: int | None = 1024, temperature: float = 0.7,
-              seed: int | None = 0, bus: Bus | None = None) -> tuple[Solution, dict[str, Any]]:
-    """Run RSA on ``problem``; returns the voted answer and per-step details (answers, agreement, subsets)."""
+              ledger: Ledger | None = None, max_tokens: int | None = DEFAULT_MAX_TOKENS, temperature: float = 0.7,
+              seed: int | None = 0, bus: Bus | None = None) -> tuple[Solution, RSARecord]:
+    """Run RSA on ``problem``; returns the voted answer and its record (per step: answers, agreement, subsets)."""
     params = RSAParams(population=population, subset=subset, loops=loops)  # the same checks as the method's
-    problem, ledger = start_run(problem, ledger)
-    rng = random.Random(derive_seed(seed, problem.problem_id, "rsa-subsets"))
+    ctx = RunContext(backend=backend, params=params, ledger=ledger or Ledger(), seed=seed, bus=bus)
+    return await _rsa(ctx.start_run(problem), ctx, max_tokens, temperature)
+
+
+async def _rsa(problem: Problem, ctx: RunContext[RSAParams], max_tokens: int | None, temperature: float
+               ) -> tuple[Solution, RSARecord]:
+    params = ctx.params
+    rng = random.Random(ctx.derive_seed(problem.problem_id, "rsa-subsets"))
     n, k = params.population, params.subset
-    steps: list[dict[str, Any]] = []
-    async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), n)]) as active:
+    steps: list[RSAStep] = []
+    async with attached(ctx.bus, problem.run_id, [(Student(ctx.backend, ledger=ctx.ledger), n)]) as active:
         current = list(await asyncio.gather(*(ask(active, problem.derive(
             AnswerRequest, sender="rsa", problem=problem, max_tokens=max_tokens, temperature=temperature,
-            seed=derive_seed(seed, problem.problem_id, "rsa", 0, i), round=1, branch=i, final=False,
+            seed=ctx.derive_seed(problem.problem_id, "rsa", 0, i), round=1, branch=i, final=False,
             method="rsa-draft"), Solution) for i in range(n))))
         steps.append(_step(current, None))
         for t in range(1, params.loops + 1):
             subsets = [rng.sample(range(n), k) for _ in range(n)]
             previous = current
             current = list(await asyncio.gather(*(ask(active, problem.derive(
-                AnswerRequest, sender="rsa", problem=problem, revise=previous[chosen[0]],
-                revise_also=tuple(previous[j] for j in chosen[1:]), aggregate=True, max_tokens=max_tokens,
-                temperature=temperature, seed=derive_seed(seed, problem.problem_id, "rsa", t, i), round=t + 1,
-                branch=i, final=False, method="rsa-aggregate"), Solution) for i, chosen in enumerate(subsets))))
+                AnswerRequest, sender="rsa", problem=problem, prompt="rsa_aggregate", prompt_fields={
+                    "count": str(len(chosen)), "solutions": numbered_solutions([previous[j] for j in chosen])},
+                max_tokens=max_tokens, temperature=temperature, seed=ctx.derive_seed(problem.problem_id, "rsa", t, i),
+                round=t + 1, branch=i, final=False, method="rsa-aggregate"), Solution)
+                for i, chosen in enumerate(subsets))))
             steps.append(_step(current, subsets))
-    solution, vote_details = vote(current, ledger, final_round=params.loops + 1, method="rsa")
-    details = {"steps": steps, **vote_details}
-    return solution, details
+    solution, voted = vote(current, ctx.ledger, final_round=params.loops + 1, method="rsa")
+    return solution, RSARecord(**voted.model_dump(), steps=steps)
 
 
-def _step(population: list[Solution], subsets: list[list[int]] | None) -> dict[str, Any]:
-    """One step's answers, how many agree with its majority, and the subsets its aggregations read."""
+def _step(population: list[Solution], subsets: list[list[int]] | None) -> RSAStep:
     _, groups = majority_vote([s.answer for s in population])
-    return {"answers": [s.answer for s in population], "agreement": round(len(groups[0]) / len(population), 3)
-            if groups else 0.0, "subsets": subsets}
+    return RSAStep(answers=[s.answer for s in population], subsets=subsets,
+                   agreement=round(len(groups[0]) / len(population), 3) if groups else 0.0)
 
 
-class RSA(Method):
+class RSA(Method[RSAParams]):
     name = "rsa"
     summary = "Recursive Self-Aggregation: a population refined by aggregating random subsets, majority vote"
     params_model = RSAParams
+    record_model = RSARecord
     templates = ("long_cot", "rsa_aggregate")
 
-    def plan(self, problem: Problem, params: MethodParams | None, budget: int) -> Plan:
-        p = self.coerce(params)
-        assert isinstance(p, RSAParams)
-        return rsa_plan(problem, p, budget)
+    def plan(self, problem: Problem, params: RSAParams | None, budget: int) -> Plan:
+        return rsa_plan(problem, self.coerce(params), budget)
 
-    def generated(self, params: MethodParams, cap: int) -> int:
-        assert isinstance(params, RSAParams)
+    def generated(self, params: RSAParams, cap: int) -> int:
         return params.population * (params.loops + 1) * cap
 
-    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
-                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
-        p = self.coerce(params)
-        assert isinstance(p, RSAParams)
-        cap = p.max_tokens
-        if budget is not None:
+    async def run(self, problem: Problem, ctx: RunContext[RSAParams]) -> MethodResult:
+        p, cap = ctx.params, ctx.params.max_tokens
+        if ctx.budget is not None:
             draft, aggregate = rsa_prompts(problem, p)
-            sizes = (await counted_prompt_tokens(backend, draft), await counted_prompt_tokens(backend, aggregate))
-            cap = rsa_plan(problem, p, budget, sizes).max_tokens
+            sizes = (await counted_prompt_tokens(ctx.backend, draft),
+                     await counted_prompt_tokens(ctx.backend, aggregate))
+            cap = rsa_plan(problem, p, ctx.budget, sizes).max_tokens
             if cap < 1:
                 raise BudgetExceeded(
-                    f"a sequential budget of {budget} tokens leaves RSA (N={p.population}, K={p.subset}, "
+                    f"a sequential budget of {ctx.budget} tokens leaves RSA (N={p.population}, K={p.subset}, "
                     f"T={p.loops}) no room for a draft; raise the budget or lower K or T")
-        ledger = budget_ledger(budget, ledger)
-        solution, details = await rsa(
-            problem, backend, population=p.population, subset=p.subset, loops=p.loops, ledger=ledger,
-            max_tokens=cap, temperature=max(p.temperature, p.min_temperature), seed=seed, bus=bus)
-        return MethodResult(solution=solution, ledger=ledger, details=details)
+        solution, record = await _rsa(problem, ctx, cap, max(p.temperature, p.min_temperature))
+        return MethodResult(solution=solution, ledger=ctx.ledger, record=record)

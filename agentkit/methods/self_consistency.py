@@ -8,7 +8,7 @@ with seeds hashed from (seed, problem, sample) (``agentkit.seeds``) and temperat
 
 The vote groups answers with ``answers_match``; the largest group wins, ties go to the group whose first
 sample came first; samples without an answer do not vote. The winning group's first sample is the answer (its
-call is marked final in the ledger). ``details`` has every sample's answer, the votes and the agreement.
+call is marked final in the ledger). Its record has every sample's answer, the votes and the agreement.
 Registered as ``self-consistency``.
 """
 
@@ -23,15 +23,12 @@ from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.evaluation.answers import answers_match
 from agentkit.ledger import Ledger
-from agentkit.memory.store import BehaviorStore
 from agentkit.messages import AnswerRequest, Problem, Solution, TokenUsage
-from agentkit.registry import Method, MethodParams, MethodResult
+from agentkit.registry import DEFAULT_MAX_TOKENS, Method, MethodParams, MethodRecord, MethodResult, RunContext
 from agentkit.roles import Student, ask, attached
-from agentkit.seeds import derive_seed
 
-from ._common import budget_ledger, single_call_tokens, start_run
-
-__all__ = ["SelfConsistency", "SelfConsistencyParams", "majority_vote", "self_consistency", "vote"]
+__all__ = ["SelfConsistency", "SelfConsistencyParams", "SelfConsistencyRecord", "Vote", "majority_vote",
+           "self_consistency", "vote"]
 
 
 def majority_vote(answers: list[str | None]) -> tuple[int | None, list[list[int]]]:
@@ -51,22 +48,43 @@ def majority_vote(answers: list[str | None]) -> tuple[int | None, list[list[int]
     return (groups[0][0] if groups else None), groups
 
 
+class Vote(MethodRecord):
+    """A majority vote over a population of answers (``vote``)."""
+
+    votes: list[int]
+    """The answer groups' sizes, largest first."""
+    chosen: int
+    """The branch whose answer won (its call is the run's final call)."""
+    agreement: float
+    """The winning group's share of the population."""
+
+
+class SelfConsistencyRecord(Vote):
+    answers: list[str | None]
+    """Every sample's answer, in branch order."""
+
+
 async def self_consistency(problem: Problem, backend: Backend, *, samples: int = 8, ledger: Ledger | None = None,
-                           max_tokens: int | None = 1024, temperature: float = 0.7, seed: int | None = 0,
-                           bus: Bus | None = None) -> tuple[Solution, dict[str, Any]]:
-    """``samples`` chains of thought and their majority answer; returns the answer and the vote details."""
-    problem, ledger = start_run(problem, ledger)
-    async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), samples)]) as active:
+                           max_tokens: int | None = DEFAULT_MAX_TOKENS, temperature: float = 0.7,
+                           seed: int | None = 0, bus: Bus | None = None) -> tuple[Solution, SelfConsistencyRecord]:
+    """``samples`` chains of thought and their majority answer; returns the answer and the vote."""
+    ctx = RunContext(backend=backend, params=MethodParams(), ledger=ledger or Ledger(), seed=seed, bus=bus)
+    return await _sample(ctx.start_run(problem), ctx, samples, max_tokens, temperature)
+
+
+async def _sample(problem: Problem, ctx: RunContext[Any], samples: int, max_tokens: int | None,
+                  temperature: float) -> tuple[Solution, SelfConsistencyRecord]:
+    async with attached(ctx.bus, problem.run_id, [(Student(ctx.backend, ledger=ctx.ledger), samples)]) as active:
         answers = list(await asyncio.gather(*(ask(active, problem.derive(
             AnswerRequest, sender="self-consistency", problem=problem, max_tokens=max_tokens, temperature=temperature,
-            seed=derive_seed(seed, problem.problem_id, "sample", i), round=1, branch=i, final=False,
+            seed=ctx.derive_seed(problem.problem_id, "sample", i), round=1, branch=i, final=False,
             method="sample"), Solution)
             for i in range(samples))))
-    solution, details = vote(answers, ledger, final_round=1, method="self-consistency")
-    return solution, {"answers": [s.answer for s in answers], **details}
+    solution, result = vote(answers, ctx.ledger, final_round=1, method="self-consistency")
+    return solution, SelfConsistencyRecord(**result.model_dump(), answers=[s.answer for s in answers])
 
 
-def vote(population: list[Solution], ledger: Ledger, *, final_round: int, method: str) -> tuple[Solution, dict[str, Any]]:
+def vote(population: list[Solution], ledger: Ledger, *, final_round: int, method: str) -> tuple[Solution, Vote]:
     """The majority answer of ``population`` (the calls of ledger round ``final_round``, one branch each): its winner's
     call becomes the ledger's final call, and the answer carries the whole run's usage and budgets. Returns it and
     the vote (``votes``, ``agreement``, ``chosen``). Self-consistency and RSA finish this way."""
@@ -77,8 +95,8 @@ def vote(population: list[Solution], ledger: Ledger, *, final_round: int, method
     solution = population[branch].with_(
         method=method, b_seq=ledger.b_seq, b_total=ledger.b_total,
         usage=TokenUsage(input_tokens=ledger.input_tokens, output_tokens=ledger.output_tokens, calls=ledger.calls))
-    return solution, {"votes": [len(g) for g in groups], "chosen": branch,
-                      "agreement": round(len(groups[0]) / len(population), 3) if groups else 0.0}
+    return solution, Vote(votes=[len(g) for g in groups], chosen=branch,
+                          agreement=round(len(groups[0]) / len(population), 3) if groups else 0.0)
 
 
 class SelfConsistencyParams(MethodParams):
@@ -88,25 +106,18 @@ class SelfConsistencyParams(MethodParams):
     """Samples are drawn at ``max(temperature, min_temperature)`` so that they differ."""
 
 
-class SelfConsistency(Method):
+class SelfConsistency(Method[SelfConsistencyParams]):
     name = "self-consistency"
     summary = "N chains of thought in parallel, majority vote (the parallel baseline)"
     params_model = SelfConsistencyParams
+    record_model = SelfConsistencyRecord
     templates = ("long_cot",)
 
-    def generated(self, params: MethodParams, cap: int) -> int:
-        assert isinstance(params, SelfConsistencyParams)
+    def generated(self, params: SelfConsistencyParams, cap: int) -> int:
         return params.samples * cap
 
-    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
-                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
-        p = self.coerce(params)
-        assert isinstance(p, SelfConsistencyParams)
-        ledger = budget_ledger(budget, ledger)
-        solution, details = await self_consistency(
-            problem, backend, samples=p.samples, ledger=ledger, max_tokens=await single_call_tokens(backend, problem, p, budget),
-            temperature=max(p.temperature, p.min_temperature), seed=seed, bus=bus)
-        return MethodResult(solution=solution, ledger=ledger, details=details)
-
-
+    async def run(self, problem: Problem, ctx: RunContext[SelfConsistencyParams]) -> MethodResult:
+        p = ctx.params
+        solution, record = await _sample(problem, ctx, p.samples, await ctx.call_cap(problem),
+                                         max(p.temperature, p.min_temperature))
+        return MethodResult(solution=solution, ledger=ctx.ledger, record=record)

@@ -19,6 +19,7 @@ and the result's ``solution`` carries ``B_seq`` / ``B_total`` of the whole metho
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,16 +28,14 @@ from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.errors import ConfigError
 from agentkit.ledger import Ledger
-from agentkit.memory.store import BehaviorStore
 from agentkit.messages import AnswerRequest, BehaviorProposal, CurateRequest, Problem, Solution, TokenUsage
-from agentkit.registry import Method, MethodParams, MethodResult
+from agentkit.registry import DEFAULT_MAX_TOKENS, Method, MethodParams, MethodRecord, MethodResult, RunContext
 from agentkit.roles import Strategist, Student, ask, attached
-from agentkit.seeds import derive_seed
 
-from ._common import budget_ledger, single_call_tokens, start_run
+from ._common import numbered_solutions
 
-__all__ = ["CritiqueRevise", "CritiqueReviseParams", "Improvement", "SelfImprove", "SelfImproveParams",
-           "critique_revise", "self_improve"]
+__all__ = ["CritiqueRevise", "CritiqueReviseParams", "Improvement", "ImprovementRecord", "SelfImprove",
+           "SelfImproveParams", "critique_revise", "self_improve"]
 
 
 class Improvement(BaseModel):
@@ -54,11 +53,28 @@ class Improvement(BaseModel):
     dropped: tuple[tuple[str, str], ...] = ()
     """Extracted entries that were rejected, with reasons."""
 
+    def record(self) -> ImprovementRecord:
+        return ImprovementRecord(attempt_answers=[a.answer for a in self.attempts], behaviors=self.behaviors,
+                                 dropped=[list(d) for d in self.dropped], attempts=[a.text for a in self.attempts])
 
-def _attempt(problem: Problem, max_tokens: int | None, temperature: float, seed: int | None, branch: int
+
+class ImprovementRecord(MethodRecord):
+    """What self-improvement and critique-and-revise record: the first answers, the behaviors curated from them
+    (self-improvement) and the entries dropped; the first answers' texts in the trace."""
+
+    trace_fields = ("attempts",)
+
+    attempt_answers: list[str | None]
+    behaviors: dict[str, str] = Field(default_factory=dict)
+    dropped: list[list[str]] = Field(default_factory=list)
+    attempts: list[str] = Field(default_factory=list)
+    """The first answers' texts."""
+
+
+def _attempt(problem: Problem, ctx: RunContext[Any], max_tokens: int | None, temperature: float, branch: int
              ) -> AnswerRequest:
     return problem.derive(AnswerRequest, sender="self-improve", problem=problem, max_tokens=max_tokens,
-                          temperature=temperature, seed=derive_seed(seed, problem.problem_id, "attempt", branch), round=1,
+                          temperature=temperature, seed=ctx.derive_seed(problem.problem_id, "attempt", branch), round=1,
                           branch=branch, final=False, method="attempt")
 
 
@@ -75,7 +91,7 @@ async def self_improve(
     *,
     attempts: int = 1,
     ledger: Ledger | None = None,
-    max_tokens: int | None = 1024,
+    max_tokens: int | None = DEFAULT_MAX_TOKENS,
     curation_tokens: int = 1024,
     max_behaviors: int = 5,
     temperature: float = 0.0,
@@ -85,15 +101,22 @@ async def self_improve(
     """Answer, curate behaviors from the model's own attempts, answer again with them."""
     if attempts < 1:
         raise ConfigError(f"attempts must be >= 1, got {attempts}")
-    problem, ledger = start_run(problem, ledger)
-    roles = [(Student(backend, ledger=ledger), attempts), (Strategist(backend, ledger=ledger), attempts)]
-    async with attached(bus, problem.run_id, roles) as active:
+    ctx = RunContext(backend=backend, params=MethodParams(temperature=temperature), ledger=ledger or Ledger(),
+                     seed=seed, bus=bus)
+    return await _self_improve(ctx.start_run(problem), ctx, attempts, max_tokens, curation_tokens, max_behaviors)
+
+
+async def _self_improve(problem: Problem, ctx: RunContext[Any], attempts: int, max_tokens: int | None,
+                        curation_tokens: int, max_behaviors: int) -> Improvement:
+    temperature, ledger = ctx.params.temperature, ctx.ledger
+    roles = [(Student(ctx.backend, ledger=ledger), attempts), (Strategist(ctx.backend, ledger=ledger), attempts)]
+    async with attached(ctx.bus, problem.run_id, roles) as active:
         first = tuple(await asyncio.gather(*(
-            ask(active, _attempt(problem, max_tokens, temperature, seed, i), Solution) for i in range(attempts))))
+            ask(active, _attempt(problem, ctx, max_tokens, temperature, i), Solution) for i in range(attempts))))
         proposals = await asyncio.gather(*(
             ask(active, problem.derive(
                 CurateRequest, sender="self-improve", problem=problem, solution=s, max_tokens=curation_tokens,
-                max_behaviors=max_behaviors, temperature=temperature, seed=seed, reveal_reference=False, round=2,
+                max_behaviors=max_behaviors, temperature=temperature, seed=ctx.seed, reveal_reference=False, round=2,
                 branch=i), BehaviorProposal)
             for i, s in enumerate(first)))
         behaviors: dict[str, str] = {}
@@ -103,9 +126,9 @@ async def self_improve(
                 behaviors.setdefault(name, instruction)
             dropped.extend(proposal.dropped)
         final = await ask(active, problem.derive(
-            AnswerRequest, sender="self-improve", problem=problem,
+            AnswerRequest, sender="self-improve", problem=problem, prompt="bci",
             behaviors=tuple(Behavior(name=n, instruction=i) for n, i in behaviors.items()), max_tokens=max_tokens,
-            temperature=temperature, seed=seed, round=4, method="self-improve"), Solution)
+            temperature=temperature, seed=ctx.seed, round=4, method="self-improve"), Solution)
     return Improvement(solution=_finish(final, ledger, "self-improve"), attempts=first, behaviors=behaviors,
                        dropped=tuple(dropped))
 
@@ -116,7 +139,7 @@ async def critique_revise(
     *,
     attempts: int = 1,
     ledger: Ledger | None = None,
-    max_tokens: int | None = 1024,
+    max_tokens: int | None = DEFAULT_MAX_TOKENS,
     temperature: float = 0.0,
     seed: int | None = 0,
     bus: Bus | None = None,
@@ -125,14 +148,25 @@ async def critique_revise(
     call (the paper's baseline for self-improvement)."""
     if attempts < 1:
         raise ConfigError(f"attempts must be >= 1, got {attempts}")
-    problem, ledger = start_run(problem, ledger)
-    async with attached(bus, problem.run_id, [(Student(backend, ledger=ledger), attempts)]) as active:
+    ctx = RunContext(backend=backend, params=MethodParams(temperature=temperature), ledger=ledger or Ledger(),
+                     seed=seed, bus=bus)
+    return await _critique_revise(ctx.start_run(problem), ctx, attempts, max_tokens)
+
+
+async def _critique_revise(problem: Problem, ctx: RunContext[Any], attempts: int, max_tokens: int | None
+                           ) -> Improvement:
+    temperature = ctx.params.temperature
+    async with attached(ctx.bus, problem.run_id, [(Student(ctx.backend, ledger=ctx.ledger), attempts)]) as active:
         first = tuple(await asyncio.gather(*(
-            ask(active, _attempt(problem, max_tokens, temperature, seed, i), Solution) for i in range(attempts))))
+            ask(active, _attempt(problem, ctx, max_tokens, temperature, i), Solution) for i in range(attempts))))
+        if len(first) == 1:
+            prompt, fields = "critique_revise", {"solution": first[0].text}
+        else:
+            prompt, fields = "critique_revise_many", {"count": str(len(first)), "solutions": numbered_solutions(first)}
         revised = await ask(active, problem.derive(
-            AnswerRequest, sender="critique-revise", problem=problem, revise=first[0], revise_also=first[1:],
-            max_tokens=max_tokens, temperature=temperature, seed=seed, round=2), Solution)
-    return Improvement(solution=_finish(revised, ledger, "critique-revise"), attempts=first)
+            AnswerRequest, sender="critique-revise", problem=problem, prompt=prompt, prompt_fields=fields,
+            max_tokens=max_tokens, temperature=temperature, seed=ctx.seed, round=2), Solution)
+    return Improvement(solution=_finish(revised, ctx.ledger, "critique-revise"), attempts=first)
 
 
 class CritiqueReviseParams(MethodParams):
@@ -148,49 +182,38 @@ class SelfImproveParams(CritiqueReviseParams):
     max_behaviors: int = Field(default=5, ge=1, le=50)
 
 
-class SelfImprove(Method):
+class SelfImprove(Method[SelfImproveParams]):
     name = "self-improve"
     summary = "answer, curate behaviors from the own attempts, answer again with them"
     params_model = SelfImproveParams
+    record_model = ImprovementRecord
+    enforces_budget = False
     templates = ("long_cot", "strategist_reflect", "strategist_extract", "bci")
 
-    def generated(self, params: MethodParams, cap: int) -> int:
-        assert isinstance(params, SelfImproveParams)  # attempts, a reflect and an extract each, the answer
+    def generated(self, params: SelfImproveParams, cap: int) -> int:
+        # attempts, a reflect and an extract each, the answer
         return (params.attempts + 1) * cap + 2 * params.attempts * params.curation_tokens
 
-    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
-                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
-        p = self.coerce(params)
-        assert isinstance(p, SelfImproveParams)
+    async def run(self, problem: Problem, ctx: RunContext[SelfImproveParams]) -> MethodResult:
         # The budget caps each answering call as it caps long CoT; curation calls come on top (as in the paper).
-        ledger = budget_ledger(None, ledger)
-        improvement = await self_improve(
-            problem, backend, attempts=p.attempts, ledger=ledger, max_tokens=await single_call_tokens(backend, problem, p, budget),
-            curation_tokens=p.curation_tokens, max_behaviors=p.max_behaviors, temperature=p.temperature, seed=seed,
-            bus=bus)
-        return MethodResult(solution=improvement.solution, ledger=ledger, details={"improvement": improvement})
+        cap = await ctx.call_cap(problem)
+        p = ctx.params
+        improvement = await _self_improve(problem, ctx, p.attempts, cap, p.curation_tokens, p.max_behaviors)
+        return MethodResult(solution=improvement.solution, ledger=ctx.ledger, record=improvement.record())
 
 
-class CritiqueRevise(Method):
+class CritiqueRevise(Method[CritiqueReviseParams]):
     name = "critique-revise"
     summary = "answer, then critique and revise the answer(s) (self-improvement's baseline)"
     params_model = CritiqueReviseParams
+    record_model = ImprovementRecord
+    enforces_budget = False
     templates = ("long_cot", "critique_revise", "critique_revise_many")
 
-    def generated(self, params: MethodParams, cap: int) -> int:
-        assert isinstance(params, CritiqueReviseParams)
+    def generated(self, params: CritiqueReviseParams, cap: int) -> int:
         return (params.attempts + 1) * cap
 
-    async def run(self, problem: Problem, backend: Backend, *, params: MethodParams | None = None,
-                  budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
-                  bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
-        p = self.coerce(params)
-        assert isinstance(p, CritiqueReviseParams)
-        ledger = budget_ledger(None, ledger)
-        improvement = await critique_revise(problem, backend, attempts=p.attempts, ledger=ledger,
-                                            max_tokens=await single_call_tokens(backend, problem, p, budget),
-                                            temperature=p.temperature, seed=seed, bus=bus)
-        return MethodResult(solution=improvement.solution, ledger=ledger, details={"improvement": improvement})
-
-
+    async def run(self, problem: Problem, ctx: RunContext[CritiqueReviseParams]) -> MethodResult:
+        cap = await ctx.call_cap(problem)
+        improvement = await _critique_revise(problem, ctx, ctx.params.attempts, cap)
+        return MethodResult(solution=improvement.solution, ledger=ctx.ledger, record=improvement.record())

@@ -41,7 +41,7 @@ from agentkit.messages import (
 from agentkit.prompts import load_prompt
 
 from ._base import Role
-from .student import solution_from_call
+from .steps import solution_from_call
 
 __all__ = ["Curation", "Strategist", "contrast", "curate"]
 

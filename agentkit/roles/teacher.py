@@ -21,7 +21,7 @@ from agentkit.ledger import Ledger
 from agentkit.messages import Problem, Solution, TeachRequest, TeachResult
 
 from ._base import Role
-from .student import answer
+from .steps import answer
 
 __all__ = ["Teacher", "teach"]
 
@@ -37,6 +37,7 @@ async def teach(problem: Problem, backend: Backend, behaviors: Sequence[Behavior
 
     def one(given: tuple[Behavior, ...], method: str) -> Coroutine[Any, Any, Solution]:
         return answer(problem, backend, ledger=Ledger(run_id=problem.run_id), behaviors=given, method=method,
+                      prompt="bci" if given else "long_cot",
                       max_tokens=max_tokens, temperature=temperature, seed=seed, role="teacher", sender="teacher")
 
     jobs = [one(chosen, "teacher-bc")] + ([one((), "teacher-plain")] if plain else [])

@@ -31,11 +31,13 @@ from agentkit.errors import ConfigError
 from agentkit.evaluation.answers import answers_match
 from agentkit.evaluation.datasets import split_guarded
 from agentkit.evaluation.stats import bootstrap_mean_ci, paired_difference, pass_at_k, seed_mean_se, wilson_interval
+from agentkit.methods import METHODS
+from agentkit.registry import MethodRecord, record_of
 
 from .db import COLUMNS, ResultsDB
-from .validate import BASELINES
 
-__all__ = ["compare", "pareto_front", "report_data", "summarise", "with_missing", "write_report"]
+__all__ = ["compare", "pareto_front", "report_data", "report_row", "row_record", "summarise", "with_missing",
+           "write_report"]
 
 GroupKey = tuple[str, str, str, str, int]
 
@@ -105,12 +107,7 @@ def summarise(rows: Iterable[Mapping[str, Any]], prices: Mapping[str, Mapping[st
         boot_low, boot_high = bootstrap_mean_ci([[float(x) for x in v] for v in per_item.values()])
         summary.update({"seeds": len(per_seed), "seed_mean": seed_mean, "seed_se": seed_se, "boot_low": boot_low,
                         "boot_high": boot_high, f"maj@{samples}": _majority(graded) if samples else 0.0})
-        rounds = _round_accuracy(ok)
-        if rounds:
-            summary["round_accuracy"] = rounds
-        behavior = [_detail(r, "behavior_tokens") for r in ok]
-        if any(b is not None for b in behavior):  # BCI: the behaviors' input tokens, apart from the rest
-            summary["behavior_tokens"] = sum(b or 0 for b in behavior) / len(behavior)
+        summary.update(_aggregate(ok))
         price = (prices or {}).get(backend)
         if price:
             summary["cost_usd"] = sum((r["input_tokens"] or 0) * price.get("input", 0.0)
@@ -151,7 +148,7 @@ def _majority(rows: list[Mapping[str, Any]]) -> float:
 def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] | None = None
             ) -> list[dict[str, Any]]:
     """Paired comparisons of methods on the same items, budget (and budget kind) and backend: each method
-    against the baselines by default (long CoT, and ``bci-plain``: BCI's matched twin), or the given (A, B) pairs
+    against the baselines by default (the registered methods with ``Method.baseline``), or the given (A, B) pairs
     of method keys. Per item the score is its mean correctness over seeds
     (a failed cell counts as wrong); the difference A - B has a paired bootstrap interval over items."""
     scores: dict[tuple[str, str, str, int], dict[str, dict[str, list[float]]]] = defaultdict(
@@ -162,8 +159,7 @@ def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] 
     for r in rows:
         if r["status"] == "ok" and r["correct"] is None:
             continue  # no reference: not graded
-        name = _json_column(r, "method_params").get("name", r["method"])
-        if name in BASELINES:
+        if _is_baseline(r):
             baselines.add(r["method"])
         ok = r["status"] == "ok" and bool(r["correct"])
         where = (r["dataset"], r["backend"], _kind(r), int(r["budget"]))
@@ -259,18 +255,40 @@ def _json_column(row: Mapping[str, Any], column: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _detail(row: Mapping[str, Any], key: str) -> Any:
-    return _json_column(row, "details").get(key)
+def _method_name(row: Mapping[str, Any]) -> str:
+    """The registered method a row ran (its key names an arm: ``pdr-2x2-topk``)."""
+    return str(_json_column(row, "method_params").get("name", row["method"]))
 
 
-def _round_accuracy(rows: list[Mapping[str, Any]]) -> list[float]:
-    """PDR/SR: per round, the share of that round's drafts whose answer was right (mean over cells)."""
-    per_round: dict[int, list[float]] = defaultdict(list)
-    for r in rows:
-        for i, diag in enumerate(_detail(r, "rounds") or []):
-            if diag.get("drafts") and "correct_drafts" in diag:
-                per_round[i].append(diag["correct_drafts"] / diag["drafts"])
-    return [round(sum(v) / len(v), 4) for _, v in sorted(per_round.items())]
+def _is_baseline(row: Mapping[str, Any]) -> bool:
+    method = METHODS.get(_method_name(row))
+    return method is not None and method.baseline
+
+
+def _aggregate(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the group's method adds to its summary from its finished rows' records (``MethodRecord.aggregate``:
+    PDR/SR's per-round draft accuracy, BCI's behavior tokens); nothing for a method not registered here."""
+    if not rows:
+        return {}
+    method = METHODS.get(_method_name(rows[0]))
+    model = method.record_model if method is not None else None
+    return model.aggregate([_json_column(r, "details") for r in rows]) if model is not None else {}
+
+
+def row_record(row: Mapping[str, Any], trace: Mapping[str, Any] | None = None
+               ) -> MethodRecord | dict[str, Any] | None:
+    """A row's method record, read back into its method's ``record_model`` (``agentkit.registry.record_of``):
+    its diagnostics, and with the row's stored ``trace`` (``ResultsDB.trace``) the record's trace fields too."""
+    return record_of(_method_name(row), _json_column(row, "details"), trace)
+
+
+def report_row(row: Mapping[str, Any], trace: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One row as ``sweep report --json --rows`` shows it: its cell, outcome and method record (JSON)."""
+    record = row_record(row, trace)
+    out = {c: row.get(c) for c in ("key", "dataset", "item_id", "method", "backend", "budget", "budget_kind", "seed",
+                                   "status", "answer", "correct", "error")}
+    out["record"] = record.model_dump(mode="json") if isinstance(record, MethodRecord) else record
+    return out
 
 
 def _mean_pass(per_item: Mapping[str, list[bool]], k: int) -> float:

@@ -11,10 +11,10 @@ to SQLite as it finishes, resumable after any stop.
 - Answers are graded by ``MathVerifyGrader`` (a process pool with its own timeout); the grader version is in
   every row.
 
-Every cell runs its method from the registry (``agentkit.registry``: ``Method.run``, the same path as
-``agentkit solve``), with the method's roles attached to one bus for the whole sweep for the length of the
+Every cell runs its method from the registry through ``agentkit.methods.run_method`` (the path ``agentkit
+solve``, the proxy and the method server take), with the method's roles attached to one bus for the whole sweep for the length of the
 cell. ``budget`` is the cell's sequential budget, which each method plans its per-call ``max_tokens`` from (see
-``Method.run``), or for a method with ``budget_kind = "output"`` each answering call's output cap; the spec's ``temperature`` is every method's ``temperature`` parameter unless the method's
+``agentkit.registry``), or for a method with ``budget_kind = "output"`` each answering call's output cap; the spec's ``temperature`` is every method's ``temperature`` parameter unless the method's
 ``params`` set their own.
 """
 
@@ -41,7 +41,7 @@ from agentkit.ledger import Ledger
 from agentkit.log import get_logger
 from agentkit.memory.store import BehaviorStore
 from agentkit.messages import Problem
-from agentkit.registry import get_method
+from agentkit.methods import MethodResult, get_method, run_method
 
 from .db import ResultsDB
 from .spec import Cell, DatasetEntry, MethodEntry, SweepSpec, iter_cells, require_handbooks
@@ -72,23 +72,15 @@ class SweepSummary(BaseModel):
 
 async def run_cell(problem: Problem, backend: Backend, method: MethodEntry, budget: int, seed: int, *,
                    temperature: float = 0.0, handbooks: dict[str, BehaviorStore] | None = None,
-                   bus: Bus | None = None, ledger: Ledger | None = None) -> dict[str, Any]:
-    """Run one registered method on one problem at one budget (``Method.run``, the path ``agentkit solve``
-    takes): a sequential budget, or with ``method.budget_kind == "output"`` each answering call's output cap
-    (the run then has no B_seq budget). Returns the answer, text and the run's ledger (``ledger``, when given,
-    records the calls even if the run fails)."""
-    registered = get_method(method.name)
-    values = {"temperature": temperature, **method.params}
-    sequential: int | None = budget
-    if method.budget_kind == "output":
-        values["max_tokens"], sequential = budget, None
-    store = values.get("store")
+                   bus: Bus | None = None, ledger: Ledger | None = None) -> MethodResult:
+    """Run one registered method on one problem at one budget (``run_method``, the path ``agentkit solve`` takes):
+    a sequential budget, or with ``method.budget_kind == "output"`` each answering call's output cap. ``ledger``,
+    when given, records the calls even if the run fails."""
+    store = method.params.get("store")
     handbook = (handbooks or {}).get(store) if isinstance(store, str) else None
-    result = await registered.run(problem, backend, params=registered.params(**values), budget=sequential,
-                                  seed=seed, handbook=handbook, bus=bus, ledger=ledger)
-    return {"answer": result.answer, "text": result.text, "ledger": result.ledger,
-            "finish_reason": result.solution.finish_reason, "details": result.details,
-            "behaviors": list(result.solution.behaviors), "cited": list(result.solution.cited)}
+    return await run_method(method.name, problem, backend, params={"temperature": temperature, **method.params},
+                            budget=budget, budget_kind=method.budget_kind, seed=seed, handbook=handbook, bus=bus,
+                            ledger=ledger)
 
 
 async def run_sweep(
@@ -307,39 +299,20 @@ def curation_cost(log: Path) -> dict[str, int] | None:
     return cost
 
 
-def cell_trace(problem: Problem, ledger: Ledger, out: dict[str, Any] | None = None) -> dict[str, Any]:
+def cell_trace(problem: Problem, ledger: Ledger, result: MethodResult | None = None) -> dict[str, Any]:
     """What ``agentkit view`` shows of a cell's run: the problem, every call (role, stage, round, branch,
     input and output tokens, latency, finish reason, accepted, final, reasoning tokens of its output, the
-    temperature it was sent with), and for a finished run its final text,
-    the behaviors retrieved and cited, and PDR/SR's drafts and workspaces."""
+    temperature it was sent with), and for a finished run its final text, the behaviors retrieved and cited,
+    and the trace fields of the method's record (PDR/SR's drafts and workspaces)."""
     trace: dict[str, Any] = {"problem": problem.text, "calls": [
         [r.role, r.stage, r.round, r.branch, r.input_tokens, r.output_tokens, round(r.latency_s, 3),
          r.finish_reason, int(r.accepted), int(r.final), r.reasoning_tokens, r.temperature] for r in ledger.records]}
-    if out is None:
+    if result is None:
         return trace
-    trace.update(text=out.get("text") or "", behaviors=out.get("behaviors") or [], cited=out.get("cited") or [])
-    result = (out.get("details") or {}).get("pdr")
-    if result is not None:
-        trace["drafts"] = [[d.round, d.branch, d.answer, d.finish_reason, d.usage.output_tokens, d.text]
-                           for d in result.drafts]
-        trace["workspaces"] = [[w.round, w.tokens, w.drafts_seen, w.text] for w in result.workspaces]
+    trace.update(text=result.text, behaviors=list(result.solution.behaviors), cited=list(result.solution.cited))
+    if result.record is not None:
+        trace.update(result.record.trace())
     return trace
-
-
-def _row_details(details: dict[str, Any]) -> dict[str, Any] | None:
-    """What a row keeps of a run's details: PDR/SR's per-round diagnostics (answers, agreement, workspace
-    tokens, drafts dropped), self-consistency's and RSA's votes (RSA's per-step answers, agreement and subsets),
-    and for methods with a handbook its mode (frozen or online), how many behaviors were in context and their
-    tokens, and the usage events a frozen run logged instead of applying; the worked examples shown and their
-    tokens; BCI's probe answers and whether it was unsure; never the drafts' text."""
-    kept = {k: v for k, v in details.items()
-            if k in {"answers", "votes", "agreement", "chosen", "samples", "steps", "handbook_mode", "usage",
-                     "behaviors_in_context", "behavior_tokens", "examples", "examples_in_context", "example_tokens",
-                     "unsure", "probe_answers"}}
-    result = details.get("pdr")
-    if result is not None:
-        kept.update(rounds=result.diagnostics["rounds"], schedule=result.diagnostics["schedule"])
-    return kept or None
 
 
 def method_sampling(method: MethodEntry, temperature: float) -> dict[str, Any]:
@@ -385,25 +358,25 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, sampling: 
                 "sampling": {**row["sampling"], "sent": spent.temperatures()},
                 "latency_s": time.perf_counter() - started,
                 "trace": cell_trace(problem, spent) if spec.store_traces else None}
-    ledger: Ledger | None = out.get("ledger")
-    figures = ledger.summary() if ledger is not None else {}
-    finish = str(out.get("finish_reason") or "")
+    ledger = out.ledger
+    figures = ledger.summary()
+    finish = out.solution.finish_reason
     if spec.lenient_answers:
-        answer, how = out["answer"], "lenient"
+        answer, how = out.answer, "lenient"
     else:
-        answer, how = extract_strict(out.get("text") or "", finish_reason=finish, final_number=dataset.numeric)
+        answer, how = extract_strict(out.text, finish_reason=finish, final_number=dataset.numeric)
     grade = await grader.grade(answer, problem.reference or "", extracted=True) \
         if problem.reference is not None else None
     return {
         **row, "status": "ok", "error": None, "answer": answer, "extraction": how, "finish_reason": finish,
-        "details": _row_details(out.get("details") or {}),
+        "details": (out.record.diagnostics() or None) if out.record is not None else None,
         "correct": None if grade is None else int(grade.correct),
         "grade_status": None if grade is None else grade.status,
         "b_seq": figures.get("B_seq"), "b_total": figures.get("B_total"),
         "input_tokens": figures.get("input_tokens"), "output_tokens": figures.get("output_tokens"),
         "answer_output_tokens": figures.get("answer_output_tokens"), "calls": figures.get("calls"),
         "reasoning_tokens": figures.get("reasoning_tokens"),
-        "sampling": {**row["sampling"], "sent": (ledger or spent).temperatures()},
+        "sampling": {**row["sampling"], "sent": ledger.temperatures()},
         "latency_s": time.perf_counter() - started,
-        "trace": cell_trace(problem, ledger or spent, out) if spec.store_traces else None,
+        "trace": cell_trace(problem, ledger, out) if spec.store_traces else None,
     }

@@ -53,8 +53,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentkit.errors import ConfigError, validation_problems
+from agentkit.evaluation.datasets import numeric_answers
 from agentkit.messages import Problem
-from agentkit.registry import get_method, load_plugin
+from agentkit.methods import get_method
+from agentkit.registry import load_plugin
 
 BudgetKind = Literal["sequential", "output"]
 """What a cell's budget bounds (``MethodEntry.budget_kind``)."""
@@ -83,7 +85,7 @@ class DatasetEntry(BaseModel):
 
     @property
     def numeric(self) -> bool:
-        return self.final_number if self.final_number is not None else self.name.startswith("gsm8k")
+        return self.final_number if self.final_number is not None else numeric_answers(self.name)
 
     def load(self) -> list[Problem]:
         """This entry's problems (the one loader ``run_sweep`` and ``sweep validate`` share)."""

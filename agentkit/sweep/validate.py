@@ -17,13 +17,13 @@ from pydantic import BaseModel, ConfigDict
 
 from agentkit.errors import ConfigError
 from agentkit.evaluation.stats import mcnemar_mde
-from agentkit.registry import get_method
+from agentkit.methods import get_method
+from agentkit.registry import single_call_plan
 
 from .spec import BudgetKind, SweepSpec, require_handbooks
 
-__all__ = ["BASELINES", "CellPlan", "duration", "implied_comparisons", "infeasible", "starved", "validate_spec"]
+__all__ = ["CellPlan", "duration", "implied_comparisons", "infeasible", "starved", "validate_spec"]
 
-BASELINES = ("long-cot", "bci-plain")
 """Registered methods that reports compare the others against (long CoT, and BCI's matched twin)."""
 
 
@@ -67,7 +67,6 @@ def validate_spec(spec: SweepSpec, *, stores: bool = True) -> list[CellPlan]:
     if stores:
         require_handbooks(spec)
     out: list[CellPlan] = []
-    cot = get_method("long-cot")
     for d in spec.datasets:
         problems = d.load()
         cot_caps: dict[int, list[int]] = {}
@@ -85,7 +84,7 @@ def validate_spec(spec: SweepSpec, *, stores: bool = True) -> list[CellPlan]:
                     caps = [plan.max_tokens for plan in plans]
                     needs = max((plan.needs(spec.min_draft_tokens) for plan in plans), default=0)
                     if budget not in cot_caps:
-                        cot_caps[budget] = [cot.plan(p, None, budget).max_tokens for p in problems]
+                        cot_caps[budget] = [single_call_plan(p, budget).max_tokens for p in problems]
                     share = min((max(c, 0) / m for c, m in zip(caps, cot_caps[budget], strict=True) if m > 0),
                                 default=1.0)
                 generated = sum(method.max_output(p, params, budget, output_cap=output_cap) for p in problems)
@@ -116,7 +115,7 @@ def implied_comparisons(spec: SweepSpec, plans: list[CellPlan], *, pilot: str | 
     so the problems, not the cells, are the sample (a conservative MDE for several seeds)."""
     measured = _pilot_discordance(pilot) if pilot else {}
     fallback = sum(measured.values()) / len(measured) if measured else None
-    base = {m.key for m in spec.methods if get_method(m.name).name in BASELINES}
+    base = {m.key for m in spec.methods if get_method(m.name).baseline}
     arms: dict[tuple[str, int, str], dict[str, CellPlan]] = {}
     for p in plans:
         arms.setdefault((p.dataset, p.budget, p.budget_kind), {})[p.method] = p

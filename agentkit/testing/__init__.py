@@ -117,8 +117,8 @@ def echo(body: dict[str, Any]) -> Reply:
     return Reply(f"echo: {last}")
 
 
-_KINDS = {"strategist_solve": "solve", "long_cot": "solve", "bci_plain": "solve", "worked_examples": "solve", "strategist_reflect": "reflect",
-          "strategist_extract": "extract", "bci": "bci", "critique_revise": "revise", "critique_revise_many": "revise", "rsa_aggregate": "aggregate", "pdr_refine": "refine",
+_KINDS = {"strategist_solve": "solve", "long_cot": "solve", "bci_plain": "solve", "strategist_reflect": "reflect",
+          "strategist_extract": "extract", "bci": "bci", "critique_revise": "revise", "critique_revise_many": "revise", "pdr_refine": "refine",
           "pdr_summary": "summary", "pdr_judge": "judge", "sr_error_analysis": "error-analysis"}
 
 

@@ -14,6 +14,7 @@ from agentkit.errors import ConfigError
 from agentkit.memory import QdrantBehaviorStore
 from agentkit.messages import Problem, Solution, SolveRequest
 from agentkit.methods import (
+    MethodServer,
     bci,
     build_handbook,
     critique_revise,
@@ -22,7 +23,7 @@ from agentkit.methods import (
     retrieve_behaviors,
     self_improve,
 )
-from agentkit.roles import Student
+from agentkit.methods.bci import BCIRecord
 from agentkit.testing import Fault, Reply, ScriptedBackend, count_words, prompt_kind, run_agentkit
 
 PROBLEMS = [Problem(problem_id=f"p{i}", text=f"Janet has {16 + i} eggs, eats 3 and bakes with 4. How many are left?",
@@ -142,21 +143,21 @@ async def test_bci_and_its_twin_differ_only_by_the_behavior_block(handbook: Qdra
     from agentkit.testing import call_step
 
     plain = ScriptedBackend(reply)
-    twin = await METHODS["bci-plain"].run(PROBLEMS[0], plain, params=METHODS["bci-plain"].params(max_tokens=64))
+    twin = await METHODS["bci-plain"].solve(PROBLEMS[0], plain, params=METHODS["bci-plain"].params(max_tokens=64))
     assert [call_step(b)[1] for b in plain.requests] == ["bci_plain"]
-    assert twin.details == {"behaviors_in_context": 0, "behavior_tokens": 0} and twin.solution.method == "bci-plain"
+    assert twin.record == BCIRecord() and twin.solution.method == "bci-plain"
     empty = ScriptedBackend(reply)  # an empty handbook: BCI retrieves nothing and answers with the same twin
-    none = await METHODS["bci"].run(PROBLEMS[0], empty, params=METHODS["bci"].params(max_tokens=64),
+    none = await METHODS["bci"].solve(PROBLEMS[0], empty, params=METHODS["bci"].params(max_tokens=64),
                                     handbook=handbook)
-    assert none.details["behaviors_in_context"] == 0 and none.details["behavior_tokens"] == 0
+    assert none.record.behaviors_in_context == 0 and none.record.behavior_tokens == 0
     assert empty.requests[0]["messages"] == plain.requests[0]["messages"]  # word for word
     full = ScriptedBackend(reply)
-    some = await METHODS["bci"].run(PROBLEMS[0], full, params=METHODS["bci"].params(
+    some = await METHODS["bci"].solve(PROBLEMS[0], full, params=METHODS["bci"].params(
         max_tokens=64, behaviors=BEHAVIORS))
-    assert [call_step(b)[1] for b in full.requests] == ["bci"] and some.details["behaviors_in_context"] == 2
+    assert [call_step(b)[1] for b in full.requests] == ["bci"] and some.record.behaviors_in_context == 2
     with_block = full.requests[0]["messages"][-1]["content"]
     assert all(line in with_block for line in plain.requests[0]["messages"][-1]["content"].splitlines() if line)
-    assert some.details["behavior_tokens"] == some.solution.behavior_tokens > 0
+    assert some.record.behavior_tokens == some.solution.behavior_tokens > 0
 
 
 async def test_malformed_extraction_stores_nothing(handbook: QdrantBehaviorStore) -> None:
@@ -225,9 +226,9 @@ async def test_utility_retrieval_reranks_similar_behaviors_by_their_graded_recor
     # a frozen evaluation with utility retrieval leaves every count as it was
     before = {b.name: b.stats for b in await handbook.list_behaviors()}
     method = METHODS["bci"]
-    frozen = await method.run(problem, ScriptedBackend(lambda body: Reply(f"Using {second}: \\boxed{{17}}")),
+    frozen = await method.solve(problem, ScriptedBackend(lambda body: Reply(f"Using {second}: \\boxed{{17}}")),
                               params=method.params(k=1, retrieval="utility"), handbook=handbook)
-    assert frozen.solution.cited == (second,) and frozen.details["handbook_mode"] == "frozen"
+    assert frozen.solution.cited == (second,) and frozen.record.handbook_mode == "frozen"
     assert {b.name: b.stats for b in await handbook.list_behaviors()} == before
     # the score: never graded is neutral with the largest exploration bonus; a good record beats a bad one
     from agentkit.memory import BehaviorStats
@@ -263,26 +264,26 @@ async def test_critique_revise_with_several_attempts_revises_self_improvements_f
     improving = ScriptedBackend(reply)
     improved = await self_improve(PROBLEMS[0], improving, attempts=3, max_tokens=64, temperature=0.7)
     revising = ScriptedBackend(reply)
-    result = await METHODS["critique-revise"].run(PROBLEMS[0], revising, params=METHODS["critique-revise"].params(
+    result = await METHODS["critique-revise"].solve(PROBLEMS[0], revising, params=METHODS["critique-revise"].params(
         attempts=3, max_tokens=64, temperature=0.7))
-    revised = result.details["improvement"]
+    revised = result.record
     first_seeds = sorted(b["seed"] for b in revising.requests if call_step(b)[1] == "long_cot")
     assert len(first_seeds) == 3 and len(set(first_seeds)) == 3
     assert first_seeds == sorted(b["seed"] for b in improving.requests if call_step(b)[1] == "long_cot")
     assert [call_step(b)[1] for b in revising.requests][3:] == ["critique_revise_many"]
     prompt = revising.requests[3]["messages"][-1]["content"]
     assert "Here are 3 earlier solutions" in prompt and all(f"Solution {i}:" in prompt for i in (1, 2, 3))
-    assert all(a.text in prompt for a in revised.attempts) and len(revised.attempts) == 3
+    assert all(text in prompt for text in revised.attempts) and len(revised.attempts) == 3
     assert result.solution.usage.calls == 4 and len(improved.attempts) == 3
     with pytest.raises(ConfigError, match="attempts must be >= 1"):
         await critique_revise(PROBLEMS[0], revising, attempts=0)
 
 
-async def test_student_methods_on_the_bus(handbook: QdrantBehaviorStore) -> None:
+async def test_the_method_server_runs_any_method_on_the_bus(handbook: QdrantBehaviorStore) -> None:
     await build_handbook(PROBLEMS[:1], ScriptedBackend(reply), handbook)
     backend = ScriptedBackend(reply)
     async with Bus() as bus:
-        Student(backend, handbook=handbook, k=1).attach(bus, concurrency=2)
+        MethodServer(backend, handbook=handbook, k=1).attach(bus, concurrency=2)
         out: dict[str, Solution] = {}
         for method in ("long-cot", "bci", "self-improve", "critique-revise"):
             out[method] = await bus.request(SolveRequest(problem=PROBLEMS[1], method=method), Solution, timeout=30)
@@ -384,21 +385,21 @@ async def test_the_demo_pipeline_runs_every_method_of_its_spec(tmp_path: Path) -
 
 async def test_evaluation_leaves_a_frozen_handbook_unchanged_and_online_mode_says_so(
         handbook: QdrantBehaviorStore) -> None:
-    """Through the registry (the CLI, sweeps and the Student all go there), BCI is frozen by default: retrieval
+    """Through the registry (the CLI, sweeps and the method server all go there), BCI is frozen by default: retrieval
     order cannot depend on usage graded against the test references; the events are in the result instead."""
     from agentkit.methods import METHODS
 
     await build_handbook(PROBLEMS[:1], ScriptedBackend(reply), handbook)
     before = {b.name: b.stats for b in await handbook.list_behaviors()}
     method = METHODS["bci"]
-    frozen = await method.run(PROBLEMS[2], ScriptedBackend(reply), params=method.params(k=2), handbook=handbook)
+    frozen = await method.solve(PROBLEMS[2], ScriptedBackend(reply), params=method.params(k=2), handbook=handbook)
     assert {b.name: b.stats for b in await handbook.list_behaviors()} == before
-    assert frozen.details["handbook_mode"] == "frozen"
-    assert sorted(e for _, e, _ in frozen.details["usage"]) == ["cited", "cited_wrong", "retrieved", "retrieved"]
-    online = await method.run(PROBLEMS[2], ScriptedBackend(reply), params=method.params(k=2, handbook_mode="online"),
+    assert frozen.record.handbook_mode == "frozen"
+    assert sorted(e for _, e, _ in frozen.record.usage) == ["cited", "cited_wrong", "retrieved", "retrieved"]
+    online = await method.solve(PROBLEMS[2], ScriptedBackend(reply), params=method.params(k=2, handbook_mode="online"),
                               handbook=handbook)
-    assert online.details == {"handbook_mode": "online", "usage": None, "behaviors_in_context": 2,
-                              "behavior_tokens": online.solution.behavior_tokens}
+    assert online.record == BCIRecord(handbook_mode="online", behaviors_in_context=2,
+                                      behavior_tokens=online.solution.behavior_tokens)
     assert online.solution.behavior_tokens > 0
     after = await handbook.get("behavior_count_leftovers")
     assert (after.stats.retrieved, after.stats.cited_wrong) == (before["behavior_count_leftovers"].retrieved + 1, 1)
@@ -423,13 +424,13 @@ async def test_a_split_guard_keeps_behaviors_curated_from_the_evaluated_split_ou
     backend = ScriptedBackend(reply)
     bci_method = get_method("bci")
     for params in ({"exclude_split": True}, {}):
-        guarded = await bci_method.run(other_item, backend, params=bci_method.params(k=2, **params), handbook=handbook)
+        guarded = await bci_method.solve(other_item, backend, params=bci_method.params(k=2, **params), handbook=handbook)
         assert guarded.solution.behaviors == ()
-    opened = await bci_method.run(other_item, backend, params=bci_method.params(k=2, exclude_split=False),
+    opened = await bci_method.solve(other_item, backend, params=bci_method.params(k=2, exclude_split=False),
                                   handbook=handbook)
     assert len(opened.solution.behaviors) == 2
-    online = await bci_method.run(other_item, backend, params=bci_method.params(k=2, handbook_mode="online"),
+    online = await bci_method.solve(other_item, backend, params=bci_method.params(k=2, handbook_mode="online"),
                                   handbook=handbook)
     assert len(online.solution.behaviors) == 2
-    trained = await bci_method.run(elsewhere, backend, params=bci_method.params(k=2), handbook=handbook)
+    trained = await bci_method.solve(elsewhere, backend, params=bci_method.params(k=2), handbook=handbook)
     assert len(trained.solution.behaviors) == 2
