@@ -1,16 +1,51 @@
-"""What the HTTP faces share (the handbook service, the proxy, the viewer, the MCP server over HTTP): the bearer
-token check, a generated token, and starting an aiohttp application on a host and port with a clear error."""
+"""The face layer: what the HTTP faces share (the handbook service, the OpenAI proxy, the viewer, the MCP server
+over HTTP).
+
+- ``face_middleware``: one aiohttp middleware per face that checks the bearer token on the paths its policy
+  protects and maps every failure through the face's error mapper, so a handler never answers with a
+  traceback: a face's own errors in its own shape, anything unexpected logged and answered 500 in that shape;
+- ``agentkit_error`` / ``agentkit_errors``: agentkit's one error shape (``{"error": message, ...}``), used by
+  every face except the proxy, which keeps OpenAI's shape on its wire;
+- ``json_response``: JSON with anything unusual (datetimes, paths) as text;
+- ``listen_socket`` / ``start_site``: a port checked (0-65535; 0 picks a free one) and bound, or one
+  ``ConfigError`` saying why not; the MCP server binds through the same check;
+- ``bearer_ok`` / ``generate_token``: the constant-time token check (also for ASGI scopes) and a fresh token.
+"""
 
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
-from agentkit.errors import ConfigError
+from agentkit.errors import AgentkitError, ConfigError, validation_problems
+from agentkit.log import get_logger
 
-__all__ = ["bearer_ok", "generate_token", "start_site"]
+__all__ = ["UNAUTHORIZED", "ErrorMapper", "FaceError", "agentkit_error", "agentkit_errors", "bearer_ok", "check_port",
+           "face_middleware", "generate_token", "json_response", "listen_socket", "start_site"]
+
+_log = get_logger(__name__)
+
+UNAUTHORIZED = "missing or wrong bearer token (Authorization: Bearer <token>)"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorMapper = Callable[[BaseException], web.StreamResponse | None]
+"""A face's error mapper: the response for an exception a handler raised, or None to let it through (aiohttp's
+own success-like exceptions)."""
+
+
+class FaceError(Exception):
+    """An error a handler answers with in agentkit's shape: ``status``, the message and extra fields."""
+
+    def __init__(self, status: int, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.status, self.message, self.fields = status, message, fields
 
 
 def generate_token() -> str:
@@ -24,18 +59,93 @@ def bearer_ok(authorization: str | bytes, token: str) -> bool:
     return given.startswith(b"Bearer ") and hmac.compare_digest(given[7:], token.encode())
 
 
-async def start_site(app: web.Application, host: str, port: int, *, handler_cancellation: bool = False
-                     ) -> tuple[web.AppRunner, str]:
-    """Start ``app`` at ``host:port`` (0: a free port); returns the runner and ``http://host:port``. A port out of
-    range or one that cannot be listened on is a ``ConfigError`` saying so."""
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """``data`` as JSON (values JSON does not know, such as datetimes, as their text)."""
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+
+
+def agentkit_error(status: int, message: str, **fields: Any) -> web.Response:
+    """agentkit's error shape: ``{"error": message, **fields}`` with ``status``."""
+    return json_response({"error": message, **fields}, status)
+
+
+def agentkit_errors(exc: BaseException) -> web.StreamResponse | None:
+    """The mapping every agentkit-shaped face shares: a ``FaceError`` as it says, invalid input 422 (naming its
+    fields), a ``ConfigError`` 422,
+    another ``AgentkitError`` 503 (a backend or store that cannot answer now), aiohttp's own 4xx (no such
+    route, method not allowed, body too large) in the same shape, anything else 500 (logged: a bug)."""
+    if isinstance(exc, FaceError):
+        return agentkit_error(exc.status, exc.message, **exc.fields)
+    if isinstance(exc, ValidationError):
+        return agentkit_error(422, "invalid input", fields=[{"field": f, "reason": r}
+                                                            for f, r in validation_problems(exc, root="body")])
+    if isinstance(exc, ConfigError):
+        return agentkit_error(422, str(exc), fields=[])
+    if isinstance(exc, AgentkitError):
+        return agentkit_error(503, str(exc))
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            return None
+        if exc.status == 413:
+            return agentkit_error(413, "the request body is too large")
+        return agentkit_error(exc.status, exc.reason or "error")
+    _log.exception("request failed", error=repr(exc))
+    return agentkit_error(500, "internal error (logged by the server)")
+
+
+def face_middleware(*, token: str | None, protected: Callable[[str], bool],
+                    unauthorized: Callable[[], web.StreamResponse], errors: ErrorMapper) -> Any:
+    """A face's one middleware (one layer: each aiohttp middleware costs a call frame per request): with a
+    ``token``, a request to a path ``protected`` says needs the bearer token (``unauthorized()`` answers one
+    without); then every exception of the handler goes through ``errors``."""
+
+    @web.middleware
+    async def face(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token is not None and protected(request.path) and not bearer_ok(
+                request.headers.get("Authorization", ""), token):
+            return unauthorized()
+        try:
+            return await handler(request)
+        except Exception as exc:
+            response = errors(exc)
+            if response is None:
+                raise
+            return response
+
+    return face
+
+
+def check_port(port: int) -> None:
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0-65535 (0 picks a free port), got {port}")
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=handler_cancellation)
-    await runner.setup()
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening socket at ``host:port`` (0: a free port); a port out of range or one that cannot be listened on
+    is a ``ConfigError`` saying so."""
+    check_port(port)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        await web.TCPSite(runner, host, port).start()
+        sock.bind((host, port))
     except OSError as exc:
-        await runner.cleanup()
+        sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    bound_host, bound_port = runner.addresses[0][:2]
+    sock.listen(128)
+    return sock
+
+
+async def start_site(app: web.Application, host: str, port: int, *, handler_cancellation: bool = False
+                     ) -> tuple[web.AppRunner, str]:
+    """Start ``app`` at ``host:port`` (``listen_socket``); returns the runner and ``http://host:port``."""
+    sock = listen_socket(host, port)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=handler_cancellation)
+    try:
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+    except BaseException:
+        sock.close()
+        await runner.cleanup()
+        raise
+    bound_host, bound_port = sock.getsockname()[:2]
     return runner, f"http://{bound_host}:{bound_port}"

@@ -22,6 +22,7 @@ keeps running. Agent configuration (Claude Desktop, Cursor and others read the s
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Annotated, Any, Literal
 
@@ -29,7 +30,7 @@ from mcp.server.fastmcp import FastMCP
 from pydantic import Field
 
 from agentkit._behavior import MAX_INSTRUCTION_CHARS, MAX_NAME_CHARS, USAGE_EVENTS, Behavior, is_behavior_name
-from agentkit._web import bearer_ok
+from agentkit._web import UNAUTHORIZED, bearer_ok, check_port, listen_socket
 from agentkit.errors import AgentkitError, ConfigError
 from agentkit.memory.store import BehaviorStore
 
@@ -128,7 +129,7 @@ class _Bearer:
         if scope["type"] == "http":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not bearer_ok(given, self.token):
-                body = b'{"error": "missing or wrong bearer token (Authorization: Bearer <token>)"}'
+                body = json.dumps({"error": UNAUTHORIZED}).encode()
                 await send({"type": "http.response.start", "status": 401,
                             "headers": [(b"content-type", b"application/json"),
                                         (b"content-length", str(len(body)).encode())]})
@@ -141,24 +142,14 @@ async def serve_http(store: BehaviorStore, *, token: str, host: str = "127.0.0.1
                      read_only: bool = False, on_ready: Any = None) -> None:
     """Serve ``store`` over streamable HTTP at ``http://host:port/mcp`` with a bearer token; ``on_ready(url)`` is
     called once it listens."""
-    import socket
-
     import uvicorn
 
     if not token:
         raise ConfigError("the MCP server over HTTP needs a bearer token")
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"--port must be 0-65535 (0 picks a free port), got {port}")
+    check_port(port)
     server = create_server(store, read_only=read_only, host=host, port=port)
     app = _Bearer(server.streamable_http_app(), token)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(128)
+    sock = listen_socket(host, port)  # the faces' one port check and bind
     bound = sock.getsockname()
     web = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     if on_ready is not None:

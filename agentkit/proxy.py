@@ -49,7 +49,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentkit._web import bearer_ok, start_site
+from agentkit._web import UNAUTHORIZED, face_middleware, start_site
 from agentkit.backends.base import Backend, ChatMessage, ChatRequest, Completion
 from agentkit.bus import Bus, Subscription
 from agentkit.errors import (
@@ -405,32 +405,22 @@ def method_summary(method: Method[Any], result: MethodResult) -> tuple[dict[str,
 PROXY_KEY: web.AppKey[Proxy] = web.AppKey("proxy", Proxy)
 
 
-def _guard(token: str) -> Any:
-    """The proxy's one middleware: the bearer check on ``/v1`` routes, then every failure answered in OpenAI's
-    error shape (one layer rather than two: each aiohttp middleware costs a call frame per request)."""
+def _errors(exc: BaseException) -> web.StreamResponse | None:
+    """The proxy's error mapper: every failure in OpenAI's error shape (``error_for``; aiohttp's own 4xx too),
+    a bug logged with its traceback."""
+    if isinstance(exc, web.HTTPException):  # aiohttp's own: 404 route, 405, 413 body too large
+        if exc.status == 413:
+            return ApiError(413, "the request body is too large", code="request_too_large").response()
+        if exc.status >= 400:
+            return ApiError(exc.status, exc.reason or "error", code=None).response()
+        return None
+    if not isinstance(exc, (ApiError, AgentkitError)):
+        _log.exception("proxy request failed", error=repr(exc))
+    return error_for(exc).response()
 
-    @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/v1/") and not bearer_ok(request.headers.get("Authorization", ""), token):
-            return ApiError(401, "missing or wrong bearer token (Authorization: Bearer <token>)",
-                            code="invalid_api_key").response()
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            return exc.response()
-        except web.HTTPException as exc:  # aiohttp's own: 404 route, 405, 413 body too large
-            if exc.status == 413:
-                return ApiError(413, "the request body is too large", code="request_too_large").response()
-            if exc.status >= 400:
-                return ApiError(exc.status, exc.reason or "error", code=None).response()
-            raise
-        except AgentkitError as exc:
-            return error_for(exc).response()
-        except Exception as exc:  # a bug: logged with its traceback, answered in OpenAI's shape
-            _log.exception("proxy request failed", error=repr(exc))
-            return error_for(exc).response()
 
-    return guard
+def _v1(path: str) -> bool:
+    return path.startswith("/v1/")
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -564,7 +554,9 @@ def create_proxy_app(proxy: Proxy, *, max_body: int = DEFAULT_MAX_BODY, close_ba
     (``run_proxy_runner`` does) so that a client that disconnects cancels its run."""
     if max_body < 1024:
         raise ConfigError("max_body must be at least 1024 bytes")
-    app = web.Application(middlewares=[_guard(proxy.token)], client_max_size=max_body)
+    app = web.Application(middlewares=[face_middleware(
+        token=proxy.token, protected=_v1, unauthorized=lambda: ApiError(401, UNAUTHORIZED, code="invalid_api_key").response(),
+        errors=_errors)], client_max_size=max_body)
     app[PROXY_KEY] = proxy
     app.router.add_get("/health", _health)
     app.router.add_get("/v1/models", _models)

@@ -12,7 +12,6 @@ through the store's own methods, so the same validation, dedup, capacity and ver
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
@@ -21,7 +20,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from agentkit._web import bearer_ok, generate_token
+from agentkit._web import UNAUTHORIZED, FaceError, agentkit_error, agentkit_errors, face_middleware, generate_token
+from agentkit._web import json_response as _json
 from agentkit.errors import BehaviorNotFound, ConfigError, StoreError, validation_problems
 from agentkit.log import get_logger
 from agentkit.memory import Behavior, ImportReport, Provenance, PruneDecision, PrunePolicy, QdrantBehaviorStore
@@ -175,10 +175,6 @@ class _Health(BaseModel):
     behaviors: int
 
 
-def _fields(exc: ValidationError) -> list[dict[str, str]]:
-    return [{"field": field, "reason": reason} for field, reason in validation_problems(exc, root="body")]
-
-
 async def _body(request: web.Request, model: type[B]) -> B:
     """The request body validated into ``model`` (bytes -> JSON -> model in one step: invalid UTF-8, invalid
     JSON, wrong types and unknown fields are all a 422 naming the field)."""
@@ -191,8 +187,9 @@ def _query(request: web.Request, model: type[B]) -> B:
     try:
         return model.model_validate(dict(request.query))
     except ValidationError as exc:
-        raise _Invalid([{"field": f"query.{field.removeprefix('query.')}", "reason": reason}
-                        for field, reason in validation_problems(exc, root="query")]) from None
+        raise FaceError(422, "invalid input", fields=[
+            {"field": f"query.{field.removeprefix('query.')}", "reason": reason}
+            for field, reason in validation_problems(exc, root="query")]) from None
 
 
 def _name(request: web.Request) -> str:
@@ -203,42 +200,19 @@ def _name(request: web.Request) -> str:
     return name
 
 
-class _Invalid(Exception):
-    def __init__(self, fields: list[dict[str, str]]) -> None:
-        super().__init__("invalid input")
-        self.fields = fields
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
-
-
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ValidationError as exc:
-        return _json({"error": "invalid input", "fields": _fields(exc)}, 422)
-    except _Invalid as exc:
-        return _json({"error": "invalid input", "fields": exc.fields}, 422)
-    except BehaviorNotFound as exc:
-        return _json({"error": str(exc)}, 404)
-    except ConfigError as exc:
-        return _json({"error": str(exc), "fields": []}, 422)
-    except StoreError as exc:
+def _errors(exc: BaseException) -> web.StreamResponse | None:
+    """The service's errors in agentkit's shape: a missing behavior 404, a store that cannot answer 503 (logged),
+    the rest as every agentkit face maps them (``agentkit_errors``)."""
+    if isinstance(exc, BehaviorNotFound):
+        return agentkit_error(404, str(exc))
+    if isinstance(exc, StoreError):
         _log.error("store error", error=str(exc))
-        return _json({"error": str(exc)}, 503)
+        return agentkit_error(503, str(exc))
+    return agentkit_errors(exc)
 
 
-def _auth(token: str) -> Any:
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/v1/"):
-            if not bearer_ok(request.headers.get("Authorization", ""), token):
-                return _json({"error": "missing or wrong bearer token (Authorization: Bearer <token>)"}, 401)
-        return await handler(request)
-
-    return check
+def _v1(path: str) -> bool:
+    return path.startswith("/v1/")
 
 
 def _store(request: web.Request) -> QdrantBehaviorStore:
@@ -481,7 +455,9 @@ def create_app(store: QdrantBehaviorStore, *, token: str, max_body: int = DEFAUL
     """The aiohttp application serving ``store``; it opens the store on start-up and closes it on clean-up."""
     if not token:
         raise ConfigError("the handbook service needs a bearer token")
-    app = web.Application(middlewares=[_auth(token), _errors], client_max_size=max_body)
+    app = web.Application(middlewares=[face_middleware(
+        token=token, protected=_v1, unauthorized=lambda: agentkit_error(401, UNAUTHORIZED), errors=_errors)],
+        client_max_size=max_body)
     app[STORE_KEY] = store
     for route in _ROUTES:
         app.router.add_route(route.method, route.path, route.handler)

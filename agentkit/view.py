@@ -22,7 +22,15 @@ from typing import Any
 
 from aiohttp import web
 
-from agentkit._web import start_site
+from agentkit._web import (
+    UNAUTHORIZED,
+    FaceError,
+    agentkit_error,
+    agentkit_errors,
+    face_middleware,
+    json_response,
+    start_site,
+)
 from agentkit.sweep.db import ResultsDB
 from agentkit.sweep.report import _plot, budget_label, compare, summarise
 
@@ -113,8 +121,8 @@ class Viewer:
 VIEWER_KEY: web.AppKey[Viewer] = web.AppKey("viewer", Viewer)
 
 
-def _bad(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+def _bad(message: str) -> FaceError:
+    return FaceError(400, message)
 
 
 async def _index(request: web.Request) -> web.Response:
@@ -125,7 +133,7 @@ async def _index(request: web.Request) -> web.Response:
 
 
 async def _summary(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[VIEWER_KEY].summary(), dumps=lambda d: json.dumps(d, default=str))
+    return json_response(await request.app[VIEWER_KEY].summary())
 
 
 async def _cells(request: web.Request) -> web.Response:
@@ -141,20 +149,22 @@ async def _cells(request: web.Request) -> web.Response:
         raise _bad(f"offset must be >= 0 and limit 1-{MAX_LIMIT}")
     out = request.app[VIEWER_KEY].cells(dataset=q.get("dataset", ""), method=q.get("method", ""),
                                         budget=q.get("budget", ""), outcome=outcome, offset=offset, limit=limit)
-    return web.json_response(out, dumps=lambda d: json.dumps(d, default=str))
+    return json_response(out)
 
 
 async def _cell(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     found = request.app[VIEWER_KEY].cell(key) if _KEY.fullmatch(key) else None
     if found is None:
-        raise web.HTTPNotFound(text=json.dumps({"error": f"no cell {key!r}"}), content_type="application/json")
-    return web.json_response(found, dumps=lambda d: json.dumps(d, default=str))
+        raise FaceError(404, f"no cell {key!r}")
+    return json_response(found)
 
 
 def create_view_app(viewer: Viewer) -> web.Application:
     """The read-only aiohttp application of ``viewer`` (GET only)."""
-    app = web.Application()
+    app = web.Application(middlewares=[face_middleware(  # read-only and local: no token
+        token=None, protected=lambda path: False, unauthorized=lambda: agentkit_error(401, UNAUTHORIZED),
+        errors=agentkit_errors)])
     app[VIEWER_KEY] = viewer
     app.router.add_get("/", _index)
     app.router.add_get("/api/summary", _summary)

@@ -11,6 +11,7 @@ import pytest
 
 from agentkit.backends import model_path
 from agentkit.backends.local import LocalServer
+from agentkit.memory import MiniLMEmbedder
 
 MODEL = "qwen2.5-0.5b"
 
@@ -24,6 +25,12 @@ def model_file() -> Path:
 def local_server(model_file: Path) -> Iterator[LocalServer]:
     with LocalServer(model_file, model=MODEL, slots=4, ctx_per_slot=1024) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def embedder() -> MiniLMEmbedder:
+    """The real default embedder, loaded once per session (memory, service, MCP and face tests)."""
+    return MiniLMEmbedder()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Memory fixtures: the real default embedder (loaded once per session) and stores on both real engines."""
+"""Memory fixtures: stores on both real engines (the embedder is the session's, ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,6 @@ import pytest
 from agentkit.memory import MiniLMEmbedder, QdrantBehaviorStore
 
 ENGINES = ["edge", "local"]
-
-
-@pytest.fixture(scope="session")
-def embedder() -> MiniLMEmbedder:
-    return MiniLMEmbedder()
 
 
 def make_store(engine: str, tmp_path: Path, embedder: MiniLMEmbedder, **kwargs: object) -> QdrantBehaviorStore:

@@ -19,7 +19,7 @@ from agentkit.sweep import ResultsDB, load_spec, report_data, run_sweep, write_r
 from agentkit.sweep.report import compare
 from agentkit.testing import Reply, ScriptedServer, run_agentkit
 
-COMPARE = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_databases.py"
+COMPARE = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_databases.py"
 
 SPEC = """
 name = "integrity"

@@ -257,7 +257,7 @@ def test_pareto_front() -> None:
 
 @pytest.mark.parametrize("name", ["smoke", "demo", "math500_vllm", "aime_vllm"])
 def test_shipped_specs_validate(name: str) -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     spec = load_spec(root / "benchmarks" / "sweeps" / f"{name}.toml")
     assert spec.budgets and spec.methods
 

@@ -11,7 +11,7 @@ import pytest
 
 from agentkit.sweep import implied_comparisons, infeasible, load_spec, starved, validate_spec
 
-SWEEPS = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "sweeps").glob("*.toml"))
+SWEEPS = sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "sweeps").glob("*.toml"))
 
 
 def agentkit(*args: str) -> subprocess.CompletedProcess[str]:
@@ -72,7 +72,7 @@ def test_comparisons_are_sized_from_a_pilot_database(tmp_path: Path) -> None:
     spec.write_text('budgets = [2000]\n[[datasets]]\nname = "gsm8k"\nlimit = 400\n[[methods]]\nname = "long-cot"\n'
                     '[[methods]]\nname = "sr"\nlabel = "sr-2rounds"\nparams = { rounds = 2, kappa = 256 }\n'
                     '[[backends]]\nspec = "openai-compatible:http://127.0.0.1:9/v1?model=m"\n')
-    pilot = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "gsm8k50_local05b.sqlite"
+    pilot = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gsm8k50_local05b.sqlite"
     out = agentkit("sweep", "validate", str(spec), "--pilot", str(pilot), "--json")
     assert out.returncode == 0, out.stderr
     [c] = json.loads(out.stdout)["comparisons"]
@@ -167,7 +167,7 @@ def test_throughput_turns_every_call_at_its_cap_into_hours(tmp_path: Path) -> No
 def test_the_paper_specs_compare_like_with_like(name: str) -> None:
     from agentkit.sweep.runner import method_sampling
 
-    spec = load_spec(Path(__file__).resolve().parents[1] / "benchmarks" / "sweeps" / name)
+    spec = load_spec(Path(__file__).resolve().parents[2] / "benchmarks" / "sweeps" / name)
     by_name: dict[str, list[object]] = {}
     for m in spec.methods:
         by_name.setdefault(m.name, []).append(m)

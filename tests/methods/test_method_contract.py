@@ -42,7 +42,7 @@ from agentkit.registry import baseline_names, record_of
 from agentkit.roles import Student, ask, attached
 from agentkit.testing import Reply, ScriptedBackend, ScriptedServer, call_step
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROBLEM = Problem(problem_id="p1", text="What is 4 + 5?", reference="9")
 
 
