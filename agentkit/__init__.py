@@ -7,8 +7,9 @@ over an asyncio event bus, with honest token accounting.
 The layers, each importing only from the ones below it (enforced by import-linter contracts in
 ``pyproject.toml``, run by ``make lint``)::
 
-    faces        agentkit.cli · service · proxy · mcp_server · view ·     (users, shells, HTTP, OpenAI clients,
-                 agentkit.sweep                                           MCP agents, browsers, benchmark grids)
+    faces        agentkit.faces: cli · service · proxy · mcp_server ·     (users, shells, HTTP, OpenAI clients,
+                 view · web (their shared HTTP layer)                     MCP agents, browsers)
+    sweep        agentkit.sweep: specs, runner, results database, report  benchmark grids
     methods      agentkit.methods: long-cot, bci, pdr, sr, self-improve,   compose roles on the bus; fill the
                  critique-revise, ...; MethodServer, run_method;           registry; run a method for a caller
                  curation, BC-SFT data

@@ -10,7 +10,7 @@ Model libraries (xllamacpp, llama-cpp-python) are imported only when a backend s
 from __future__ import annotations
 
 from ._models import DEFAULT_MODEL, PACKAGED_MODELS, model_path
-from .base import Backend, BaseBackend, CallContext, ChatMessage, ChatRequest, Completion
+from .base import Backend, CallContext, ChatMessage, ChatRequest, Completion
 from .llamacpp import LlamaCpp
 from .local import Local, LocalServer
 from .middleware import (
@@ -31,7 +31,6 @@ __all__ = [
     "DEFAULT_MODEL",
     "PACKAGED_MODELS",
     "Backend",
-    "BaseBackend",
     "Cached",
     "CallContext",
     "ChatMessage",

@@ -26,7 +26,6 @@ from agentkit.errors import ConfigError, validation_problems
 
 __all__ = [
     "Backend",
-    "BaseBackend",
     "CallContext",
     "ChatMessage",
     "ChatRequest",
@@ -208,7 +207,3 @@ class Backend(abc.ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-
-BaseBackend = Backend
-"""The name this contract had before 0.1's middle-layer rework (when a ``Backend`` Protocol stood beside it);
-kept as an alias so subclasses written against it keep working."""

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import difflib
 import json
-import math
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -74,12 +73,6 @@ def _point_id(name: str, version: int) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
 
 
 class SearchHit(BaseModel):

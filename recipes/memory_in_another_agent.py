@@ -78,8 +78,8 @@ async def handbook_service(store_dir: str, token: str) -> AsyncIterator[str]:
     """Serve ``store_dir`` on a free port (what ``agentkit serve`` does), seeded when empty."""
     from aiohttp import web
 
+    from agentkit.faces.service import create_app
     from agentkit.memory import Behavior, QdrantBehaviorStore
-    from agentkit.service import create_app
 
     store = QdrantBehaviorStore(path=store_dir)
     await store.open()

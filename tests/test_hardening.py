@@ -51,7 +51,7 @@ def rows(db: Path) -> list[dict[str, Any]]:
 
 
 def agentkit(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentkit.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agentkit", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 

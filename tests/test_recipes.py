@@ -115,7 +115,7 @@ async def test_a_method_registered_in_a_recipe_runs_in_the_recipe_the_cli_and_a_
         out, _ = await run_recipe("custom_method.py", "--backend", spec, "--limit", "1")
         assert out.startswith("gsm8k-test-0: 9 (reference 18, wrong) after 3 samples")  # 7, 9, 9: two agree
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agentkit.cli", "solve", "--plugin", str(ROOT / "recipes" / "custom_method.py"),
+            sys.executable, "-m", "agentkit", "solve", "--plugin", str(ROOT / "recipes" / "custom_method.py"),
             "--method", "adaptive-consistency", "--param", "max_samples=3", "--backend", spec, "--limit", "1",
             "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         stdout, err = await asyncio.wait_for(proc.communicate(), 120)
@@ -135,7 +135,7 @@ async def test_a_method_registered_in_a_recipe_runs_in_the_recipe_the_cli_and_a_
         db.close()
     # An unknown method is one line naming the registered ones, not a traceback.
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agentkit.cli", "solve", "--plugin", str(tmp_path / "missing.py"),
+        sys.executable, "-m", "agentkit", "solve", "--plugin", str(tmp_path / "missing.py"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2 and err.decode().startswith("agentkit: no plugin file")

@@ -70,7 +70,7 @@ async def run(n: int, calls: int) -> dict[str, Any]:
                 t = time.perf_counter()
                 await store.search(q, 8)
                 local.append(time.perf_counter() - t)
-        server = StdioServerParameters(command=sys.executable, args=["-m", "agentkit.cli", "mcp", "--store", str(path),
+        server = StdioServerParameters(command=sys.executable, args=["-m", "agentkit", "mcp", "--store", str(path),
                                                                      "--read-only"], env=dict(os.environ))
         remote = []
         async with stdio_client(server) as (read, write), ClientSession(read, write) as session:

@@ -126,7 +126,7 @@ def main() -> None:
         return
     procs: list[subprocess.Popen[str]] = []
     with scripted_server(args.latency) as upstream:
-        proxy, line = start([sys.executable, "-m", "agentkit.cli", "proxy", "--backend",
+        proxy, line = start([sys.executable, "-m", "agentkit", "proxy", "--backend",
                              f"openai-compatible:{upstream}?model=scripted&retries=1", "--port", "0", "--token", TOKEN,
                              "--concurrency", str(4 * args.requests)], " at ")
         procs.append(proxy)

@@ -128,7 +128,7 @@ def main() -> None:
             asyncio.run(build(db, args.cells))
             built_s = time.perf_counter() - started
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "agentkit.cli", "view", str(db), "--port", "0"],
+        proc = subprocess.Popen([sys.executable, "-m", "agentkit", "view", str(db), "--port", "0"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             assert proc.stdout is not None

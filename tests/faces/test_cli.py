@@ -10,7 +10,7 @@ import pytest
 
 
 def agentkit(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentkit.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agentkit", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 

@@ -46,7 +46,7 @@ def error_text(result: Any) -> str:
 
 
 def params(path: Path, *extra: str) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "agentkit.cli", "mcp", "--store", str(path),
+    return StdioServerParameters(command=sys.executable, args=["-m", "agentkit", "mcp", "--store", str(path),
                                                                *extra], env=dict(os.environ))
 
 
@@ -107,7 +107,7 @@ async def test_streamable_http_needs_the_token(tmp_path: Path, embedder: MiniLME
 
     path = await seeded(tmp_path, embedder)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agentkit.cli", "mcp", "--store", str(path), "--http", "--port", "0", "--token", "t0k",
+        sys.executable, "-m", "agentkit", "mcp", "--store", str(path), "--http", "--port", "0", "--token", "t0k",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         assert proc.stdout is not None
@@ -131,7 +131,7 @@ async def test_bad_flags_are_one_line_with_exit_2(tmp_path: Path, args: list[str
     if "--store" not in args:
         args = ["--store", str(tmp_path / "fresh"), *args]
     env = {k: v for k, v in os.environ.items() if k != "AGENTKIT_TOKEN"}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "agentkit.cli", "mcp", *args, env=env,
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "agentkit", "mcp", *args, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 2, err

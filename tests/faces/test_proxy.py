@@ -15,8 +15,8 @@ import pytest
 
 from agentkit.backends import OpenAICompatible, backend_from_spec
 from agentkit.backends.local import LocalServer
+from agentkit.faces.proxy import Proxy, create_proxy_app, run_proxy_runner
 from agentkit.messages import Problem
-from agentkit.proxy import Proxy, create_proxy_app, run_proxy_runner
 from agentkit.registry import get_method
 from agentkit.testing import Fault, Reply, ScriptedServer, prompt_kind
 
@@ -285,7 +285,7 @@ async def test_the_cli_serves_until_sigterm_and_refuses_bad_flags_in_one_line() 
 
     async with ScriptedServer(script) as upstream:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agentkit.cli", "proxy", "--backend",
+            sys.executable, "-m", "agentkit", "proxy", "--backend",
             f"openai-compatible:{upstream.base_url}?model=scripted&retries=1", "--port", "0", "--token", TOKEN,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
@@ -302,7 +302,7 @@ async def test_the_cli_serves_until_sigterm_and_refuses_bad_flags_in_one_line() 
             code = await asyncio.wait_for(proc.wait(), 30)
         assert code == 0
     bad = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agentkit.cli", "proxy", "--backend", "openai-compatible:http://127.0.0.1:9/v1?model=m",
+        sys.executable, "-m", "agentkit", "proxy", "--backend", "openai-compatible:http://127.0.0.1:9/v1?model=m",
         "--concurrency", "0", "--port", "0", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(bad.communicate(), 60)
     assert bad.returncode == 2 and err.decode().count("\n") == 1 and "concurrency" in err.decode()

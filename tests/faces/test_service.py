@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 
 from agentkit.errors import BehaviorNotFound, ConfigError
+from agentkit.faces.service import create_app, openapi_spec
 from agentkit.memory import Behavior, HandbookClient, MiniLMEmbedder, PrunePolicy, QdrantBehaviorStore
-from agentkit.service import create_app, openapi_spec
 
 TOKEN = "test-token"
 
@@ -110,21 +110,21 @@ asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
 def test_two_processes_share_one_store_through_the_service(tmp_path: Path) -> None:
     env = {**os.environ, "AGENTKIT_TOKEN": TOKEN}
     server = subprocess.Popen(
-        [sys.executable, "-m", "agentkit.cli", "serve", "--store", str(tmp_path / "store"), "--port", "0"],
+        [sys.executable, "-m", "agentkit", "serve", "--store", str(tmp_path / "store"), "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert server.stdout is not None
         line = server.stdout.readline()
         assert "serving the handbook" in line, server.stderr.read() if server.stderr else line
         url = line.split(" at ")[1].strip()
-        add = subprocess.run([sys.executable, "-m", "agentkit.cli", "handbook", "--store", url, "add", "behavior_shared",
+        add = subprocess.run([sys.executable, "-m", "agentkit", "handbook", "--store", url, "add", "behavior_shared",
                               "share one store between processes"], capture_output=True, text=True, env=env)
         assert add.returncode == 0, add.stderr
         workers = [subprocess.Popen([sys.executable, "-c", WORKER, url, TOKEN, str(w)], stdout=subprocess.PIPE,
                                     text=True) for w in range(2)]
         outputs = [w.communicate(timeout=120)[0] for w in workers]
         assert [w.returncode for w in workers] == [0, 0] and all(o.startswith("done") for o in outputs)
-        show = subprocess.run([sys.executable, "-m", "agentkit.cli", "handbook", "--store", url, "--json", "show",
+        show = subprocess.run([sys.executable, "-m", "agentkit", "handbook", "--store", url, "--json", "show",
                                "behavior_shared"], capture_output=True, text=True, env=env)
         assert show.returncode == 0, show.stderr
         assert json.loads(show.stdout)["stats"]["cited"] == 100

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from agentkit.errors import BehaviorNotFound
+from agentkit.faces.service import openapi_spec
 from agentkit.memory import HandbookClient
-from agentkit.service import openapi_spec
 
 TOKEN = "hardening-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -28,7 +28,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`agentkit serve` in its own process (real HTTP on 127.0.0.1), with two behaviors in its store."""
     store = tmp_path_factory.mktemp("svc") / "store"
-    proc = subprocess.Popen([sys.executable, "-m", "agentkit.cli", "serve", "--store", str(store), "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "agentkit", "serve", "--store", str(store), "--port", "0",
                              "--token", TOKEN, "--max-body", "65536"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:

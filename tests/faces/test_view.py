@@ -13,9 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agentkit.faces.view import Viewer, create_view_app, run_view_runner
 from agentkit.sweep import ResultsDB, load_spec, run_sweep
 from agentkit.testing import Reply, ScriptedServer, prompt_kind
-from agentkit.view import Viewer, create_view_app, run_view_runner
 
 SPEC = """
 name = "view"

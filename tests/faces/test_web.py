@@ -1,4 +1,4 @@
-"""The face layer (``agentkit._web``): the HTTP faces share one bearer check with a path policy, one listen and
+"""The face layer (``agentkit.faces.web``): the HTTP faces share one bearer check with a path policy, one listen and
 port check, and one error mapper per wire shape (agentkit's ``{"error": ...}``; the proxy keeps OpenAI's).
 
 Real HTTP on 127.0.0.1: the handbook service, the proxy and the viewer answer a missing token, an unknown route, a
@@ -16,7 +16,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agentkit._web import (
+from agentkit.errors import ConfigError
+from agentkit.faces.proxy import Proxy, create_proxy_app
+from agentkit.faces.service import create_app
+from agentkit.faces.web import (
     UNAUTHORIZED,
     agentkit_error,
     agentkit_errors,
@@ -24,10 +27,7 @@ from agentkit._web import (
     listen_socket,
     start_site,
 )
-from agentkit.errors import ConfigError
 from agentkit.memory import QdrantBehaviorStore
-from agentkit.proxy import Proxy, create_proxy_app
-from agentkit.service import create_app
 from agentkit.testing import ScriptedBackend
 
 TOKEN = "t" * 32
@@ -107,7 +107,7 @@ async def test_one_port_check_and_bind_for_every_face() -> None:
 
 
 async def test_the_mcp_server_binds_through_the_same_check() -> None:
-    from agentkit.mcp_server import serve_http
+    from agentkit.faces.mcp_server import serve_http
 
     with pytest.raises(ConfigError, match="0-65535"):
         await serve_http(None, token=TOKEN, port=70000)  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ async def handbook(request: pytest.FixtureRequest, tmp_path: Path, embedder: Min
         yield store
         await store.close()
         return
-    from agentkit.service import create_app
+    from agentkit.faces.service import create_app
 
     runner = web.AppRunner(create_app(store, token=TOKEN), access_log=None)
     await runner.setup()

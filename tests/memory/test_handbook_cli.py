@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def hb(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentkit.cli", "handbook", "--store", str(store), *args],
+    return subprocess.run([sys.executable, "-m", "agentkit", "handbook", "--store", str(store), *args],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -58,6 +58,6 @@ def test_a_bad_embedder_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     out = hb(tmp_path / "hb", "--json", "stats", "--embedder", "minilm")  # the default, named: fine
     assert out.returncode == 0 and json.loads(out.stdout)["active"] == 0
-    out = subprocess.run([sys.executable, "-m", "agentkit.cli", "handbook", "--store", "http://127.0.0.1:9/x",
+    out = subprocess.run([sys.executable, "-m", "agentkit", "handbook", "--store", "http://127.0.0.1:9/x",
                           "--token", "t", "--embedder", "minilm", "stats"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "--embedder applies to a store directory" in out.stderr

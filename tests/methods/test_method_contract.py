@@ -122,7 +122,7 @@ async def test_the_method_server_answers_solve_requests_with_a_plugin_and_the_de
 
 
 async def test_a_plugin_record_round_trips_through_a_sweep_row_and_the_report(tmp_path: Path) -> None:
-    from agentkit.cli import main
+    from agentkit.faces.cli import main
     from agentkit.sweep import ResultsDB, load_spec, run_sweep
 
     spec = tmp_path / "s.toml"
@@ -166,7 +166,7 @@ spec = "openai-compatible:{server.base_url}?model=scripted&retries=1"
 
 # -- the code says so ------------------------------------------------------------------------------------------
 
-FACES = [ROOT / "agentkit" / name for name in ("cli.py", "service.py", "proxy.py", "mcp_server.py", "view.py")]
+FACES = [p for p in (ROOT / "agentkit" / "faces").rglob("*.py")]
 NAMELESS = [*FACES, *sorted((ROOT / "agentkit" / "sweep").glob("*.py")), ROOT / "agentkit" / "methods" / "server.py",
             ROOT / "agentkit" / "registry.py", ROOT / "agentkit" / "messages.py"]
 
@@ -220,7 +220,7 @@ GOLDEN = sorted((ROOT / "tests" / "data" / "report_golden").glob("*.json"))
 
 @pytest.mark.parametrize("golden", GOLDEN, ids=[g.stem for g in GOLDEN])
 def test_committed_results_report_as_before(golden: Path) -> None:
-    from agentkit.cli import main
+    from agentkit.faces.cli import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):

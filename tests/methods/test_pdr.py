@@ -221,7 +221,7 @@ async def test_cli_methods_at_one_matched_budget() -> None:
         rows = {}
         for method in ("long-cot", "sr", "pdr"):
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "agentkit.cli", "solve", "--backend", spec, "--method", method, "--limit", "1",
+                sys.executable, "-m", "agentkit", "solve", "--backend", spec, "--method", method, "--limit", "1",
                 "--budget", "3000", "--rounds", "2", "--drafts", "3", "--kappa", "128", "--json",
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             out, err = await asyncio.wait_for(proc.communicate(), 120)

@@ -73,7 +73,7 @@ async def test_self_consistency_from_the_cli_and_a_sweep(tmp_path: Path) -> None
     async with ScriptedServer(lambda body: Reply("so \\boxed{18}")) as server:
         spec = f"openai-compatible:{server.base_url}?model=scripted"
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agentkit.cli", "solve", "--backend", spec, "--method", "self-consistency",
+            sys.executable, "-m", "agentkit", "solve", "--backend", spec, "--method", "self-consistency",
             "--samples", "3", "--limit", "1", "--budget", "600", "--json",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), 120)

@@ -157,7 +157,7 @@ async def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path) ->
         db = tmp_path / "killed.sqlite"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agentkit.cli", "sweep", "run", str(spec_path), "--db", str(db),
+            sys.executable, "-m", "agentkit", "sweep", "run", str(spec_path), "--db", str(db),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env)
         for _ in range(600):
             await asyncio.sleep(0.1)
@@ -277,7 +277,7 @@ def test_failed_cells_count_as_wrong_and_report_json_has_the_table_numbers(tmp_p
                          "grader": "g", "error": "BudgetExceeded: no room" if outcome == "failed" else None})
     db.write_many(rows)
     db.close()
-    out = subprocess.run([sys.executable, "-m", "agentkit.cli", "sweep", "report", str(tmp_path / "r.sqlite"),
+    out = subprocess.run([sys.executable, "-m", "agentkit", "sweep", "report", str(tmp_path / "r.sqlite"),
                           "--out", str(tmp_path / "report"), "--json"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     groups = {g["method"]: g for g in json.loads(out.stdout)["groups"]}
@@ -384,7 +384,7 @@ def test_paired_comparisons_bootstrap_over_problems_and_seed_spread(tmp_path: Pa
     assert bootstrap_mean_ci([[1.0, 1.0], [0.0, 0.0]], seed=1) == bootstrap_mean_ci([[1.0, 1.0], [0.0, 0.0]], seed=1)
     assert seed_mean_se([0.5, 0.7]) == pytest.approx((0.6, 0.1))
     assert paired_difference({}, {"x": 1.0})["items"] == 0
-    cli = subprocess.run([sys.executable, "-m", "agentkit.cli", "sweep", "report", str(tmp_path / "r.sqlite"), "--out",
+    cli = subprocess.run([sys.executable, "-m", "agentkit", "sweep", "report", str(tmp_path / "r.sqlite"), "--out",
                           str(tmp_path / "r2"), "--compare", "long-cot", "pdr", "--json"], capture_output=True,
                          text=True, timeout=120)
     assert cli.returncode == 0, cli.stderr

@@ -15,7 +15,7 @@ SWEEPS = sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "sweeps").
 
 
 def agentkit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentkit.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "agentkit", *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("spec", SWEEPS, ids=[p.name for p in SWEEPS])

@@ -20,9 +20,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from agentkit._web import UNAUTHORIZED, FaceError, agentkit_error, agentkit_errors, face_middleware, generate_token
-from agentkit._web import json_response as _json
 from agentkit.errors import BehaviorNotFound, ConfigError, StoreError, validation_problems
+from agentkit.faces.web import UNAUTHORIZED, FaceError, agentkit_error, agentkit_errors, face_middleware, generate_token
+from agentkit.faces.web import json_response as _json
 from agentkit.log import get_logger
 from agentkit.memory import Behavior, ImportReport, Provenance, PruneDecision, PrunePolicy, QdrantBehaviorStore
 from agentkit.memory.behavior import MAX_INSTRUCTION_CHARS, MAX_NAME_CHARS, NAME_PATTERN, is_behavior_name

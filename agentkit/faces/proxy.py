@@ -49,7 +49,6 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentkit._web import UNAUTHORIZED, face_middleware, start_site
 from agentkit.backends.base import Backend, ChatMessage, ChatRequest, Completion
 from agentkit.bus import Bus, Subscription
 from agentkit.errors import (
@@ -61,6 +60,7 @@ from agentkit.errors import (
     RequestTimeout,
     validation_problems,
 )
+from agentkit.faces.web import UNAUTHORIZED, face_middleware, start_site
 from agentkit.log import get_logger
 from agentkit.memory.store import BehaviorStore
 from agentkit.messages import DistillResult, Draft, Message, Problem

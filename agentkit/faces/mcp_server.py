@@ -30,8 +30,8 @@ from mcp.server.fastmcp import FastMCP
 from pydantic import Field
 
 from agentkit._behavior import MAX_INSTRUCTION_CHARS, MAX_NAME_CHARS, USAGE_EVENTS, Behavior, is_behavior_name
-from agentkit._web import UNAUTHORIZED, bearer_ok, check_port, listen_socket
 from agentkit.errors import AgentkitError, ConfigError
+from agentkit.faces.web import UNAUTHORIZED, bearer_ok, check_port, listen_socket
 from agentkit.memory.store import BehaviorStore
 
 __all__ = ["TOOLS", "WRITE_TOOLS", "create_server", "serve_http", "serve_stdio"]
