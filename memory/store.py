@@ -310,11 +310,16 @@ class QdrantBehaviorStore:
         return found[0] if found else None
 
     async def _write_version(self, old: Record | None, new: Behavior, vector: list[float]) -> Behavior:
-        """Write ``new`` as the latest version (caller holds the lock)."""
+        """Write ``new`` as the latest version (caller holds the lock). The new version and the old one's
+        ``latest = no`` go in one upsert, one entry of the store's write-ahead log: a kill -9 leaves either both or
+        neither, never two latest versions of one behavior."""
         engine = await self._e()
-        await engine.upsert([(_point_id(new.name, new.version), vector, self._payload(new, latest=True))])
+        points = [(_point_id(new.name, new.version), vector, self._payload(new, latest=True))]
         if old is not None:
-            await engine.set_payload(old.id, {"latest": "no", "live": "no"})
+            previous = old if old.vector is not None else (await engine.retrieve([old.id], with_vector=True))[0]
+            assert previous.vector is not None
+            points.append((old.id, previous.vector, {**previous.payload, "latest": "no", "live": "no"}))
+        await engine.upsert(points)
         self._writes += 1
         if self._writes % 64 == 0 and engine.unindexed() >= self.exact_below:
             engine.build_in_background()  # a store that outgrew exact search gets its index, without waiting

@@ -4,14 +4,14 @@ over real HTTP on 127.0.0.1. Each test gets its own event loop, so clients are c
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from agentkit.backends import model_path
 from agentkit.backends.local import LocalServer
-from agentkit.memory import MiniLMEmbedder
+from agentkit.memory import MiniLMEmbedder, QdrantBehaviorStore
 
 MODEL = "qwen2.5-0.5b"
 
@@ -31,6 +31,15 @@ def local_server(model_file: Path) -> Iterator[LocalServer]:
 def embedder() -> MiniLMEmbedder:
     """The real default embedder, loaded once per session (memory, service, MCP and face tests)."""
     return MiniLMEmbedder()
+
+
+@pytest.fixture
+async def handbook(tmp_path: Path, embedder: MiniLMEmbedder) -> AsyncIterator[QdrantBehaviorStore]:
+    """An embedded handbook in ``tmp_path / "hb"`` (the default engine), opened and closed around the test."""
+    store = QdrantBehaviorStore(path=tmp_path / "hb", embedder=embedder)
+    await store.open()
+    yield store
+    await store.close()
 
 
 @pytest.fixture

@@ -25,12 +25,3 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path, embedder: MiniLM
     await s.open()
     yield s
     await s.close()
-
-
-@pytest.fixture
-async def handbook(tmp_path: Path, embedder: MiniLMEmbedder) -> AsyncIterator[QdrantBehaviorStore]:
-    """An embedded handbook in ``tmp_path / "hb"`` (the default engine), opened and closed around the test."""
-    store = QdrantBehaviorStore(path=tmp_path / "hb", embedder=embedder)
-    await store.open()
-    yield store
-    await store.close()
