@@ -32,10 +32,18 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agentkit._behavior import Behavior
 from agentkit.backends.base import Backend
 from agentkit.bus import Bus
-from agentkit.errors import BackendError, BackendRequestError, BackendUnavailable, ConfigError, HandlerFailed
+from agentkit.calls import counted_prompt_tokens
+from agentkit.errors import (
+    BackendError,
+    BackendRequestError,
+    BackendUnavailable,
+    BudgetExceeded,
+    ConfigError,
+    HandlerFailed,
+)
 from agentkit.evaluation.answers import answers_match
 from agentkit.evaluation.datasets import split_guarded
-from agentkit.ledger import Ledger
+from agentkit.ledger import Ledger, estimate_prompt_tokens
 from agentkit.log import get_logger
 from agentkit.memory.retrieval import (
     HandbookMode,
@@ -58,17 +66,11 @@ from agentkit.messages import (
     Workspace,
     WorkspaceVariant,
 )
+from agentkit.prompts import load_prompt
 from agentkit.registry import Method, MethodParams, MethodRecord, MethodResult, Plan, RunContext, start_run
 from agentkit.roles import Distiller, Refiner, ask, attached
-from agentkit.roles.pdr_roles import EXTRACTIVE, distill, write_draft
+from agentkit.roles.pdr_roles import EXTRACTIVE, JUDGE_OUTPUT_TOKENS, distill, write_draft
 from agentkit.seeds import derive_seed
-
-from ._common import (
-    counted_planning_prompt_tokens,
-    plan_budget,
-    plan_draft_tokens,
-    planning_prompt_tokens,
-)
 
 __all__ = [
     "PDR",
@@ -140,6 +142,63 @@ class PDRConfig(BaseModel):
     @property
     def schedule(self) -> tuple[int, ...]:
         return _schedule(self.rounds, self.drafts)
+
+
+# -- the budget plan: how a sequential budget splits over rounds, drafts and workspaces ------------------------
+
+def planning_prompt_tokens(problem_text: str, config: PDRConfig | None = None) -> int:
+    """The prompt size to plan a method's drafts with: its longest draft prompt (the refine template with an
+    empty workspace for PDR/SR, the solve template for one long chain of thought), counted as the budgeted call
+    counts prompts when it caps a call (``estimate_prompt_tokens``: the estimator + 4 per message)."""
+    return estimate_prompt_tokens(_planning_prompt(problem_text, config))
+
+
+def _planning_prompt(problem_text: str, config: PDRConfig | None) -> list[dict[str, str]]:
+    template = "long_cot" if config is None or config.rounds == 1 else "pdr_refine"
+    return load_prompt(template).render(problem=problem_text, workspace="")
+
+
+async def counted_planning_prompt_tokens(backend: Backend, problem_text: str, config: PDRConfig | None = None) -> int:
+    """``planning_prompt_tokens``, counted exactly by ``backend`` where it can (its tokenizer endpoint): a method
+    that plans its calls at run time plans them from the prompt the server will really see."""
+    return await counted_prompt_tokens(backend, _planning_prompt(problem_text, config))
+
+
+def plan_budget(target_bseq: int, *, prompt_tokens: int, config: PDRConfig | None = None) -> Plan:
+    """How a sequential budget ``target_bseq`` splits: the per-draft ``max_tokens`` m and what else lies on the
+    critical path (``config`` None: one long chain of thought). Model of the critical path, with P = prompt
+    tokens and m = draft output:
+
+    - long CoT: ``P + m``;
+    - PDR/SR: every round's draft stage ``P + W_r + m`` (W_1 = 0, W_r = kappa), plus for r < R the distill
+      stage: ``summary``/``error-analysis`` ``P + M_r * m + kappa``; ``judge`` selection
+      ``P + M_r * m + 16``; agreement-based and random selection make no call.
+    """
+    if config is None:
+        return Plan(max_tokens=target_bseq - prompt_tokens, fixed=prompt_tokens)
+    schedule = config.schedule
+    fixed, per_m = 0, 0
+    for r, drafts in enumerate(schedule, 1):
+        fixed += prompt_tokens + (config.kappa if r > 1 else 0)
+        per_m += 1
+        if r < len(schedule):
+            if config.variant in {"summary", "error-analysis"}:
+                fixed += prompt_tokens + config.kappa
+                per_m += drafts
+            elif config.select == "judge" and config.variant in {"topk", "topk-per-sample"}:
+                fixed += prompt_tokens + JUDGE_OUTPUT_TOKENS
+                per_m += drafts
+    return Plan(max_tokens=(target_bseq - fixed) // per_m, fixed=fixed, per_token=per_m)
+
+
+def plan_draft_tokens(target_bseq: int, *, prompt_tokens: int, config: PDRConfig | None = None) -> int:
+    """Per-draft ``max_tokens`` so that a run's ``B_seq`` is at most ``target_bseq`` (``plan_budget``'s m).
+    Raises ``BudgetExceeded`` when not even one output token per draft fits."""
+    m = plan_budget(target_bseq, prompt_tokens=prompt_tokens, config=config).max_tokens
+    if m < 1:
+        raise BudgetExceeded(f"a sequential budget of {target_bseq} tokens leaves no room for a draft "
+                             f"(prompt {prompt_tokens} tokens); raise the budget or lower kappa/rounds")
+    return int(m)
 
 
 class PDRResult(BaseModel):
