@@ -226,3 +226,37 @@ def test_committed_results_report_as_before(golden: Path) -> None:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         assert main(["sweep", "report", str(ROOT / "benchmarks" / "results" / f"{golden.stem}.sqlite"), "--json"]) == 0
     assert json.loads(out.getvalue()) == json.loads(golden.read_text(encoding="utf-8"))
+
+
+# -- plugins through the entry-point group ----------------------------------------------------------------------
+
+def test_a_package_registers_methods_through_the_entry_point_group(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin package names its module in the ``agentkit.methods`` group; the registry imports it on the first
+    miss. A plugin that fails to import is logged and skipped, the others still load."""
+    import importlib.metadata
+    import sys
+
+    from agentkit import registry
+
+    (tmp_path / "ak_entry_plugin.py").write_text(
+        "from agentkit.methods import METHODS, register\n"
+        "from agentkit.methods.long_cot import LongCoT\n"
+        "class Entry(LongCoT):\n    name = 'test-entry'\n    baseline = False\n"
+        "if 'test-entry' not in METHODS:\n    register(Entry())\n")
+    (tmp_path / "ak_broken_plugin.py").write_text("raise RuntimeError('a broken plugin')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    points = [importlib.metadata.EntryPoint("broken", "ak_broken_plugin", registry.ENTRY_POINT_GROUP),
+              importlib.metadata.EntryPoint("entry", "ak_entry_plugin", registry.ENTRY_POINT_GROUP)]
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group: [p for p in points if p.group == group])
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    try:
+        assert registry.get_method("test-entry").name == "test-entry"  # loaded on the first miss
+        assert "test-entry" in registry.method_names()
+    finally:
+        METHODS.pop("test-entry", None)
+        sys.modules.pop("ak_entry_plugin", None)
+        sys.modules.pop("ak_broken_plugin", None)
+    with pytest.raises(ConfigError, match="unknown method 'nope'"):
+        registry.get_method("nope")
