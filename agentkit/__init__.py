@@ -10,9 +10,10 @@ The layers, each importing only from the ones below it (enforced by import-linte
     faces        agentkit.faces: cli · service · proxy · mcp_server ·     (users, shells, HTTP, OpenAI clients,
                  view · web (their shared HTTP layer)                     MCP agents, browsers)
     sweep        agentkit.sweep: specs, runner, results database, report  benchmark grids
+    pipelines    agentkit.pipelines: curation, BC-SFT data, streaming     build handbooks and training data
+                 test-time learning
     methods      agentkit.methods: long-cot, bci, pdr, sr, self-improve,   compose roles on the bus; fill the
-                 critique-revise, ...; MethodServer, run_method;           registry; run a method for a caller
-                 curation, BC-SFT data
+                 critique-revise, ...; MethodServer, run_method            registry; run a method for a caller
     registry     agentkit.registry: Method[P], RunContext, MethodRecord,  the method contract; names -> methods
                  METHODS                                                  (plugins: entry-point group)
     roles        agentkit.roles: Student, Strategist, Teacher,            own their model steps; leaves: import

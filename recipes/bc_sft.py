@@ -23,7 +23,7 @@ from agentkit import load_dataset
 from agentkit.backends import backend_from_spec
 from agentkit.log import configure_logging
 from agentkit.memory import QdrantBehaviorStore
-from agentkit.methods import generate_bc_sft
+from agentkit.pipelines import generate_bc_sft
 
 
 async def generate(args: argparse.Namespace) -> dict[str, object]:

@@ -24,7 +24,8 @@ from agentkit.backends import backend_from_spec
 from agentkit.evaluation.stats import accuracy_summary
 from agentkit.log import configure_logging
 from agentkit.memory import QdrantBehaviorStore
-from agentkit.methods import MethodServer, build_handbook
+from agentkit.methods import MethodServer
+from agentkit.pipelines import build_handbook
 
 
 def curation_cost(store: Path) -> dict[str, int]:

@@ -17,7 +17,7 @@ from agentkit import load_dataset
 from agentkit.backends import backend_from_spec
 from agentkit.log import configure_logging
 from agentkit.memory import QdrantBehaviorStore
-from agentkit.methods import build_handbook
+from agentkit.pipelines import build_handbook
 
 
 async def main(args: argparse.Namespace) -> None:

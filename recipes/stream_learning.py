@@ -29,7 +29,7 @@ from agentkit.backends import backend_from_spec
 from agentkit.evaluation.stats import paired_difference
 from agentkit.log import configure_logging
 from agentkit.memory import QdrantBehaviorStore
-from agentkit.methods import StreamRow, learn_from_stream, learning_curve, stream_order
+from agentkit.pipelines import StreamRow, learn_from_stream, learning_curve, stream_order
 
 MODES = ("online", "frozen", "none")
 

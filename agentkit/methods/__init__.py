@@ -1,4 +1,4 @@
-"""The methods: pipelines that compose roles on the bus, each registered by name in ``agentkit.registry``.
+"""The test-time methods: they compose roles on the bus, each registered by name in ``agentkit.registry``.
 
 Registered (``METHODS``; ``agentkit solve --method NAME``, a sweep spec's ``[[methods]] name``):
 
@@ -12,9 +12,8 @@ Registered (``METHODS``; ``agentkit solve --method NAME``, a sweep spec's ``[[me
 - ``examples``: the k most similar solved problems as worked examples, BCI's example-retrieval baseline
   (``examples``).
 
-Not registered (they build handbooks and training data rather than answer problems): behavior curation
-(``curate``, ``build_handbook``), BC-SFT data (``teach``, ``generate_bc_sft``) and streaming test-time learning
-(``learn_from_stream``, ``learning_curve``).
+Behavior curation, BC-SFT data and streaming test-time learning build handbooks and training data rather than
+answer problems: they are pipelines (``agentkit.pipelines``), above this package.
 
 Running a method for a caller (``run_method``, ``result_summary``) and answering ``SolveRequest`` on a bus
 (``MethodServer``) live in ``server``; every face runs methods through them.
@@ -37,9 +36,7 @@ from agentkit.registry import (
     register,
 )
 
-from .bc_sft import BCSFTReport, generate_bc_sft, sft_example, teach
 from .bci import BCI, BCIPlain, bci, retrieve_behaviors
-from .curation import BuildReport, Curation, build_handbook, curate
 from .examples import WorkedExamples
 from .long_cot import LongCoT, long_cot
 from .pdr import PDR, SR, SR_METHOD, PDRConfig, PDRResult, pdr, plan_draft_tokens, sr
@@ -47,7 +44,6 @@ from .rsa import RSA, rsa
 from .self_consistency import SelfConsistency, self_consistency
 from .self_improve import CritiqueRevise, Improvement, SelfImprove, critique_revise, self_improve
 from .server import MethodServer, result_summary, run_method
-from .stream import StreamRow, learn_from_stream, learning_curve, stream_order
 
 # The built-in methods, in the order the CLI lists them.
 register(LongCoT())
@@ -68,10 +64,7 @@ __all__ = [
     "RSA",
     "SR",
     "BCIPlain",
-    "BCSFTReport",
-    "BuildReport",
     "CritiqueRevise",
-    "Curation",
     "Improvement",
     "LongCoT",
     "Method",
@@ -84,16 +77,10 @@ __all__ = [
     "RunContext",
     "SelfConsistency",
     "SelfImprove",
-    "StreamRow",
     "WorkedExamples",
     "bci",
-    "build_handbook",
     "critique_revise",
-    "curate",
-    "generate_bc_sft",
     "get_method",
-    "learn_from_stream",
-    "learning_curve",
     "load_plugin",
     "long_cot",
     "method_names",
@@ -106,8 +93,5 @@ __all__ = [
     "run_method",
     "self_consistency",
     "self_improve",
-    "sft_example",
     "sr",
-    "stream_order",
-    "teach",
 ]

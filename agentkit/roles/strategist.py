@@ -8,7 +8,7 @@ on the trace (told the reference answer only with ``reveal_reference``), and ext
 ``Strategist`` answers ``CurateRequest`` with a ``BehaviorProposal`` (only entries that passed; the rejected ones
 with their reasons in ``dropped``). On the way it publishes the ``Solution`` it reflected on (when it solved the
 problem itself) and its ``Reflection``, so a ``Recorder`` keeps the whole trace. The proposal's ``usage`` is the
-curation's token cost; storing is the caller's job (``agentkit.methods.curation.build_handbook``), so a
+curation's token cost; storing is the caller's job (``agentkit.pipelines.curation.build_handbook``), so a
 Strategist can feed any handbook, or none.
 """
 

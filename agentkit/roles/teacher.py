@@ -5,7 +5,7 @@ Its model step (``teach``) answers a problem with the behaviors in context (the 
 the Student's answering call ``agentkit.roles.student.answer``) and, with ``plain=True``, answers the same
 problem at the same budget and seed without them (the plain-SFT twin). ``Teacher`` answers ``TeachRequest``
 with a ``TeachResult``. Exporting them as chat data, without the behaviors in the student's prompt, is
-``agentkit.methods.bc_sft``'s job.
+``agentkit.pipelines.bc_sft``'s job.
 """
 
 from __future__ import annotations

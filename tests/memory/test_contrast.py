@@ -13,7 +13,7 @@ from agentkit.errors import ConfigError
 from agentkit.memory import Behavior, QdrantBehaviorStore, render_behaviors
 from agentkit.memory.extract import parse_contrast
 from agentkit.messages import GradedAttempt, Problem
-from agentkit.methods import build_handbook
+from agentkit.pipelines import build_handbook
 from agentkit.roles.strategist import contrast
 from agentkit.testing import Reply, ScriptedBackend, ScriptedServer, call_step, run_agentkit
 

@@ -13,7 +13,7 @@ import pytest
 from agentkit.errors import ConfigError
 from agentkit.memory import QdrantBehaviorStore
 from agentkit.messages import Problem
-from agentkit.methods import learn_from_stream, learning_curve, stream_order
+from agentkit.pipelines import learn_from_stream, learning_curve, stream_order
 from agentkit.testing import Reply, ScriptedBackend, call_step
 
 PROBLEMS = [Problem(problem_id=f"s{i}", text=f"A farm has {10 + i} hens and buys {i} more. How many hens now?",

@@ -13,17 +13,9 @@ from agentkit.bus import Bus, Recorder, read_recording
 from agentkit.errors import ConfigError
 from agentkit.memory import QdrantBehaviorStore
 from agentkit.messages import Problem, Solution, SolveRequest
-from agentkit.methods import (
-    MethodServer,
-    bci,
-    build_handbook,
-    critique_revise,
-    curate,
-    generate_bc_sft,
-    retrieve_behaviors,
-    self_improve,
-)
+from agentkit.methods import MethodServer, bci, critique_revise, retrieve_behaviors, self_improve
 from agentkit.methods.bci import BCIRecord
+from agentkit.pipelines import build_handbook, curate, generate_bc_sft
 from agentkit.testing import Fault, Reply, ScriptedBackend, count_words, prompt_kind, run_agentkit
 
 PROBLEMS = [Problem(problem_id=f"p{i}", text=f"Janet has {16 + i} eggs, eats 3 and bakes with 4. How many are left?",

@@ -11,7 +11,8 @@ from agentkit.backends.local import LocalServer
 from agentkit.ledger import Ledger
 from agentkit.memory import Behavior, MiniLMEmbedder, QdrantBehaviorStore
 from agentkit.messages import Problem
-from agentkit.methods import bci, build_handbook
+from agentkit.methods import bci
+from agentkit.pipelines import build_handbook
 
 TRAIN = Problem(problem_id="train-1", dataset="gsm8k-train", reference="72",
                 text="Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "

@@ -22,7 +22,7 @@ async def _build(args: argparse.Namespace, handbook: BehaviorStore) -> dict[str,
     from agentkit.evaluation.datasets import load_dataset
     from agentkit.memory import topic_counts
     from agentkit.messages import BehaviorProposal
-    from agentkit.methods.curation import build_handbook
+    from agentkit.pipelines.curation import build_handbook
 
     if args.traces < 1:
         raise ConfigError(f"--traces must be at least 1, got {args.traces}")

@@ -41,8 +41,8 @@ from agentkit.evaluation.stats import wilson_interval
 from agentkit.memory.retrieval import Retrieval, UsageLog
 from agentkit.memory.store import BehaviorStore
 from agentkit.messages import Problem
+from agentkit.methods.bci import bci
 
-from .bci import bci
 from .curation import curate, store_proposal
 
 __all__ = ["StreamMode", "StreamRow", "learn_from_stream", "learning_curve", "stream_id", "stream_order"]
