@@ -10,6 +10,7 @@ validates first and refuses an infeasible spec (``--no-validate`` runs it anyway
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -22,7 +23,7 @@ from agentkit.registry import single_call_plan
 
 from .spec import BudgetKind, SweepSpec, require_handbooks
 
-__all__ = ["CellPlan", "duration", "implied_comparisons", "infeasible", "starved", "validate_spec"]
+__all__ = ["CellPlan", "duration", "handbook_split_warnings", "implied_comparisons", "infeasible", "starved", "validate_spec"]
 
 """Registered methods that reports compare the others against (long CoT, and BCI's matched twin)."""
 
@@ -170,3 +171,33 @@ def duration(plans: list[CellPlan], throughput: float) -> dict[str, float]:
     return {"cells": cells, "max_generated_tokens": tokens, "throughput": throughput,
             "hours": round(tokens / throughput / 3600, 2),
             "infeasible_cells": sum(p.cells for p in plans if not p.feasible)}
+
+
+async def handbook_split_warnings(spec: SweepSpec) -> list[str]:
+    """What ``sweep run`` warns about a spec's handbooks (``split_warnings``: behaviors curated from a split the spec
+    evaluates, and whether the split guard keeps them out), read without writing to any store: opening an embedded
+    store writes to its directory, so each is copied to a temporary directory and the copy is read. A store that
+    is missing is left to ``require_handbooks``."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from agentkit.memory import QdrantBehaviorStore, embedder_from_spec
+
+    from .runner import provenance_splits, split_warnings
+
+    named = [str(m.params["store"]) for m in spec.methods if isinstance(m.params.get("store"), str)]
+    paths = await asyncio.to_thread(lambda: [p for p in dict.fromkeys(named) if Path(p).is_dir()])
+    if not paths:
+        return []
+    embedder = embedder_from_spec(spec.embedder)
+    splits: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="agentkit-validate-") as scratch:
+        for i, path in enumerate(paths):
+            copy = Path(scratch) / f"store-{i}"
+            await asyncio.to_thread(shutil.copytree, path, copy)
+            async with QdrantBehaviorStore(path=copy, embedder=embedder) as store:
+                splits[path] = await provenance_splits(store)
+    evaluated = await asyncio.to_thread(
+        lambda: {d.name: {p.dataset for p in d.load() if p.dataset} for d in spec.datasets})
+    return split_warnings(spec, evaluated, splits)

@@ -163,6 +163,15 @@ async def test_shards_merged_keep_the_whole_grid(tmp_path: Path) -> None:
     assert len(report_data(tmp_path / "a.sqlite")["missing"]) == 0  # a shard's grid is its own cells
 
 
+def _tree_digest(root: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 async def test_a_handbook_curated_from_the_evaluated_split_is_guarded_by_default_and_named_everywhere(
         tmp_path: Path) -> None:
     from agentkit.memory import Behavior, QdrantBehaviorStore
@@ -186,6 +195,12 @@ async def test_a_handbook_curated_from_the_evaluated_split_is_guarded_by_default
             f'[[methods]]\nname = "bci"\nlabel = "open"\nbudget_kind = "output"\n'
             f'params = {{ store = "{tmp_path / "hb"}", k = 1, exclude_split = false }}\n'
             f'[[backends]]\nspec = "openai-compatible:{server.base_url}?model=scripted&retries=1"\n')
+        # validate warns as run will, reading the store without writing to it (opening Edge writes: a copy is read)
+        before = _tree_digest(tmp_path / "hb")
+        code, _, stderr = await run_agentkit("sweep", "validate", str(spec))
+        assert code == 0, stderr
+        assert "(guarded) holds behaviors curated from 'gsm8k'" in stderr and "(open) holds" in stderr
+        assert _tree_digest(tmp_path / "hb") == before
         code, _, stderr = await run_agentkit("sweep", "run", str(spec), "--db", str(tmp_path / "r.sqlite"))
         assert code == 0, stderr
         assert "(guarded) holds behaviors curated from 'gsm8k'" in stderr and "the split guard keeps them out" in stderr

@@ -40,7 +40,7 @@ async def run(args: argparse.Namespace) -> int:
         write_report,
     )
     from agentkit.sweep.report import budget_label
-    from agentkit.sweep.validate import duration
+    from agentkit.sweep.validate import duration, handbook_split_warnings
 
     if args.action == "merge":
         for source in args.inputs:  # every input must be a results database before anything is written
@@ -148,6 +148,8 @@ async def run(args: argparse.Namespace) -> int:
             for line in problems:
                 print(f"agentkit: infeasible: {line}", file=sys.stderr)
             require_handbooks(spec)  # what `run` would refuse: one line, exit 2
+            for line in await handbook_split_warnings(spec):  # what `run` and `report` warn about, read-only
+                print(f"agentkit: warning: {line}", file=sys.stderr)
             return 1 if problems else 0
         if problems:
             raise ConfigError(f"{args.spec}: {len(problems)} infeasible cell group(s) (`agentkit sweep validate` "
