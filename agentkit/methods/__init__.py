@@ -39,7 +39,7 @@ from agentkit.registry import (
 from .bci import BCI, BCIPlain, bci, retrieve_behaviors
 from .examples import WorkedExamples
 from .long_cot import LongCoT, long_cot
-from .pdr import PDR, SR, SR_METHOD, PDRConfig, PDRResult, pdr, plan_draft_tokens, sr
+from .pdr import PDR, SR, PDRConfig, PDRResult, pdr, plan_draft_tokens, sr
 from .rsa import RSA, rsa
 from .self_consistency import SelfConsistency, self_consistency
 from .self_improve import CritiqueRevise, Improvement, SelfImprove, critique_revise, self_improve
@@ -50,7 +50,7 @@ register(LongCoT())
 register(BCI())
 register(BCIPlain())
 register(PDR())
-register(SR_METHOD)
+register(SR())
 register(SelfImprove())
 register(CritiqueRevise())
 register(SelfConsistency())

@@ -25,7 +25,7 @@ import asyncio
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -67,7 +67,16 @@ from agentkit.messages import (
     WorkspaceVariant,
 )
 from agentkit.prompts import load_prompt
-from agentkit.registry import Method, MethodParams, MethodRecord, MethodResult, Plan, RunContext, start_run
+from agentkit.registry import (
+    DEFAULT_MAX_TOKENS,
+    Method,
+    MethodParams,
+    MethodRecord,
+    MethodResult,
+    Plan,
+    RunContext,
+    start_run,
+)
 from agentkit.roles import Distiller, Refiner, ask, attached
 from agentkit.roles.pdr_roles import EXTRACTIVE, JUDGE_OUTPUT_TOKENS, distill, write_draft
 from agentkit.seeds import derive_seed
@@ -112,8 +121,9 @@ def _check_schedule(rounds: int, drafts: int | tuple[int, ...], variant: str) ->
         raise ValueError("the error-analysis workspace is for SR (one draft per round)")
 
 
-class PDRConfig(BaseModel):
-    """One PDR (or SR) configuration."""
+class RefinementShape(BaseModel):
+    """What a PDR/SR run's rounds look like: the fields ``PDRConfig`` (a run's configuration) and ``PDRParams``
+    (the registered method's parameters) share, and the schedule rule that checks them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -127,21 +137,26 @@ class PDRConfig(BaseModel):
     k: int = Field(default=2, ge=1)
     """Drafts in an extractive workspace."""
     select: Selection = "agreement"
-    max_tokens: int = Field(default=768, ge=1)
-    """Output cap of each draft."""
-    temperature: float = Field(default=0.7, ge=0)
-    seed: int = 0
     workspace_reasoning: bool = False
     """Workspaces see each draft's reasoning too (reasoning models); default: the final text only."""
 
     @model_validator(mode="after")
-    def _check(self) -> PDRConfig:
-        _check_schedule(self.rounds, self.drafts, self.variant)
+    def _check(self) -> Self:
+        _check_schedule(self.rounds, self.drafts, self.variant)  # refused when given, not mid-run
         return self
 
     @property
     def schedule(self) -> tuple[int, ...]:
         return _schedule(self.rounds, self.drafts)
+
+
+class PDRConfig(RefinementShape):
+    """One PDR (or SR) run's configuration: its shape, the drafts' output cap, temperature and seed."""
+
+    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
+    """Output cap of each draft."""
+    temperature: float = Field(default=0.7, ge=0)
+    seed: int = 0
 
 
 # -- the budget plan: how a sequential budget splits over rounds, drafts and workspaces ------------------------
@@ -374,16 +389,9 @@ def _round_diagnostics(drafts: list[Draft], failed: list[BaseException], referen
     return diag
 
 
-class PDRParams(MethodParams):
-    rounds: int = Field(default=2, ge=1, le=16)
-    drafts: int | tuple[int, ...] = 4
-    """Drafts per round (the last round always has one), or the full schedule ending in 1."""
-    kappa: int = Field(default=512, ge=16)
-    """Workspace bound in tokens."""
-    variant: WorkspaceVariant = "summary"
-    k: int = Field(default=2, ge=1)
-    """Drafts in an extractive workspace."""
-    select: Selection = "agreement"
+class PDRParams(MethodParams, RefinementShape):
+    """The ``pdr`` method's parameters: a refinement shape, how drafts sample, and behaviors from a handbook."""
+
     min_temperature: float = Field(default=0.7, ge=0.0, le=5.0)
     """Drafts sample at ``max(temperature, min_temperature)`` so that parallel drafts differ; 0 to sample at
     ``temperature`` exactly."""
@@ -397,13 +405,6 @@ class PDRParams(MethodParams):
     exclude_split: bool | None = None
     """As BCI's: retrieve nothing curated from the problem's own dataset split (None: on for a frozen evaluation
     of an evaluation split)."""
-    workspace_reasoning: bool = False
-    """Reasoning models: workspaces see each draft's reasoning too; default: the final text only."""
-
-    @model_validator(mode="after")
-    def _check(self) -> PDRParams:
-        _check_schedule(self.rounds, self.drafts, self.variant)  # refused when given, not mid-run
-        return self
 
 
 class SRParams(MethodParams):
@@ -431,7 +432,7 @@ async def sr(problem: Problem, backend: Backend, *, rounds: int | None = None, k
     ones ``agentkit solve`` and sweeps use)."""
     given = {"rounds": rounds, "kappa": kappa, "error_analysis": error_analysis, "max_tokens": max_tokens,
              "temperature": temperature}
-    params = SR_METHOD.params(**{k: v for k, v in given.items() if v is not None})
+    params = SR().params(**{k: v for k, v in given.items() if v is not None})
     return await pdr(problem, backend, sr_config(params, seed=seed), ledger=ledger, bus=bus)
 
 
@@ -530,5 +531,3 @@ async def _run(method: Method[Any], problem: Problem, ctx: RunContext[Any], conf
     return MethodResult(solution=_solution(problem, result, ctx.ledger, method, behaviors), ledger=ctx.ledger,
                         record=record)
 
-
-SR_METHOD = SR()
