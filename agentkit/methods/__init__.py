@@ -43,7 +43,7 @@ from .pdr import PDR, SR, PDRConfig, PDRResult, pdr, plan_draft_tokens, sr
 from .rsa import RSA, rsa
 from .self_consistency import SelfConsistency, self_consistency
 from .self_improve import CritiqueRevise, Improvement, SelfImprove, critique_revise, self_improve
-from .server import MethodServer, result_summary, run_method
+from .server import MethodServer, behavior_count_field, result_summary, run_method
 
 # The built-in methods, in the order the CLI lists them.
 register(LongCoT())
@@ -79,6 +79,7 @@ __all__ = [
     "SelfImprove",
     "WorkedExamples",
     "bci",
+    "behavior_count_field",
     "critique_revise",
     "get_method",
     "load_plugin",

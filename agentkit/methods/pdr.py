@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from agentkit._behavior import Behavior
 from agentkit.backends.base import Backend
@@ -395,8 +395,10 @@ class PDRParams(MethodParams, RefinementShape):
     min_temperature: float = Field(default=0.7, ge=0.0, le=5.0)
     """Drafts sample at ``max(temperature, min_temperature)`` so that parallel drafts differ; 0 to sample at
     ``temperature`` exactly."""
-    behaviors: int = Field(default=0, ge=0, le=1000)
-    """Behaviors retrieved from the handbook into every draft (BCI inside PDR); 0 for none."""
+    behavior_k: int = Field(default=0, ge=0, le=1000, validation_alias=AliasChoices("behavior_k", "behaviors"))
+    """How many behaviors to retrieve from the handbook into every draft (BCI inside PDR; BCI's own ``k``); 0 for
+    none. The name ``behaviors`` is accepted too (what it was called before; in BCI ``behaviors`` is the list of
+    behaviors themselves)."""
     retrieval: Retrieval = "embedding"
     store: str | None = None
     """The handbook to retrieve from (a store directory or a service URL), for the CLI and sweeps to open."""
@@ -465,7 +467,7 @@ class PDR(Method[PDRParams]):
     templates = ("long_cot", "pdr_refine", "pdr_summary", "pdr_judge")
 
     def needs_handbook(self, params: PDRParams) -> bool:
-        return params.behaviors > 0
+        return params.behavior_k > 0
 
     def plan(self, problem: Problem, params: PDRParams | None, budget: int) -> Plan:
         return _plan(problem, _pdr_config(self.coerce(params), 0), budget)
@@ -475,8 +477,8 @@ class PDR(Method[PDRParams]):
 
     async def run(self, problem: Problem, ctx: RunContext[PDRParams]) -> MethodResult:
         p = ctx.params
-        return await _run(self, problem, ctx, _pdr_config(p, ctx.seed), ctx.handbook if p.behaviors else None,
-                          p.behaviors, p.retrieval, p.handbook_mode, p.exclude_split)
+        return await _run(self, problem, ctx, _pdr_config(p, ctx.seed), ctx.handbook if p.behavior_k else None,
+                          p.behavior_k, p.retrieval, p.handbook_mode, p.exclude_split)
 
 
 class SR(Method[SRParams]):
@@ -519,7 +521,7 @@ async def _run(method: Method[Any], problem: Problem, ctx: RunContext[Any], conf
             ctx.backend, problem.text, config))
         config = config.model_copy(update={"max_tokens": m})
     if k and handbook is None:
-        raise ConfigError(f"{method.name} with behaviors={k} needs a handbook (params.store or --store)")
+        raise ConfigError(f"{method.name} with behavior_k={k} needs a handbook (params.store or --store)")
     log = UsageLog() if mode == "frozen" else None
     behaviors = (await retrieve_behaviors(handbook, problem, k=k, retrieval=retrieval, usage=log,
                                           exclude_split=split_guarded(exclude_split, mode, problem.dataset))

@@ -24,7 +24,7 @@ from agentkit.memory.store import BehaviorStore
 from agentkit.messages import Problem, Solution, SolveRequest
 from agentkit.registry import Method, MethodParams, MethodResult, baseline_names, get_method
 
-__all__ = ["BudgetKind", "MethodServer", "result_summary", "run_method"]
+__all__ = ["BudgetKind", "MethodServer", "behavior_count_field", "result_summary", "run_method"]
 
 BudgetKind = Literal["sequential", "output"]
 
@@ -45,6 +45,17 @@ async def run_method(method: str | Method[Any], problem: Problem, backend: Backe
         values["max_tokens"], sequential = budget, None
     return await chosen.solve(problem, backend, params=chosen.params(**values), budget=sequential, seed=seed,
                               handbook=handbook, bus=bus, ledger=ledger)
+
+
+def behavior_count_field(method: Method[Any]) -> str | None:
+    """The parameter that says how many behaviors a method retrieves: PDR's ``behavior_k``, BCI's ``k`` (BCI is
+    the method whose ``behaviors`` is the list itself), none for a method without behaviors. A caller's "how many
+    behaviors" (``--behaviors``, ``SolveRequest.k``) goes there and nowhere else (PDR's ``k`` is its workspace's
+    top-k drafts, the examples method's ``k`` its examples)."""
+    fields = method.params_model.model_fields
+    if "behavior_k" in fields:
+        return "behavior_k"
+    return "k" if "behaviors" in fields and "k" in fields else None
 
 
 def result_summary(method: str, result: MethodResult) -> dict[str, Any]:
@@ -104,8 +115,11 @@ class MethodServer:
         cap = request.max_tokens or self.max_tokens
         if cap is not None:
             values["max_tokens"] = cap
-        defaults = {"k": request.k or self.k, "retrieval": self.retrieval}
-        values.update({name: value for name, value in defaults.items() if name in fields and value is not None})
+        count = behavior_count_field(method)
+        if count is not None and (request.k or self.k) is not None:
+            values[count] = request.k or self.k
+        if "retrieval" in fields and self.retrieval is not None:
+            values["retrieval"] = self.retrieval
         if request.behaviors:
             if "behaviors" not in fields:
                 raise ConfigError(f"method {method.name!r} takes no behaviors")

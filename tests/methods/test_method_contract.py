@@ -260,3 +260,14 @@ def test_a_package_registers_methods_through_the_entry_point_group(tmp_path: Pat
         sys.modules.pop("ak_broken_plugin", None)
     with pytest.raises(ConfigError, match="unknown method 'nope'"):
         registry.get_method("nope")
+
+
+def test_how_many_behaviors_has_one_parameter_per_method() -> None:
+    """A caller's "how many behaviors" (``--behaviors``, ``SolveRequest.k``) reaches BCI's ``k`` and PDR's
+    ``behavior_k``, never PDR's ``k`` (its workspace's top-k drafts) or the examples' ``k``."""
+    from agentkit.methods import behavior_count_field
+
+    assert behavior_count_field(METHODS["pdr"]) == "behavior_k" and behavior_count_field(METHODS["bci"]) == "k"
+    assert behavior_count_field(METHODS["examples"]) is None and behavior_count_field(METHODS["long-cot"]) is None
+    assert METHODS["pdr"].params(behaviors=3).behavior_k == 3  # the name it had before still reads
+    assert METHODS["pdr"].params(behavior_k=2, k=1).k == 1

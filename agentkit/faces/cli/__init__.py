@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="bci: the handbook to retrieve behaviors from (a store directory or a service URL)")
     solve.add_argument("--token", default=None, help="bearer token for a handbook URL (default: $AGENTKIT_TOKEN)")
     solve.add_argument("--embedder", default=None, help="the embedder of a store directory: minilm (default), minilm:DIR, bge-m3:DIR")
-    solve.add_argument("--behaviors", type=int, default=None, help="bci: how many behaviors to retrieve (top-K)")
+    solve.add_argument("--behaviors", type=int, default=None, help="bci, pdr: how many behaviors to retrieve (BCI's k, PDR's behavior_k)")
     solve.add_argument("--retrieval", default=None, choices=["embedding", "topic", "both", "utility"],
                        help="bci: retrieve by embedding similarity, by the problem's topic, both, or utility "
                             "(similarity reranked by the handbook's graded citation record)")

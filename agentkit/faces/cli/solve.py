@@ -18,18 +18,17 @@ def _method_params(args: argparse.Namespace, method: Any) -> Any:
     of the same name when the method has one (one command line serves several methods; a flag the chosen method
     has no parameter for is ignored), ``--param`` names are checked by the method's model."""
     from agentkit.errors import ConfigError
+    from agentkit.methods import behavior_count_field
 
     values: dict[str, Any] = {}
     fields = method.params_model.model_fields
-    # --behaviors N: how many behaviors to retrieve, whichever parameter counts them (`behaviors` where it is a
-    # number, else `k`)
-    counted = fields.get("behaviors") is not None and fields["behaviors"].annotation is int
     for name in fields:
         value = getattr(args, name, None)
-        if value is not None and (name != "behaviors" or counted):
+        if value is not None and name != "behaviors":  # --behaviors is a count; a method's `behaviors` a list
             values[name] = value
-    if args.behaviors is not None and not counted and "k" in fields:
-        values["k"] = args.behaviors
+    target = behavior_count_field(method)  # --behaviors N: how many behaviors to retrieve, where the method has it
+    if args.behaviors is not None and target is not None:
+        values[target] = args.behaviors
     for item in args.param:
         name, sep, raw = item.partition("=")
         if not sep or not name:
