@@ -197,6 +197,16 @@ class RunContext(Generic[P]):
         if self.budget is not None and self.enforce_budget:
             self.ledger.budget = Budget(total=self.ledger.budget.total, sequential=self.budget)
 
+    @classmethod
+    def begin(cls, problem: Problem, backend: Backend, params: P, *, ledger: Ledger | None = None,
+              budget: int | None = None, seed: int | None = 0, handbook: BehaviorStore | None = None,
+              bus: Bus | None = None, enforce_budget: bool = True) -> tuple[Problem, RunContext[P]]:
+        """A run's context (its ledger: ``ledger``, or a new one) and ``problem`` as the run's messages carry it
+        (``start_run``): what ``Method.solve`` and the methods' free-function forms start a run with."""
+        ctx = cls(backend=backend, params=params, ledger=ledger if ledger is not None else Ledger(), budget=budget,
+                  seed=seed, handbook=handbook, bus=bus, enforce_budget=enforce_budget)
+        return ctx.start_run(problem), ctx
+
     def start_run(self, problem: Problem) -> Problem:
         """``problem`` as this run's messages carry it (``start_run``)."""
         return start_run(problem, self.ledger)
@@ -289,13 +299,6 @@ class Method(abc.ABC, Generic[P]):
                            if n not in MethodParams.model_fields)
         return f"{self.name}: {self.summary}" + (f" [{fields}]" if fields else "")
 
-    def read_record(self, data: Mapping[str, Any] | None) -> MethodRecord | None:
-        """A record read back from its JSON form (a row's diagnostics and trace), or None when the method keeps
-        none or ``data`` is empty."""
-        if self.record_model is None or not data:
-            return None
-        return self.record_model.model_validate(dict(data))
-
     async def solve(self, problem: Problem, backend: Backend, *,
                     params: MethodParams | Mapping[str, Any] | None = None, budget: int | None = None,
                     seed: int | None = 0, handbook: BehaviorStore | None = None, bus: Bus | None = None,
@@ -303,9 +306,9 @@ class Method(abc.ABC, Generic[P]):
         """One run on ``problem``: ``params`` validated (a mapping, this method's model, or None for the
         defaults), the run started with its ledger (``ledger``, or a new one; given, it keeps what a failed run
         spent) enforcing ``budget`` (B_seq), then ``run``."""
-        ctx = RunContext(backend=backend, params=self.coerce(params), ledger=ledger if ledger is not None else Ledger(),
-                         budget=budget, seed=seed, handbook=handbook, bus=bus, enforce_budget=self.enforces_budget)
-        return await self.run(ctx.start_run(problem), ctx)
+        started, ctx = RunContext.begin(problem, backend, self.coerce(params), ledger=ledger, budget=budget, seed=seed,
+                                        handbook=handbook, bus=bus, enforce_budget=self.enforces_budget)
+        return await self.run(started, ctx)
 
     @abc.abstractmethod
     async def run(self, problem: Problem, ctx: RunContext[P]) -> MethodResult:

@@ -29,7 +29,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from agentkit.errors import ConfigError
-from agentkit.evaluation.answers import extract_answer
+from agentkit.evaluation.answers import Extraction, extract_answer, extract_strict
 
 __all__ = ["Grade", "MathVerifyGrader", "grader_version"]
 
@@ -154,6 +154,16 @@ class MathVerifyGrader:
         fresh = await _Worker.start()
         self._all.add(fresh)
         return fresh
+
+    async def grade_output(self, text: str, gold: str | None, *, finish_reason: str = "stop",
+                           final_number: bool = True) -> tuple[str | None, Extraction, Grade | None]:
+        """A run's final text graded under the evaluation rule (``extract_strict``: a cut-off text counts only
+        with a boxed answer; ``final_number``: GSM8K's last-number rule): the answer, how it was found, and its
+        grade (None without a reference). ``agentkit solve`` and sweeps both grade this way, so a problem scores
+        the same in both."""
+        answer, how = extract_strict(text, finish_reason=finish_reason, final_number=final_number,
+                                     pattern=self.pattern)
+        return answer, how, await self.grade(answer, gold, extracted=True) if gold is not None else None
 
     async def grade(self, response: str | None, gold: str, *, extracted: bool = False) -> Grade:
         """Grade a model's ``response`` (or, with ``extracted=True``, an already extracted answer)."""

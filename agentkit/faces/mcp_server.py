@@ -31,7 +31,7 @@ from pydantic import Field
 
 from agentkit._behavior import MAX_INSTRUCTION_CHARS, MAX_NAME_CHARS, USAGE_EVENTS, Behavior, is_behavior_name
 from agentkit.errors import AgentkitError, ConfigError
-from agentkit.faces.web import UNAUTHORIZED, bearer_ok, check_port, listen_socket
+from agentkit.faces.web import UNAUTHORIZED, bearer_ok, listen_socket
 from agentkit.memory.store import BehaviorStore
 
 __all__ = ["TOOLS", "WRITE_TOOLS", "create_server", "serve_http", "serve_stdio"]
@@ -146,10 +146,12 @@ async def serve_http(store: BehaviorStore, *, token: str, host: str = "127.0.0.1
 
     if not token:
         raise ConfigError("the MCP server over HTTP needs a bearer token")
-    check_port(port)
-    server = create_server(store, read_only=read_only, host=host, port=port)
-    app = _Bearer(server.streamable_http_app(), token)
     sock = listen_socket(host, port)  # the faces' one port check and bind
+    try:
+        app = _Bearer(create_server(store, read_only=read_only, host=host, port=port).streamable_http_app(), token)
+    except BaseException:
+        sock.close()
+        raise
     bound = sock.getsockname()
     web = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     if on_ready is not None:

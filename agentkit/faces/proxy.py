@@ -60,7 +60,7 @@ from agentkit.errors import (
     RequestTimeout,
     validation_problems,
 )
-from agentkit.faces.web import UNAUTHORIZED, face_middleware, start_site
+from agentkit.faces.web import UNAUTHORIZED, face_middleware, http_error, start_site
 from agentkit.log import get_logger
 from agentkit.memory.store import BehaviorStore
 from agentkit.messages import DistillResult, Draft, Message, Problem
@@ -409,18 +409,14 @@ def _errors(exc: BaseException) -> web.StreamResponse | None:
     """The proxy's error mapper: every failure in OpenAI's error shape (``error_for``; aiohttp's own 4xx too),
     a bug logged with its traceback."""
     if isinstance(exc, web.HTTPException):  # aiohttp's own: 404 route, 405, 413 body too large
-        if exc.status == 413:
-            return ApiError(413, "the request body is too large", code="request_too_large").response()
-        if exc.status >= 400:
-            return ApiError(exc.status, exc.reason or "error", code=None).response()
-        return None
+        failed = http_error(exc)
+        if failed is None:
+            return None
+        status, message = failed
+        return ApiError(status, message, code="request_too_large" if status == 413 else None).response()
     if not isinstance(exc, (ApiError, AgentkitError)):
         _log.exception("proxy request failed", error=repr(exc))
     return error_for(exc).response()
-
-
-def _v1(path: str) -> bool:
-    return path.startswith("/v1/")
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -555,7 +551,7 @@ def create_proxy_app(proxy: Proxy, *, max_body: int = DEFAULT_MAX_BODY, close_ba
     if max_body < 1024:
         raise ConfigError("max_body must be at least 1024 bytes")
     app = web.Application(middlewares=[face_middleware(
-        token=proxy.token, protected=_v1, unauthorized=lambda: ApiError(401, UNAUTHORIZED, code="invalid_api_key").response(),
+        token=proxy.token, unauthorized=lambda: ApiError(401, UNAUTHORIZED, code="invalid_api_key").response(),
         errors=_errors)], client_max_size=max_body)
     app[PROXY_KEY] = proxy
     app.router.add_get("/health", _health)

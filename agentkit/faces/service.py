@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from agentkit.errors import BehaviorNotFound, ConfigError, StoreError, validation_problems
-from agentkit.faces.web import UNAUTHORIZED, FaceError, agentkit_error, agentkit_errors, face_middleware, generate_token
+from agentkit.faces.web import FaceError, agentkit_error, agentkit_errors, face_middleware, generate_token
 from agentkit.faces.web import json_response as _json
 from agentkit.log import get_logger
 from agentkit.memory import Behavior, ImportReport, Provenance, PruneDecision, PrunePolicy, QdrantBehaviorStore
@@ -209,10 +209,6 @@ def _errors(exc: BaseException) -> web.StreamResponse | None:
         _log.error("store error", error=str(exc))
         return agentkit_error(503, str(exc))
     return agentkit_errors(exc)
-
-
-def _v1(path: str) -> bool:
-    return path.startswith("/v1/")
 
 
 def _store(request: web.Request) -> QdrantBehaviorStore:
@@ -455,9 +451,7 @@ def create_app(store: QdrantBehaviorStore, *, token: str, max_body: int = DEFAUL
     """The aiohttp application serving ``store``; it opens the store on start-up and closes it on clean-up."""
     if not token:
         raise ConfigError("the handbook service needs a bearer token")
-    app = web.Application(middlewares=[face_middleware(
-        token=token, protected=_v1, unauthorized=lambda: agentkit_error(401, UNAUTHORIZED), errors=_errors)],
-        client_max_size=max_body)
+    app = web.Application(middlewares=[face_middleware(token=token, errors=_errors)], client_max_size=max_body)
     app[STORE_KEY] = store
     for route in _ROUTES:
         app.router.add_route(route.method, route.path, route.handler)

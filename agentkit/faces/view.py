@@ -24,9 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from agentkit.faces.web import (
-    UNAUTHORIZED,
     FaceError,
-    agentkit_error,
     agentkit_errors,
     face_middleware,
     json_response,
@@ -165,9 +163,7 @@ async def _cell(request: web.Request) -> web.Response:
 
 def create_view_app(viewer: Viewer) -> web.Application:
     """The read-only aiohttp application of ``viewer`` (GET only)."""
-    app = web.Application(middlewares=[face_middleware(  # read-only and local: no token
-        token=None, protected=lambda path: False, unauthorized=lambda: agentkit_error(401, UNAUTHORIZED),
-        errors=agentkit_errors)])
+    app = web.Application(middlewares=[face_middleware(errors=agentkit_errors)])  # read-only and local: no token
     app[VIEWER_KEY] = viewer
     app.router.add_get("/", _index)
     app.router.add_get("/api/summary", _summary)

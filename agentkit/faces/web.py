@@ -27,8 +27,8 @@ from pydantic import ValidationError
 from agentkit.errors import AgentkitError, ConfigError, validation_problems
 from agentkit.log import get_logger
 
-__all__ = ["UNAUTHORIZED", "ErrorMapper", "FaceError", "agentkit_error", "agentkit_errors", "bearer_ok", "check_port",
-           "face_middleware", "generate_token", "json_response", "listen_socket", "start_site"]
+__all__ = ["UNAUTHORIZED", "ErrorMapper", "FaceError", "agentkit_error", "agentkit_errors", "api_paths", "bearer_ok",
+           "face_middleware", "generate_token", "http_error", "json_response", "listen_socket", "start_site"]
 
 _log = get_logger(__name__)
 
@@ -69,6 +69,19 @@ def agentkit_error(status: int, message: str, **fields: Any) -> web.Response:
     return json_response({"error": message, **fields}, status)
 
 
+def http_error(exc: web.HTTPException) -> tuple[int, str] | None:
+    """aiohttp's own failure (no such route, method not allowed, body too large) as a status and a message for a
+    face's error shape; None for its success-like exceptions (redirects), which go through."""
+    if exc.status < 400:
+        return None
+    return exc.status, "the request body is too large" if exc.status == 413 else exc.reason or "error"
+
+
+def api_paths(path: str) -> bool:
+    """The path policy of the service and the proxy: the token guards ``/v1/``; ``/health`` and the rest are open."""
+    return path.startswith("/v1/")
+
+
 def agentkit_errors(exc: BaseException) -> web.StreamResponse | None:
     """The mapping every agentkit-shaped face shares: a ``FaceError`` as it says, invalid input 422 (naming its
     fields), a ``ConfigError`` 422,
@@ -84,26 +97,24 @@ def agentkit_errors(exc: BaseException) -> web.StreamResponse | None:
     if isinstance(exc, AgentkitError):
         return agentkit_error(503, str(exc))
     if isinstance(exc, web.HTTPException):
-        if exc.status < 400:
-            return None
-        if exc.status == 413:
-            return agentkit_error(413, "the request body is too large")
-        return agentkit_error(exc.status, exc.reason or "error")
+        failed = http_error(exc)
+        return agentkit_error(*failed) if failed is not None else None
     _log.exception("request failed", error=repr(exc))
     return agentkit_error(500, "internal error (logged by the server)")
 
 
-def face_middleware(*, token: str | None, protected: Callable[[str], bool],
-                    unauthorized: Callable[[], web.StreamResponse], errors: ErrorMapper) -> Any:
+def face_middleware(*, errors: ErrorMapper, token: str | None = None, protected: Callable[[str], bool] = api_paths,
+                    unauthorized: Callable[[], web.StreamResponse] | None = None) -> Any:
     """A face's one middleware (one layer: each aiohttp middleware costs a call frame per request): with a
     ``token``, a request to a path ``protected`` says needs the bearer token (``unauthorized()`` answers one
-    without); then every exception of the handler goes through ``errors``."""
+    without; by default in agentkit's shape); then every exception of the handler goes through ``errors``."""
+    refuse = unauthorized or (lambda: agentkit_error(401, UNAUTHORIZED))
 
     @web.middleware
     async def face(request: web.Request, handler: Handler) -> web.StreamResponse:
         if token is not None and protected(request.path) and not bearer_ok(
                 request.headers.get("Authorization", ""), token):
-            return unauthorized()
+            return refuse()
         try:
             return await handler(request)
         except Exception as exc:
@@ -115,15 +126,11 @@ def face_middleware(*, token: str | None, protected: Callable[[str], bool],
     return face
 
 
-def check_port(port: int) -> None:
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"--port must be 0-65535 (0 picks a free port), got {port}")
-
-
 def listen_socket(host: str, port: int) -> socket.socket:
     """A listening socket at ``host:port`` (0: a free port); a port out of range or one that cannot be listened on
     is a ``ConfigError`` saying so."""
-    check_port(port)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be 0-65535 (0 picks a free port), got {port}")
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

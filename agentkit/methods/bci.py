@@ -108,8 +108,7 @@ async def bci(
             exclude_split=exclude_split))
     else:
         chosen = as_behaviors(behaviors)
-    ctx = RunContext(backend=backend, params=MethodParams(), ledger=ledger or Ledger(), seed=seed, bus=bus)
-    problem = ctx.start_run(problem)
+    problem, ctx = RunContext.begin(problem, backend, MethodParams(), ledger=ledger, seed=seed, bus=bus)
     async with attached(bus, problem.run_id, [(Student(backend, ledger=ctx.ledger), 1)]) as active:
         solution = await ask(active, problem.derive(
             AnswerRequest, sender="bci", problem=problem, prompt="bci" if chosen else "bci_plain", behaviors=chosen,

@@ -23,8 +23,8 @@ async def long_cot(problem: Problem, backend: Backend, *, ledger: Ledger | None 
                    max_tokens: int | None = DEFAULT_MAX_TOKENS, temperature: float = 0.0, seed: int | None = 0,
                    bus: Bus | None = None) -> Solution:
     """Solve ``problem`` with one chain-of-thought call; the ledger records it as the final answer."""
-    ctx = RunContext(backend=backend, params=MethodParams(), ledger=ledger or Ledger(), seed=seed, bus=bus)
-    return await _answer(ctx.start_run(problem), ctx, max_tokens, temperature)
+    started, ctx = RunContext.begin(problem, backend, MethodParams(), ledger=ledger, seed=seed, bus=bus)
+    return await _answer(started, ctx, max_tokens, temperature)
 
 
 async def _answer(problem: Problem, ctx: RunContext[Any], max_tokens: int | None,

@@ -90,8 +90,8 @@ async def rsa(problem: Problem, backend: Backend, *, population: int = 4, subset
               seed: int | None = 0, bus: Bus | None = None) -> tuple[Solution, RSARecord]:
     """Run RSA on ``problem``; returns the voted answer and its record (per step: answers, agreement, subsets)."""
     params = RSAParams(population=population, subset=subset, loops=loops)  # the same checks as the method's
-    ctx = RunContext(backend=backend, params=params, ledger=ledger or Ledger(), seed=seed, bus=bus)
-    return await _rsa(ctx.start_run(problem), ctx, max_tokens, temperature)
+    started, ctx = RunContext.begin(problem, backend, params, ledger=ledger, seed=seed, bus=bus)
+    return await _rsa(started, ctx, max_tokens, temperature)
 
 
 async def _rsa(problem: Problem, ctx: RunContext[RSAParams], max_tokens: int | None, temperature: float

@@ -68,8 +68,8 @@ async def self_consistency(problem: Problem, backend: Backend, *, samples: int =
                            max_tokens: int | None = DEFAULT_MAX_TOKENS, temperature: float = 0.7,
                            seed: int | None = 0, bus: Bus | None = None) -> tuple[Solution, SelfConsistencyRecord]:
     """``samples`` chains of thought and their majority answer; returns the answer and the vote."""
-    ctx = RunContext(backend=backend, params=MethodParams(), ledger=ledger or Ledger(), seed=seed, bus=bus)
-    return await _sample(ctx.start_run(problem), ctx, samples, max_tokens, temperature)
+    started, ctx = RunContext.begin(problem, backend, MethodParams(), ledger=ledger, seed=seed, bus=bus)
+    return await _sample(started, ctx, samples, max_tokens, temperature)
 
 
 async def _sample(problem: Problem, ctx: RunContext[Any], samples: int, max_tokens: int | None,

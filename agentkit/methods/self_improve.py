@@ -101,9 +101,9 @@ async def self_improve(
     """Answer, curate behaviors from the model's own attempts, answer again with them."""
     if attempts < 1:
         raise ConfigError(f"attempts must be >= 1, got {attempts}")
-    ctx = RunContext(backend=backend, params=MethodParams(temperature=temperature), ledger=ledger or Ledger(),
-                     seed=seed, bus=bus)
-    return await _self_improve(ctx.start_run(problem), ctx, attempts, max_tokens, curation_tokens, max_behaviors)
+    started, ctx = RunContext.begin(problem, backend, MethodParams(temperature=temperature), ledger=ledger, seed=seed,
+                                    bus=bus)
+    return await _self_improve(started, ctx, attempts, max_tokens, curation_tokens, max_behaviors)
 
 
 async def _self_improve(problem: Problem, ctx: RunContext[Any], attempts: int, max_tokens: int | None,
@@ -148,9 +148,9 @@ async def critique_revise(
     call (the paper's baseline for self-improvement)."""
     if attempts < 1:
         raise ConfigError(f"attempts must be >= 1, got {attempts}")
-    ctx = RunContext(backend=backend, params=MethodParams(temperature=temperature), ledger=ledger or Ledger(),
-                     seed=seed, bus=bus)
-    return await _critique_revise(ctx.start_run(problem), ctx, attempts, max_tokens)
+    started, ctx = RunContext.begin(problem, backend, MethodParams(temperature=temperature), ledger=ledger, seed=seed,
+                                    bus=bus)
+    return await _critique_revise(started, ctx, attempts, max_tokens)
 
 
 async def _critique_revise(problem: Problem, ctx: RunContext[Any], attempts: int, max_tokens: int | None

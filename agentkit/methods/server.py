@@ -79,7 +79,7 @@ class MethodServer:
 
     Args:
         max_tokens: the output cap of a request that brings none.
-        handbook: a ``BehaviorStore`` for methods that retrieve behaviors (``bci``, PDR with ``behaviors``).
+        handbook: a ``BehaviorStore`` for methods that retrieve behaviors (BCI, PDR with ``behavior_k``).
         k, retrieval: how many behaviors to retrieve and how, for methods that have those parameters and
             requests that do not set them.
         keep_ledgers: keep each request's ``Ledger`` in ``ledgers`` (by request id) for callers that want every

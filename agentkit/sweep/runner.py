@@ -34,7 +34,6 @@ from pydantic import BaseModel, ConfigDict
 from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.errors import AgentkitError, ConfigError
-from agentkit.evaluation.answers import extract_strict
 from agentkit.evaluation.datasets import split_guarded
 from agentkit.evaluation.grader import MathVerifyGrader
 from agentkit.ledger import Ledger
@@ -363,10 +362,11 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, sampling: 
     finish = out.solution.finish_reason
     if spec.lenient_answers:
         answer, how = out.answer, "lenient"
+        grade = await grader.grade(answer, problem.reference, extracted=True) \
+            if problem.reference is not None else None
     else:
-        answer, how = extract_strict(out.text, finish_reason=finish, final_number=dataset.numeric)
-    grade = await grader.grade(answer, problem.reference or "", extracted=True) \
-        if problem.reference is not None else None
+        answer, how, grade = await grader.grade_output(out.text, problem.reference, finish_reason=finish,
+                                                       final_number=dataset.numeric)
     return {
         **row, "status": "ok", "error": None, "answer": answer, "extraction": how, "finish_reason": finish,
         "details": (out.record.diagnostics() or None) if out.record is not None else None,

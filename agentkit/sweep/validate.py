@@ -25,8 +25,6 @@ from .spec import BudgetKind, SweepSpec, require_handbooks
 
 __all__ = ["CellPlan", "duration", "handbook_split_warnings", "implied_comparisons", "infeasible", "starved", "validate_spec"]
 
-"""Registered methods that reports compare the others against (long CoT, and BCI's matched twin)."""
-
 
 class CellPlan(BaseModel):
     """One (dataset, method, budget) of a spec, planned over every problem of the dataset."""
@@ -173,11 +171,11 @@ def duration(plans: list[CellPlan], throughput: float) -> dict[str, float]:
             "infeasible_cells": sum(p.cells for p in plans if not p.feasible)}
 
 
-async def handbook_split_warnings(spec: SweepSpec) -> list[str]:
+async def handbook_split_warnings(spec: SweepSpec, paths: list[str]) -> list[str]:
     """What ``sweep run`` warns about a spec's handbooks (``split_warnings``: behaviors curated from a split the spec
     evaluates, and whether the split guard keeps them out), read without writing to any store: opening an embedded
-    store writes to its directory, so each is copied to a temporary directory and the copy is read. A store that
-    is missing is left to ``require_handbooks``."""
+    store writes to its directory, so each is copied to a temporary directory and the copy is read. ``paths``:
+    the spec's stores, as ``require_handbooks`` found them."""
     import shutil
     import tempfile
     from pathlib import Path
@@ -186,8 +184,6 @@ async def handbook_split_warnings(spec: SweepSpec) -> list[str]:
 
     from .runner import provenance_splits, split_warnings
 
-    named = [str(m.params["store"]) for m in spec.methods if isinstance(m.params.get("store"), str)]
-    paths = await asyncio.to_thread(lambda: [p for p in dict.fromkeys(named) if Path(p).is_dir()])
     if not paths:
         return []
     embedder = embedder_from_spec(spec.embedder)

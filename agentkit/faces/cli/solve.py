@@ -44,7 +44,6 @@ async def run(args: argparse.Namespace) -> int:
     from agentkit.backends import backend_from_spec
     from agentkit.bus import Bus, Recorder
     from agentkit.errors import ConfigError
-    from agentkit.evaluation.answers import extract_strict
     from agentkit.evaluation.datasets import load_dataset, numeric_answers
     from agentkit.evaluation.grader import MathVerifyGrader
     from agentkit.methods import get_method, result_summary, run_method
@@ -78,12 +77,11 @@ async def run(args: argparse.Namespace) -> int:
                             "reference": problem.reference, "correct": None, "B_seq": 0, "B_total": 0,
                             "output_tokens": 0, "calls": 0, "error": str(exc)}
                 summary = result_summary(method.name, result)
-                correct = None
-                if problem.reference is not None:
-                    answer, _ = extract_strict(result.text, finish_reason=result.solution.finish_reason,
-                                               final_number=numeric_answers(problem.dataset or args.dataset))
-                    correct = (await grader.grade(answer, problem.reference, extracted=True)).correct
-                row = {"id": problem.problem_id, "reference": problem.reference, "correct": correct, **summary}
+                _, _, grade = await grader.grade_output(
+                    result.text, problem.reference, finish_reason=result.solution.finish_reason,
+                    final_number=numeric_answers(problem.dataset or args.dataset))
+                row = {"id": problem.problem_id, "reference": problem.reference,
+                       "correct": None if grade is None else grade.correct, **summary}
                 if result.record is not None:
                     row["record"] = result.record.model_dump(mode="json")
                 return row

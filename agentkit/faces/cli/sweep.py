@@ -147,8 +147,8 @@ async def run(args: argparse.Namespace) -> int:
                           f"{c['items']:>4} problems, discordance {c['discordance']:.2f} ({c['source']}): MDE {mde}")
             for line in problems:
                 print(f"agentkit: infeasible: {line}", file=sys.stderr)
-            require_handbooks(spec)  # what `run` would refuse: one line, exit 2
-            for line in await handbook_split_warnings(spec):  # what `run` and `report` warn about, read-only
+            stores = require_handbooks(spec)  # what `run` would refuse: one line, exit 2
+            for line in await handbook_split_warnings(spec, stores):  # what `run` and `report` warn about, read-only
                 print(f"agentkit: warning: {line}", file=sys.stderr)
             return 1 if problems else 0
         if problems:
