@@ -14,6 +14,7 @@ AgentkitError
 ├── BudgetExceeded               a token budget has nothing left for the next call
 ├── StoreError                   the behavior store
 │   ├── StoreLocked              another process owns the embedded store (use `agentkit serve` or a URL)
+│   ├── StoreNotFound            a reading command was given a path with no store (it creates none)
 │   ├── BehaviorNotFound         no behavior (or version) of that name
 │   └── EmbedderMismatch         the store's vectors were made by another embedder (name or dimension)
 └── BusError                     the event bus
@@ -45,6 +46,7 @@ __all__ = [
     "RequestTimeout",
     "StoreError",
     "StoreLocked",
+    "StoreNotFound",
     "validation_problems",
 ]
 
@@ -134,6 +136,10 @@ class StoreError(AgentkitError):
 class StoreLocked(StoreError):
     """The embedded store at this path is open in another process. Embedded Qdrant is single-process: run
     ``agentkit serve --store PATH`` and connect through it (``HandbookClient``), or use a Qdrant server URL."""
+
+
+class StoreNotFound(StoreError):
+    """No store at the path a reading command was given (it does not create one)."""
 
 
 class BehaviorNotFound(StoreError):

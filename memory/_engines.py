@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from agentkit.errors import StoreError, StoreLocked
+from agentkit.errors import StoreError, StoreLocked, StoreNotFound
 from agentkit.log import get_logger
 
 __all__ = ["ClientEngine", "EdgeEngine", "Engine", "Record", "Where"]
@@ -149,11 +149,13 @@ def _load(path: Path, dim: int | None = None, exact_below: int = EXACT_BELOW) ->
 
 
 def _create(path: Path, dim: int, exact_below: int = EXACT_BELOW) -> None:
-    """Build a new shard in a temporary sibling and rename it to ``path`` (see ``EdgeEngine.open``)."""
+    """Build a new shard in a temporary sibling, ``.<name>.creating-<pid>-<hex>`` (the marker of a creation in
+    progress: the only kind of directory ``_clean_creations`` ever removes), and rename it to ``path`` (see
+    ``EdgeEngine.open``)."""
     import qdrant_edge as qe
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    building = path.with_name(f".{path.name}.creating-{uuid.uuid4().hex[:12]}")
+    building = path.with_name(f".{path.name}{_CREATING}{os.getpid()}-{uuid.uuid4().hex[:12]}")
     try:
         shard = qe.EdgeShard.create(str(building), _config(dim, exact_below))
         for field in KEYWORD_FIELDS:
@@ -169,6 +171,53 @@ def _create(path: Path, dim: int, exact_below: int = EXACT_BELOW) -> None:
     finally:
         if building.exists():
             shutil.rmtree(building, ignore_errors=True)
+
+
+_CREATING = ".creating-"
+_STALE_CREATION_S = 600.0
+"""A creation folder without a process id (written by an older agentkit) counts as abandoned after this long."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but is another user's
+    return True
+
+
+def _clean_creations(path: Path) -> None:
+    """Remove the creation folders (``_create``) of ``path`` whose creator is gone: killed while it built the
+    store. A folder whose process still runs is another process creating the store right now, and is left."""
+    for folder in _siblings(path, _CREATING.strip(".-")):
+        tail = folder.name.rsplit(_CREATING, 1)[-1]
+        pid, sep, _ = tail.partition("-")
+        try:
+            abandoned = not _alive(int(pid)) if sep and pid.isdigit() else \
+                time.time() - folder.stat().st_mtime > _STALE_CREATION_S
+        except OSError:
+            continue
+        if abandoned:
+            shutil.rmtree(folder, ignore_errors=True)
+            _log.info("removed an abandoned store creation", store=str(path), folder=folder.name)
+
+
+def _is_store(path: Path) -> bool:
+    return (path / _EDGE_CONFIG).is_file()
+
+
+def _check_not_foreign(path: Path) -> None:
+    """Refuse a path that holds something other than a store: a file, or a directory with entries but no store
+    configuration (a user's folder, or a half-made store of an agentkit older than atomic creation). Nothing is
+    moved or written: the caller is told what is there."""
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path} is a file, not an embedded store directory; give a directory path")
+    if path.is_dir() and not _is_store(path) and any(path.iterdir()):
+        raise StoreError(f"{path} is a directory that is not a handbook store (it has files but no "
+                         f"{_EDGE_CONFIG}); agentkit leaves it untouched: give a new or empty directory, or move "
+                         "its files away")
 
 
 def _search_params(qe: Any, hnsw_ef: int) -> Any:
@@ -188,9 +237,9 @@ def _recover(path: Path) -> None:
         ready = [p for p in _siblings(path, "index") if (p / _INDEX_READY).exists()]
         replaced = _siblings(path, "replaced")
         chosen = ready[-1] if ready else (replaced[-1] if replaced else None)
-        if chosen is not None:
+        if chosen is not None and not (path.is_dir() and any(path.iterdir())):
             if path.exists():
-                shutil.rmtree(path)  # an empty or half-renamed directory, never a store (no config)
+                path.rmdir()  # an empty directory (a rename half-done), never anything with files in it
             os.rename(chosen, path)
             (path / _INDEX_READY).unlink(missing_ok=True)
             _log.warning("finished an interrupted index swap", store=str(path), used=chosen.name)
@@ -230,24 +279,29 @@ class EdgeEngine:
         """Index builds finished by this engine (for logs and tests)."""
 
     @classmethod
-    async def open(cls, path: Path, dim: int, *, exact_below: int = EXACT_BELOW) -> EdgeEngine:
-        """Open the shard at ``path``, creating it if there is none. Creation is atomic: the shard is built in a
+    async def open(cls, path: Path, dim: int, *, exact_below: int = EXACT_BELOW, create: bool = True
+                   ) -> EdgeEngine:
+        """Open the shard at ``path``; with ``create``, create it if there is none (a missing or empty
+        directory), else a missing store is a ``StoreNotFound``. Creation is atomic: the shard is built in a
         temporary sibling directory and renamed into place, so a crash never leaves a half-made store, and of
-        two processes creating one store at once the second opens the first's (or is told it is locked). A
-        directory an older version left half-created (no ``edge_config.json``: nothing in it can be loaded) is
-        moved aside to ``<path>.incomplete-<time>`` and the store is created anew, with a warning. An index swap
-        that a crash interrupted is finished first (``_recover``)."""
+        two processes creating one store at once the second opens the first's (or is told it is locked).
+        Creation folders that a killed process left are removed first (``_clean_creations``), and an index swap
+        that a crash interrupted is finished (``_recover``). A path that holds anything else (a file, a
+        directory with files but no store configuration) is refused and left exactly as it is."""
 
         def _open() -> Any:
-            if path.exists() and not path.is_dir():
-                raise StoreError(f"{path} is a file, not an embedded store directory; give a directory path")
+            _check_not_foreign(path)
+            if not create and not _is_store(path) and not _siblings(path, "index") \
+                    and not _siblings(path, "replaced"):
+                raise StoreNotFound(f"no handbook store at {path} (create one with `agentkit handbook add` or "
+                                    "`build`, or check the path)")
             try:
+                _clean_creations(path)
                 _recover(path)
-                if path.is_dir() and any(path.iterdir()) and not (path / _EDGE_CONFIG).exists():
-                    aside = path.with_name(f"{path.name}.incomplete-{int(time.time())}")
-                    os.rename(path, aside)
-                    _log.warning("half-created store moved aside", store=str(path), moved_to=str(aside))
-                if not (path / _EDGE_CONFIG).exists():
+                _check_not_foreign(path)
+                if not _is_store(path):
+                    if not create:
+                        raise StoreNotFound(f"no handbook store at {path}")
                     _create(path, dim, exact_below)
                 return _load(path, dim, exact_below)
             except StoreError:

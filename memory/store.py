@@ -186,6 +186,7 @@ class QdrantBehaviorStore:
         usage_batch: int = 256,
         hnsw_ef: int | None = None,
         exact_below: int = EXACT_BELOW,
+        create: bool = True,
     ) -> None:
         chosen = [x for x in (path, url, location, local_path) if x is not None]
         if len(chosen) > 1:
@@ -207,6 +208,7 @@ class QdrantBehaviorStore:
         self.usage_batch = usage_batch
         self.hnsw_ef = hnsw_ef
         self.exact_below = exact_below
+        self.create = create
         self._engine: Engine | None = None
         self._lock = asyncio.Lock()
         self._open_lock = asyncio.Lock()
@@ -231,7 +233,7 @@ class QdrantBehaviorStore:
             dim = self.embedder.dim
             engine: Engine
             if self.path is not None:
-                engine = await EdgeEngine.open(self.path, dim, exact_below=self.exact_below)
+                engine = await EdgeEngine.open(self.path, dim, exact_below=self.exact_below, create=self.create)
             else:
                 engine = await ClientEngine.open(url=self.url, api_key=self.api_key, location=self.location,
                                                  path=self.local_path, collection=self.collection, dim=dim)

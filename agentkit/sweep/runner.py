@@ -242,7 +242,7 @@ async def _open_handbooks(spec: SweepSpec, paths: list[str]) -> dict[str, Behavi
     embedder = None
     for path in paths:  # each once: paths has no repeats
         embedder = embedder or embedder_from_spec(spec.embedder)  # one model, shared by every handbook
-        stores[path] = await QdrantBehaviorStore(path=path, embedder=embedder).open()
+        stores[path] = await QdrantBehaviorStore(path=path, embedder=embedder, create=False).open()
     return stores
 
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def hb(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -61,3 +62,46 @@ def test_a_bad_embedder_is_one_line_and_exit_2(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "agentkit", "handbook", "--store", "http://127.0.0.1:9/x",
                           "--token", "t", "--embedder", "minilm", "stats"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "--embedder applies to a store directory" in out.stderr
+
+
+SUBCOMMANDS: list[list[str]] = [
+    ["build", "--dataset", "gsm8k-train", "--limit", "1", "--backend", "scripted:x"], ["list"], ["search", "units"],
+    ["show", "behavior_x"], ["history", "behavior_x"], ["add", "behavior_x", "an instruction"],
+    ["prune", "--capacity", "1", "--apply"], ["export", "EXPORT"], ["import", "IMPORT"], ["stats"]]
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): ("dir" if p.is_dir() else p.read_bytes().hex())
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_no_handbook_command_changes_what_it_did_not_create(tmp_path: Path, capsys: Any) -> None:
+    """Every ``handbook`` subcommand, over a directory of a user's files, over a file and (the reading ones)
+    over a missing path: one line on stderr, exit 2, and every file under the folder byte for byte as before
+    (nothing renamed aside, no store created in its place)."""
+    from agentkit.faces.cli import main
+    from agentkit.faces.cli.handbook import WRITING
+
+    work = tmp_path / "work"
+    folder = work / "d"
+    folder.mkdir(parents=True)
+    (folder / "f").write_text("a user's file")
+    (work / "plain").write_text("not a store")
+    side = tmp_path / "side"
+    side.mkdir()
+    (side / "paper.json").write_text(json.dumps({"behavior_x": "an instruction"}))
+    before = _tree(work)
+    for target, expected in ((folder, "is a directory that is not a handbook store"), (work / "plain", "is a file"),
+                             (work / "missing", "no handbook store at")):
+        for args in SUBCOMMANDS:
+            if target.name == "missing" and args[0] in WRITING:
+                continue  # a writer creates a store at a new path: that is what it is for
+            argv = ["handbook", "--store", str(target),
+                    *[{"EXPORT": str(side / "out.jsonl"), "IMPORT": str(side / "paper.json")}.get(a, a) for a in args]]
+            code = main(argv)
+            out, err = capsys.readouterr()
+            assert code == 2, (argv, out, err)
+            assert err.count("\n") == 1 and err.startswith("agentkit: ") and expected in err, (argv, err)
+            assert out == ""
+            assert _tree(work) == before, argv
+    assert not (side / "out.jsonl").exists()

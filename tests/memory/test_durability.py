@@ -55,19 +55,38 @@ def test_acknowledged_usage_survives_kill_9(tmp_path: Path, kill_after: int) -> 
     assert asyncio.run(stored()) == first  # the journal is replayed exactly once
 
 
-async def test_a_store_left_half_created_opens_again(tmp_path: Path, embedder: MiniLMEmbedder) -> None:
+async def test_a_directory_that_is_not_a_store_is_refused_and_left_alone(tmp_path: Path,
+                                                                          embedder: MiniLMEmbedder) -> None:
+    """A directory with files but no store configuration (a user's folder, or what an agentkit older than atomic
+    creation left half-made) is refused, for reading and for writing, and nothing in it or beside it moves."""
+    from agentkit.errors import StoreError, StoreNotFound
+
     path = tmp_path / "store"
-    (path / "segments").mkdir(parents=True)  # what a kill during creation used to leave
-    (path / "wal").mkdir()
-    async with QdrantBehaviorStore(path=path, embedder=embedder) as store:
-        await store.add(Behavior(name="behavior_after_repair", instruction="works again"))
-    async with QdrantBehaviorStore(path=path, embedder=embedder) as store:
+    (path / "segments").mkdir(parents=True)
+    (path / "notes.txt").write_text("mine")
+    before = _tree(tmp_path)
+    for create in (True, False):
+        with pytest.raises(StoreError, match="not a handbook store") as caught:
+            await QdrantBehaviorStore(path=path, embedder=embedder, create=create).open()
+        assert not isinstance(caught.value, StoreNotFound)
+    assert _tree(tmp_path) == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(StoreNotFound, match="no handbook store"):  # a reader creates nothing
+        await QdrantBehaviorStore(path=empty, embedder=embedder, create=False).open()
+    with pytest.raises(StoreNotFound):
+        await QdrantBehaviorStore(path=tmp_path / "absent", embedder=embedder, create=False).open()
+    assert _tree(tmp_path) == {**before, "empty": "dir"}
+    async with QdrantBehaviorStore(path=empty, embedder=embedder) as store:  # a writer may fill an empty one
+        await store.add(Behavior(name="behavior_in_empty", instruction="created in an empty directory"))
+    async with QdrantBehaviorStore(path=empty, embedder=embedder, create=False) as store:
         assert await store.count() == 1
-    assert _aside(tmp_path) == 1
 
 
-def _aside(folder: Path) -> int:
-    return [p.name.startswith("store.incomplete-") for p in folder.iterdir()].count(True)
+def _tree(folder: Path) -> dict[str, str]:
+    """Every path under ``folder`` with its content (files) or "dir"."""
+    return {str(p.relative_to(folder)): ("dir" if p.is_dir() else p.read_bytes().hex())
+            for p in sorted(folder.rglob("*"))}
 
 
 CREATOR = """
@@ -121,6 +140,27 @@ def test_kill_9_during_creation_leaves_nothing_half_made(tmp_path: Path) -> None
                 return await store.count()
 
         assert asyncio.run(reopen()) in (0, 1)
+        # the creation folder of a process killed mid-creation is removed at the next open
+        assert not [p for p in tmp_path.iterdir() if ".creating-" in p.name], list(tmp_path.iterdir())
+
+
+def test_a_creation_folder_of_a_live_process_is_left(tmp_path: Path) -> None:
+    """Only a creation whose process is gone is cleaned: one that another process is running is not touched,
+    and a folder that merely resembles one (no process id, recent) stays too."""
+    live = tmp_path / f".s.creating-{os.getpid()}-0123456789ab"
+    live.mkdir()
+    dead = tmp_path / ".s.creating-999999999-0123456789ab"  # no such process
+    dead.mkdir()
+    (dead / "wal").mkdir()
+    unknown = tmp_path / ".s.creating-0123456789ab"
+    unknown.mkdir()
+
+    async def open_it() -> None:
+        async with QdrantBehaviorStore(path=tmp_path / "s", embedder=MiniLMEmbedder()):
+            pass
+
+    asyncio.run(open_it())
+    assert live.exists() and unknown.exists() and not dead.exists()
 
 
 def test_a_file_is_not_a_store(tmp_path: Path) -> None:

@@ -13,9 +13,11 @@ DEFAULT_BACKEND = "local"
 DEFAULT_STORE = ".agentkit/handbook"
 
 
-async def open_handbook(store: str, token: str | None, embedder: str | None = None) -> BehaviorStore:
+async def open_handbook(store: str, token: str | None, embedder: str | None = None, *, create: bool = True
+                        ) -> BehaviorStore:
     """A store directory (embedded Qdrant Edge, with ``embedder``: see ``embedder_from_spec``) or a handbook
-    service URL (which embeds with its own store's embedder)."""
+    service URL (which embeds with its own store's embedder). ``create=False`` for a command that only reads: a
+    path without a store is then refused (``StoreNotFound``) instead of becoming an empty store."""
     import os
 
     from agentkit.errors import ConfigError
@@ -29,7 +31,7 @@ async def open_handbook(store: str, token: str | None, embedder: str | None = No
         if not token:
             raise ConfigError("a handbook URL needs --token or $AGENTKIT_TOKEN (printed by `agentkit serve`)")
         return HandbookClient(store, token=token)
-    return await QdrantBehaviorStore(path=store, embedder=embedder_from_spec(embedder)).open()
+    return await QdrantBehaviorStore(path=store, embedder=embedder_from_spec(embedder), create=create).open()
 
 
 

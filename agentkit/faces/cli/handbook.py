@@ -73,10 +73,15 @@ async def _build(args: argparse.Namespace, handbook: BehaviorStore) -> dict[str,
 
 
 
+WRITING = frozenset({"build", "add", "prune", "import"})
+"""The subcommands that may create the store they are given; the others only read, and refuse a path without
+one."""
+
+
 async def run(args: argparse.Namespace) -> int:
     from agentkit.memory import Behavior, PrunePolicy, topic_counts
 
-    handbook = await open_handbook(args.store, args.token, args.embedder)
+    handbook = await open_handbook(args.store, args.token, args.embedder, create=args.action in WRITING)
     out: Any
     try:
         action = args.action

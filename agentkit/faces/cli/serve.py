@@ -62,7 +62,8 @@ async def run_proxy(args: argparse.Namespace) -> int:
     from agentkit.faces.proxy import Proxy, create_proxy_app, run_proxy_runner
 
     token, generated = _token(args.token, "AGENTKIT_PROXY_TOKEN")
-    handbook = await open_handbook(args.store, args.store_token, args.embedder) if args.store else None
+    handbook = await open_handbook(args.store, args.store_token, args.embedder, create=False) \
+        if args.store else None
     backend = backend_from_spec(args.backend)
     try:
         proxy = Proxy(backend, handbook=handbook, token=token, concurrency=args.concurrency, max_queue=args.max_queue)
@@ -87,7 +88,7 @@ async def run_mcp(args: argparse.Namespace) -> int:
 
     if args.http:
         token, generated = _token(args.token, "AGENTKIT_MCP_TOKEN")
-        handbook = await open_handbook(args.store, args.store_token, args.embedder)
+        handbook = await open_handbook(args.store, args.store_token, args.embedder, create=not args.read_only)
 
         def ready(url: str) -> None:
             print(f"serving the handbook {args.store} to MCP clients at {url}", flush=True)
@@ -105,7 +106,7 @@ async def run_mcp(args: argparse.Namespace) -> int:
     protocol = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = os.fdopen(protocol, "w", encoding="utf-8")  # lives as long as the process
-    handbook = await open_handbook(args.store, args.store_token, args.embedder)
+    handbook = await open_handbook(args.store, args.store_token, args.embedder, create=not args.read_only)
     try:
         await serve_stdio(handbook, read_only=args.read_only)
     finally:

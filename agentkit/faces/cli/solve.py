@@ -56,7 +56,7 @@ async def run(args: argparse.Namespace) -> int:
     store = getattr(params, "store", None)
     if not store and method.needs_handbook(params):
         raise ConfigError(f"--method {method.name} needs --store (a handbook built with `agentkit handbook build`)")
-    handbook = await open_handbook(store, args.token, args.embedder) if store else None
+    handbook = await open_handbook(store, args.token, args.embedder, create=False) if store else None
     backend = backend_from_spec(args.backend)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
