@@ -6,7 +6,8 @@ everything agentkit raises on purpose; anything else escaping the library is a b
 ```
 AgentkitError
 ├── ConfigError                  a usage mistake: bad spec, bad argument, missing API key
-│   └── ModelNotAvailable        the embedded model (or a GGUF path) is missing or corrupt
+│   ├── ModelNotAvailable        the embedded model (or a GGUF path) is missing or corrupt
+│   └── LimitExceeded            a run would cause more calls or tokens than one run may (registry.LIMITS)
 ├── BackendError                 an LLM call failed
 │   ├── BackendRequestError      the server refused the request (4xx other than 429); not retried
 │   ├── BackendUnavailable       429 / 5xx / timeout / connection reset / malformed reply, after retries
@@ -41,6 +42,7 @@ __all__ = [
     "ConfigError",
     "EmbedderMismatch",
     "HandlerFailed",
+    "LimitExceeded",
     "MalformedResponse",
     "ModelNotAvailable",
     "RequestTimeout",
@@ -61,6 +63,15 @@ class ConfigError(AgentkitError):
 
 class ModelNotAvailable(ConfigError):
     """The requested model file is missing, incomplete or corrupt; the message says how to install it."""
+
+
+class LimitExceeded(ConfigError):
+    """A run would cause more model calls or generated tokens than one run may (``agentkit.registry.LIMITS``);
+    ``param`` names the parameter to lower."""
+
+    def __init__(self, message: str, *, param: str = "params") -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class BackendError(AgentkitError):

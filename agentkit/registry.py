@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.calls import counted_prompt_tokens
-from agentkit.errors import BudgetExceeded, ConfigError, validation_problems
+from agentkit.errors import BudgetExceeded, ConfigError, LimitExceeded, validation_problems
 from agentkit.ledger import Budget, Ledger, estimate_prompt_tokens
 from agentkit.log import get_logger
 from agentkit.memory.store import BehaviorStore
@@ -58,8 +58,8 @@ from agentkit.messages import Problem, Solution
 from agentkit.prompts import load_prompt
 from agentkit.seeds import derive_seed
 
-__all__ = ["DEFAULT_MAX_TOKENS", "ENTRY_POINT_GROUP", "METHODS", "Method", "MethodParams", "MethodRecord", "MethodResult", "Plan",
-           "RunContext", "baseline_names", "get_method", "load_plugin", "method_names", "record_of", "register", "single_call_plan", "start_run"]
+__all__ = ["DEFAULT_MAX_TOKENS", "ENTRY_POINT_GROUP", "LIMITS", "MAX_CALL_TOKENS", "METHODS", "Method", "MethodParams", "MethodRecord", "MethodResult", "Plan",
+           "RunContext", "RunLimits", "baseline_names", "get_method", "load_plugin", "method_names", "record_of", "register", "single_call_plan", "start_run"]
 
 _log = get_logger(__name__)
 
@@ -70,13 +70,38 @@ my-method = "my_package.my_method"``): importing the module registers its method
 DEFAULT_MAX_TOKENS = 768
 """The output cap of an answering call when neither a budget nor the caller sets one (``MethodParams``)."""
 
+MAX_CALL_TOKENS = 131_072
+"""The largest output cap one call may be given (``MethodParams.max_tokens``, a budget per call)."""
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """The most work one run of a method may cause, whoever asks for it: a proxy, MCP or service request, a CLI
+    command or a sweep cell (``Method.check_limits``; ``Method.solve`` checks every run, and the faces and spec
+    loading check before anything waits or runs).
+
+    - ``calls``: model calls at most (what ``Method.calls`` counts from the parameters: samples, drafts per
+      round times rounds, population times loops, probes, attempts, workspace and curation calls);
+    - ``tokens``: generated tokens at most, every call at its output cap (``Method.generated``); this also bounds
+      the memory a run holds (its drafts' texts).
+
+    Each parameter that multiplies calls also has its own bound in its method's parameter model. A run over a
+    limit is refused before its first call with a ``LimitExceeded`` naming the parameters to lower."""
+
+    calls: int = 1024
+    tokens: int = 1 << 20
+
+
+LIMITS = RunLimits()
+"""The limits every run is checked against."""
+
 
 class MethodParams(BaseModel):
     """Parameters every method has. A method's own parameter model subclasses this."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
+    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1, le=MAX_CALL_TOKENS)
     """Output cap of each answering call when the run has no budget (with one, it is planned from it)."""
     temperature: float = Field(default=0.0, ge=0.0, le=5.0)
     """Sampling temperature of the answering calls."""
@@ -288,6 +313,32 @@ class Method(abc.ABC, Generic[P]):
         with more calls override it."""
         return cap
 
+    call_fields: ClassVar[tuple[str, ...]] = ()
+    """The parameters that multiply the run's calls (what ``check_limits`` tells a caller to lower)."""
+
+    def calls(self, params: P) -> int:
+        """The most model calls one run with ``params`` makes: one by default; methods with more override it."""
+        return 1
+
+    def check_limits(self, params: P, budget: int | None = None) -> None:
+        """Refuse a run with ``params`` (and B_seq ``budget``) that could cause more than ``LIMITS`` allows:
+        a ``LimitExceeded`` (a ``ConfigError``) naming the parameters to lower, before anything runs."""
+        calls = self.calls(params)
+        multipliers = {f: getattr(params, f) for f in self.call_fields}
+        named = ", ".join(f"{f}={v}" for f, v in multipliers.items())
+        if calls > LIMITS.calls:
+            raise LimitExceeded(
+                f"method {self.name!r} with {named} makes up to {calls} calls; one run may make at most "
+                f"{LIMITS.calls}: lower {' or '.join(multipliers)}", param=next(iter(multipliers), "params"))
+        cap = budget if budget is not None else params.max_tokens  # with a budget, calls are planned from it
+        tokens = self.generated(params, cap)
+        if tokens > LIMITS.tokens:
+            lower = [*multipliers, "budget" if budget is not None else "max_tokens"]
+            raise LimitExceeded(
+                f"method {self.name!r} with {', '.join(filter(None, [named, f'max_tokens={cap}']))} may generate "
+                f"up to {tokens} tokens; one run may generate at most {LIMITS.tokens}: lower {' or '.join(lower)}",
+                param=lower[-1])
+
     def needs_handbook(self, params: P) -> bool:
         """Whether a run with ``params`` retrieves behaviors, so that a caller must open a handbook for it (none
         by default)."""
@@ -304,9 +355,11 @@ class Method(abc.ABC, Generic[P]):
                     seed: int | None = 0, handbook: BehaviorStore | None = None, bus: Bus | None = None,
                     ledger: Ledger | None = None) -> MethodResult:
         """One run on ``problem``: ``params`` validated (a mapping, this method's model, or None for the
-        defaults), the run started with its ledger (``ledger``, or a new one; given, it keeps what a failed run
+        defaults) and checked against ``LIMITS``, the run started with its ledger (``ledger``, or a new one; given, it keeps what a failed run
         spent) enforcing ``budget`` (B_seq), then ``run``."""
-        started, ctx = RunContext.begin(problem, backend, self.coerce(params), ledger=ledger, budget=budget, seed=seed,
+        checked = self.coerce(params)
+        self.check_limits(checked, budget)
+        started, ctx = RunContext.begin(problem, backend, checked, ledger=ledger, budget=budget, seed=seed,
                                         handbook=handbook, bus=bus, enforce_budget=self.enforces_budget)
         return await self.run(started, ctx)
 

@@ -57,6 +57,7 @@ from agentkit.errors import (
     BackendRequestError,
     BudgetExceeded,
     ConfigError,
+    LimitExceeded,
     RequestTimeout,
     validation_problems,
 )
@@ -162,6 +163,9 @@ def error_for(exc: BaseException) -> ApiError:
         return exc
     if isinstance(exc, BudgetExceeded):
         return _invalid(str(exc), "agentkit.budget", "budget_exceeded")
+    if isinstance(exc, LimitExceeded):
+        param = {"budget": "agentkit.budget", "max_tokens": "max_tokens"}.get(exc.param, f"agentkit.params.{exc.param}")
+        return _invalid(str(exc), param, "limit_exceeded")
     if isinstance(exc, ConfigError):
         return _invalid(str(exc))
     if isinstance(exc, BackendRequestError):
@@ -345,12 +349,14 @@ class Proxy:
             raise _invalid("stop is not supported with a method (its prompts decide where calls stop)", "stop",
                            "unsupported_parameter")
         try:
-            return method.params_model.model_validate(given)
+            params = method.params_model.model_validate(given)
         except ValidationError as exc:
             problems = [(f"agentkit.params.{f}" if f != "agentkit.params" else f, r)
                         for f, r in validation_problems(exc, root="agentkit.params")]
             raise _invalid(f"{method.name}: " + "; ".join(f"{f}: {r}" for f, r in problems),
                            problems[0][0] if problems else "agentkit.params") from None
+        method.check_limits(params, body.agentkit.budget if body.agentkit else None)  # before it waits for a slot
+        return params
 
     # -- running ------------------------------------------------------------------------------------------------
     async def run_method(self, method: Method[Any], params: Any, body: ChatBody, problem: Problem) -> MethodResult:

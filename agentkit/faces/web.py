@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from agentkit.errors import AgentkitError, ConfigError, validation_problems
+from agentkit.errors import AgentkitError, ConfigError, LimitExceeded, validation_problems
 from agentkit.log import get_logger
 
 __all__ = ["UNAUTHORIZED", "ErrorMapper", "FaceError", "agentkit_error", "agentkit_errors", "api_paths", "bearer_ok",
@@ -92,6 +92,8 @@ def agentkit_errors(exc: BaseException) -> web.StreamResponse | None:
     if isinstance(exc, ValidationError):
         return agentkit_error(422, "invalid input", fields=[{"field": f, "reason": r}
                                                             for f, r in validation_problems(exc, root="body")])
+    if isinstance(exc, LimitExceeded):
+        return agentkit_error(422, str(exc), fields=[{"field": exc.param, "reason": "over the limit of one run"}])
     if isinstance(exc, ConfigError):
         return agentkit_error(422, str(exc), fields=[])
     if isinstance(exc, AgentkitError):

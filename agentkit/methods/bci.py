@@ -166,6 +166,14 @@ class BCI(Method[BCIParams]):
     def needs_handbook(self, params: BCIParams) -> bool:
         return params.behaviors is None
 
+    call_fields = ("probes",)
+
+    def calls(self, params: BCIParams) -> int:
+        return params.probes + 1 if params.when == "unsure" else 1
+
+    def generated(self, params: BCIParams, cap: int) -> int:
+        return self.calls(params) * cap
+
     async def run(self, problem: Problem, ctx: RunContext[BCIParams]) -> MethodResult:
         p, ledger = ctx.params, ctx.ledger
         if p.behaviors is None and ctx.handbook is None:

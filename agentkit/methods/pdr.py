@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentkit._behavior import Behavior
 from agentkit.backends.base import Backend
@@ -69,6 +69,7 @@ from agentkit.messages import (
 from agentkit.prompts import load_prompt
 from agentkit.registry import (
     DEFAULT_MAX_TOKENS,
+    MAX_CALL_TOKENS,
     Method,
     MethodParams,
     MethodRecord,
@@ -121,6 +122,10 @@ def _check_schedule(rounds: int, drafts: int | tuple[int, ...], variant: str) ->
         raise ValueError("the error-analysis workspace is for SR (one draft per round)")
 
 
+MAX_DRAFTS = 64
+"""Drafts in one round at most, like RSA's population (a round's drafts run at once)."""
+
+
 class RefinementShape(BaseModel):
     """What a PDR/SR run's rounds look like: the fields ``PDRConfig`` (a run's configuration) and ``PDRParams``
     (the registered method's parameters) share, and the schedule rule that checks them."""
@@ -129,16 +134,24 @@ class RefinementShape(BaseModel):
 
     rounds: int = Field(default=2, ge=1, le=16)
     drafts: int | tuple[int, ...] = 4
-    """Drafts per round: one number M for every round but the last (which is always 1), or the full
+    """Drafts per round: one number M (1-64) for every round but the last (which is always 1), or the full
     schedule M_1..M_R ending in 1."""
-    kappa: int = Field(default=512, ge=16)
+    kappa: int = Field(default=512, ge=16, le=MAX_CALL_TOKENS)
     """Workspace bound in tokens."""
     variant: Variant = "summary"
-    k: int = Field(default=2, ge=1)
+    k: int = Field(default=2, ge=1, le=64)
     """Drafts in an extractive workspace."""
     select: Selection = "agreement"
     workspace_reasoning: bool = False
     """Workspaces see each draft's reasoning too (reasoning models); default: the final text only."""
+
+    @field_validator("drafts")
+    @classmethod
+    def _bounded(cls, drafts: int | tuple[int, ...]) -> int | tuple[int, ...]:
+        counts = (drafts,) if isinstance(drafts, int) else drafts
+        if len(counts) > 16 or any(not 1 <= m <= MAX_DRAFTS for m in counts):
+            raise ValueError(f"drafts per round must be 1-{MAX_DRAFTS} (a schedule at most 16 rounds long)")
+        return drafts
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -411,7 +424,7 @@ class PDRParams(MethodParams, RefinementShape):
 
 class SRParams(MethodParams):
     rounds: int = Field(default=2, ge=1, le=16)
-    kappa: int = Field(default=512, ge=16)
+    kappa: int = Field(default=512, ge=16, le=MAX_CALL_TOKENS)
     """Bound of the workspace (the previous draft's tail, or its error analysis) in tokens."""
     error_analysis: bool = False
     """The workspace is an error analysis of the previous draft instead of the draft itself."""
@@ -475,6 +488,11 @@ class PDR(Method[PDRParams]):
     def generated(self, params: PDRParams, cap: int) -> int:
         return _generated(_pdr_config(params, 0), cap)
 
+    call_fields = ("rounds", "drafts")
+
+    def calls(self, params: PDRParams) -> int:
+        return _calls(_pdr_config(params, 0))
+
     async def run(self, problem: Problem, ctx: RunContext[PDRParams]) -> MethodResult:
         p = ctx.params
         return await _run(self, problem, ctx, _pdr_config(p, ctx.seed), ctx.handbook if p.behavior_k else None,
@@ -494,23 +512,35 @@ class SR(Method[SRParams]):
     def generated(self, params: SRParams, cap: int) -> int:
         return _generated(sr_config(params), cap)
 
+    call_fields = ("rounds",)
+
+    def calls(self, params: SRParams) -> int:
+        return _calls(sr_config(params))
+
     async def run(self, problem: Problem, ctx: RunContext[SRParams]) -> MethodResult:
         return await _run(self, problem, ctx, sr_config(ctx.params, seed=ctx.seed), None, 0, "embedding")
 
 
-def _generated(config: PDRConfig, cap: int) -> int:
-    """Every draft at ``cap``, and every workspace call at kappa: a summary or error analysis once per round but
-    the last; an extractive workspace generates nothing unless a judge picks it (one call per round, or per
-    next-round draft for ``topk-per-sample``, counted at kappa as a bound)."""
+def _workspace_calls(config: PDRConfig) -> int:
+    """The model calls that make workspaces: a summary or error analysis once per round but the last; an
+    extractive workspace makes none unless a judge picks it (one call per round, or per next-round draft for
+    ``topk-per-sample``)."""
     schedule = config.schedule
-    drafts = sum(schedule) * cap
     if config.variant in EXTRACTIVE:
         if config.select != "judge" or config.variant == "random-k":
-            return drafts
-        calls = sum(schedule[1:]) if config.variant == "topk-per-sample" else len(schedule) - 1
-    else:
-        calls = len(schedule) - 1
-    return drafts + calls * config.kappa
+            return 0
+        return sum(schedule[1:]) if config.variant == "topk-per-sample" else len(schedule) - 1
+    return len(schedule) - 1
+
+
+def _calls(config: PDRConfig) -> int:
+    """Every draft and every workspace call of a run."""
+    return sum(config.schedule) + _workspace_calls(config)
+
+
+def _generated(config: PDRConfig, cap: int) -> int:
+    """Every draft at ``cap``, and every workspace call at kappa (as a bound)."""
+    return sum(config.schedule) * cap + _workspace_calls(config) * config.kappa
 
 
 async def _run(method: Method[Any], problem: Problem, ctx: RunContext[Any], config: PDRConfig,

@@ -136,8 +136,13 @@ class RSA(Method[RSAParams]):
     def plan(self, problem: Problem, params: RSAParams | None, budget: int) -> Plan:
         return rsa_plan(problem, self.coerce(params), budget)
 
+    call_fields = ("population", "loops")
+
+    def calls(self, params: RSAParams) -> int:
+        return params.population * (params.loops + 1)
+
     def generated(self, params: RSAParams, cap: int) -> int:
-        return params.population * (params.loops + 1) * cap
+        return self.calls(params) * cap
 
     async def run(self, problem: Problem, ctx: RunContext[RSAParams]) -> MethodResult:
         p, cap = ctx.params, ctx.params.max_tokens

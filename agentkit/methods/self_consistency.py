@@ -113,6 +113,11 @@ class SelfConsistency(Method[SelfConsistencyParams]):
     record_model = SelfConsistencyRecord
     templates = ("long_cot",)
 
+    call_fields = ("samples",)
+
+    def calls(self, params: SelfConsistencyParams) -> int:
+        return params.samples
+
     def generated(self, params: SelfConsistencyParams, cap: int) -> int:
         return params.samples * cap
 

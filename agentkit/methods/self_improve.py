@@ -29,7 +29,15 @@ from agentkit.bus import Bus
 from agentkit.errors import ConfigError
 from agentkit.ledger import Ledger
 from agentkit.messages import AnswerRequest, BehaviorProposal, CurateRequest, Problem, Solution, TokenUsage
-from agentkit.registry import DEFAULT_MAX_TOKENS, Method, MethodParams, MethodRecord, MethodResult, RunContext
+from agentkit.registry import (
+    DEFAULT_MAX_TOKENS,
+    MAX_CALL_TOKENS,
+    Method,
+    MethodParams,
+    MethodRecord,
+    MethodResult,
+    RunContext,
+)
 from agentkit.roles import Strategist, Student, ask, attached
 
 from ._common import numbered_solutions
@@ -177,7 +185,7 @@ class CritiqueReviseParams(MethodParams):
 class SelfImproveParams(CritiqueReviseParams):
     attempts: int = Field(default=1, ge=1, le=64)
     """First answers the behaviors are curated from."""
-    curation_tokens: int = Field(default=1024, ge=1)
+    curation_tokens: int = Field(default=1024, ge=1, le=MAX_CALL_TOKENS)
     """Output cap of each reflect / extract call."""
     max_behaviors: int = Field(default=5, ge=1, le=50)
 
@@ -190,8 +198,12 @@ class SelfImprove(Method[SelfImproveParams]):
     enforces_budget = False
     templates = ("long_cot", "strategist_reflect", "strategist_extract", "bci")
 
+    call_fields = ("attempts",)
+
+    def calls(self, params: SelfImproveParams) -> int:
+        return params.attempts + 1 + 2 * params.attempts  # attempts, a reflect and an extract each, the answer
+
     def generated(self, params: SelfImproveParams, cap: int) -> int:
-        # attempts, a reflect and an extract each, the answer
         return (params.attempts + 1) * cap + 2 * params.attempts * params.curation_tokens
 
     async def run(self, problem: Problem, ctx: RunContext[SelfImproveParams]) -> MethodResult:
@@ -210,8 +222,13 @@ class CritiqueRevise(Method[CritiqueReviseParams]):
     enforces_budget = False
     templates = ("long_cot", "critique_revise", "critique_revise_many")
 
+    call_fields = ("attempts",)
+
+    def calls(self, params: CritiqueReviseParams) -> int:
+        return params.attempts + 1
+
     def generated(self, params: CritiqueReviseParams, cap: int) -> int:
-        return (params.attempts + 1) * cap
+        return self.calls(params) * cap
 
     async def run(self, problem: Problem, ctx: RunContext[CritiqueReviseParams]) -> MethodResult:
         cap = await ctx.call_cap(problem)

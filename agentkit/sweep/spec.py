@@ -215,6 +215,20 @@ class SweepSpec(BaseModel):
                 raise ValueError(f"{field} lists {', '.join(repeated)} more than once (each cell would run twice)")
         return self
 
+    @model_validator(mode="after")
+    def _limits(self) -> SweepSpec:
+        """Every cell within what one run may cause (``agentkit.registry.LIMITS``), checked at load."""
+        for entry in self.methods:
+            method = get_method(entry.name)
+            for budget in entry.budgets or self.budgets:
+                output = entry.budget_kind == "output"
+                try:
+                    params = method.params(**{**entry.params, **({"max_tokens": budget} if output else {})})
+                    method.check_limits(params, None if output else budget)
+                except ConfigError as exc:
+                    raise ValueError(f"methods.{entry.key} at budget {budget}: {exc}") from None
+        return self
+
 
 class Cell(BaseModel):
     """One unit of work: a problem under one method, backend, budget and seed."""
