@@ -7,8 +7,16 @@ and how it was extracted, the final text, PDR/SR rounds with every draft and wor
 and cited, and every call's tokens and latency (the runs the sweep stores with its rows; older databases have none).
 
 Served by aiohttp on 127.0.0.1 (``--host`` to change), read-only (the database is opened with SQLite's
-``mode=ro``), one self-contained page with no external assets, so it works offline. Text from the database
-is put into the page as text (``textContent``), never as markup.
+``mode=ro``, its path escaped as a ``file:`` URI, never spliced into one), one self-contained page with no
+external assets, so it works offline. Text from the database is put into the page as text (``textContent``),
+never as markup.
+
+Only its user reads it: a request whose ``Host`` is not this machine's loopback name and port is 421 and one
+from another page's ``Origin`` 403 (the DNS-rebinding guard, ``agentkit.faces.web.foreign_host``); with
+``--token`` (generated when ``--host`` is not a loopback address) only the printed URL's ``?token=`` opens it.
+Any results database opens: rows with values it cannot place (no key, a budget that is not a number) are left
+out and counted. The page shows when its data was loaded; a sweep that writes to the database meanwhile is
+noticed (``/api/status``) and the page offers the new results.
 """
 
 from __future__ import annotations
@@ -16,13 +24,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import re
+import sqlite3
+import time
+import zlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from agentkit.errors import ConfigError
 from agentkit.faces.web import (
     FaceError,
     agentkit_errors,
@@ -30,7 +43,7 @@ from agentkit.faces.web import (
     json_response,
     start_site,
 )
-from agentkit.sweep.db import ResultsDB
+from agentkit.sweep.db import COLUMNS, ResultsDB
 from agentkit.sweep.report import _plot, budget_label, compare, summarise
 
 __all__ = ["Viewer", "create_view_app", "run_view_runner"]
@@ -59,22 +72,93 @@ def _outcome(row: dict[str, Any]) -> str:
     return "correct" if row["correct"] else "wrong"
 
 
+_TEXT = ("key", "sweep", "dataset", "item_id", "method", "backend", "status", "error", "answer", "reference",
+         "extraction", "finish_reason", "budget_kind", "grade_status")
+_NUMBERS = {name: kind for name, kind in COLUMNS.items() if kind in ("INTEGER", "REAL")}
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A row as the viewer uses it, whatever agentkit version or hand wrote it: numbers as numbers (or None),
+    text as text; None for a row it cannot place (no key or method, or a budget that is not a number)."""
+    out = dict(row)
+    for name, kind in _NUMBERS.items():
+        value = row.get(name)
+        if value is None or isinstance(value, bool):
+            out[name] = None if value is None else int(value)
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            number = math.nan
+        if not math.isfinite(number) or abs(number) > 2**53:
+            out[name] = None
+        else:
+            out[name] = int(number) if kind == "INTEGER" and number.is_integer() else number
+    for name in _TEXT:
+        value = row.get(name)
+        out[name] = value if isinstance(value, str) or value is None else str(value)
+    if not out["key"] or not out["method"] or not isinstance(out["budget"], int) or not 0 < out["budget"] <= 10**9:
+        return None
+    out["dataset"], out["backend"], out["item_id"] = out["dataset"] or "", out["backend"] or "", out["item_id"] or ""
+    out["status"] = out["status"] or "failed"
+    out["correct"] = None if out["correct"] is None else bool(out["correct"])
+    kind = out["budget_kind"] if out["budget_kind"] in ("sequential", "output") else "sequential"
+    out["budget_kind"] = kind
+    out["budget_label"] = budget_label(kind, int(out["budget"]))
+    out["outcome"] = _outcome(out)
+    return out
+
+
+def _signature(path: Path) -> tuple[int, ...]:
+    """What changes when a sweep writes to the database: its file and its WAL (an empty WAL, which a reader
+    opening the database creates, counts as none)."""
+    sig: list[int] = []
+    for file in (path, path.with_name(path.name + "-wal")):
+        try:
+            stat = file.stat()
+        except OSError:
+            sig += [0, 0]
+            continue
+        sig += [stat.st_mtime_ns, stat.st_size] if stat.st_size else [0, 0]
+    return tuple(sig)
+
+
 class Viewer:
-    """A results database loaded for viewing: its rows in memory, the report computed once on first use."""
+    """A results database loaded for viewing: its rows in memory, the report computed once per load; a database
+    that changed since (a sweep still running) is loaded again when the page asks for its summary."""
 
     def __init__(self, db_path: str | Path) -> None:
         self.path = Path(db_path)
-        db = ResultsDB(self.path, create=False, readonly=True)
-        try:
-            self.rows = list(db.rows())
-        finally:
-            db.close()
-        for row in self.rows:
-            row["budget_label"] = budget_label(str(row.get("budget_kind") or "sequential"), int(row["budget"] or 0))
-            row["outcome"] = _outcome(row)
-        self._by_key = {row["key"]: row for row in self.rows}
         self._summary: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
+        self._load()
+
+    def _load(self) -> None:
+        signature = _signature(self.path)
+        db = ResultsDB(self.path, create=False, readonly=True)
+        try:
+            raw = list(db.rows())
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path} cannot be read as a results database ({exc})") from None
+        finally:
+            db.close()
+        cleaned = [_clean(row) for row in raw]
+        self.rows = [row for row in cleaned if row is not None]
+        self.skipped = len(cleaned) - len(self.rows)
+        """Rows left out: no key, no method or a budget that is not a number (written by hand or damaged)."""
+        self._by_key = {row["key"]: row for row in self.rows}
+        self.loaded_at = time.time()
+        self._signature = signature
+        self._summary = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the database was written since it was loaded."""
+        return _signature(self.path) != self._signature
+
+    def status(self) -> dict[str, Any]:
+        return {"db": self.path.name, "cells": len(self.rows), "skipped": self.skipped, "loaded_at": self.loaded_at,
+                "changed": self.changed}
 
     def _compute_summary(self) -> dict[str, Any]:
         groups = summarise(self.rows)
@@ -83,15 +167,17 @@ class Viewer:
             png = _plot(dataset, [g for g in groups if g["dataset"] == dataset], "B_seq")
             plots[dataset] = base64.b64encode(png).decode()
         return {
-            "db": self.path.name, "cells": len(self.rows), "groups": groups, "comparisons": compare(self.rows),
-            "plots": plots,
+            **self.status(), "groups": groups, "comparisons": compare(self.rows), "plots": plots,
             "filters": {"dataset": sorted({r["dataset"] for r in self.rows}),
                         "method": sorted({r["method"] for r in self.rows}),
                         "budget": sorted({r["budget_label"] for r in self.rows}), "outcome": list(_OUTCOMES)},
         }
 
     async def summary(self) -> dict[str, Any]:
+        """The report of the rows, the database loaded again first if a sweep wrote to it since."""
         async with self._lock:
+            if self.changed:
+                await asyncio.to_thread(self._load)
             if self._summary is None:
                 self._summary = await asyncio.to_thread(self._compute_summary)
             return self._summary
@@ -113,10 +199,12 @@ class Viewer:
         db = ResultsDB(self.path, create=False, readonly=True)
         try:
             trace = db.trace(key)
+        except (sqlite3.DatabaseError, TypeError, ValueError, zlib.error):
+            trace = None  # a damaged trace: the row still shows
         finally:
             db.close()
         full = {k: _parse(v) for k, v in row.items()}
-        return {"row": full, "trace": trace}
+        return {"row": full, "trace": trace if isinstance(trace, dict) else None}
 
 
 VIEWER_KEY: web.AppKey[Viewer] = web.AppKey("viewer", Viewer)
@@ -131,6 +219,10 @@ async def _index(request: web.Request) -> web.Response:
                         headers={"Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
                                                             "style-src 'unsafe-inline'; img-src data:; "
                                                             "connect-src 'self'"})
+
+
+async def _status(request: web.Request) -> web.Response:
+    return json_response(request.app[VIEWER_KEY].status())
 
 
 async def _summary(request: web.Request) -> web.Response:
@@ -161,11 +253,16 @@ async def _cell(request: web.Request) -> web.Response:
     return json_response(found)
 
 
-def create_view_app(viewer: Viewer) -> web.Application:
-    """The read-only aiohttp application of ``viewer`` (GET only)."""
-    app = web.Application(middlewares=[face_middleware(errors=agentkit_errors)])  # read-only and local: no token
+def create_view_app(viewer: Viewer, *, token: str | None = None) -> web.Application:
+    """The read-only aiohttp application of ``viewer`` (GET only). It answers only requests for this machine's
+    loopback names (421 for another ``Host``, 403 for another page's ``Origin``: a DNS-rebinding page cannot read
+    a user's results) and, with ``token``, only a browser that opened the URL with ``?token=`` (kept in a cookie)
+    or a client with the bearer token."""
+    app = web.Application(middlewares=[face_middleware(errors=agentkit_errors, token=token, protected=lambda _: True,
+                                                       local_only=True, browser=True)])
     app[VIEWER_KEY] = viewer
     app.router.add_get("/", _index)
+    app.router.add_get("/api/status", _status)
     app.router.add_get("/api/summary", _summary)
     app.router.add_get("/api/cells", _cells)
     app.router.add_get("/api/cells/{key}", _cell)

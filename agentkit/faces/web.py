@@ -7,6 +7,8 @@ over HTTP).
 - ``agentkit_error`` / ``agentkit_errors``: agentkit's one error shape (``{"error": message, ...}``), used by
   every face except the proxy, which keeps OpenAI's shape on its wire;
 - ``json_response``: JSON with anything unusual (datetimes, paths) as text;
+- ``foreign_host``: the DNS-rebinding guard of a loopback-bound face (``face_middleware(local_only=True)``: the
+  viewer): another ``Host`` is 421, another page's ``Origin`` 403;
 - ``listen_socket`` / ``start_site``: a port checked (0-65535; 0 picks a free one) and bound, or one
   ``ConfigError`` saying why not; the MCP server binds through the same check;
 - ``bearer_ok`` / ``generate_token``: the constant-time token check (also for ASGI scopes) and a fresh token.
@@ -27,8 +29,8 @@ from pydantic import ValidationError
 from agentkit.errors import AgentkitError, ConfigError, LimitExceeded, validation_problems
 from agentkit.log import get_logger
 
-__all__ = ["UNAUTHORIZED", "ErrorMapper", "FaceError", "agentkit_error", "agentkit_errors", "api_paths", "bearer_ok",
-           "face_middleware", "generate_token", "http_error", "json_response", "listen_socket", "start_site"]
+__all__ = ["LOOPBACK", "TOKEN_COOKIE", "UNAUTHORIZED", "ErrorMapper", "FaceError", "agentkit_error", "agentkit_errors", "api_paths", "bearer_ok",
+           "face_middleware", "foreign_host", "generate_token", "http_error", "json_response", "listen_socket", "start_site"]
 
 _log = get_logger(__name__)
 
@@ -105,25 +107,83 @@ def agentkit_errors(exc: BaseException) -> web.StreamResponse | None:
     return agentkit_error(500, "internal error (logged by the server)")
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
+"""The names a client on this machine reaches a loopback-bound face by."""
+
+
+def _is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")
+
+
+def foreign_host(request: web.Request) -> web.StreamResponse | None:
+    """The DNS-rebinding guard of a face bound to a loopback address (the viewer; the MCP server's SDK applies
+    the same rule): a ``Host`` that is not this machine's loopback name and the bound port is 421, an ``Origin``
+    other than such a page's is 403; None when the request may go on (or the face listens beyond this machine,
+    where its token protects it)."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+    if not sockname or not _is_loopback(str(sockname[0])):
+        return None
+    port = int(sockname[1])
+    allowed = {f"{name}:{port}" for name in LOOPBACK if name != "::1"}
+    if port == 80:
+        allowed |= {name for name in LOOPBACK if name != "::1"}
+    host = request.headers.get("Host", "")
+    if host not in allowed:
+        return agentkit_error(421, f"this server answers only on this machine (Host {host!r} is not "
+                                   f"127.0.0.1:{port} or localhost:{port})")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.removeprefix("http://") not in allowed:
+        return agentkit_error(403, f"requests from pages of other origins ({origin!r}) are refused")
+    return None
+
+
+TOKEN_COOKIE = "agentkit_token"
+"""The cookie a browser face (the viewer) keeps its token in, set from the ``?token=`` of the printed URL."""
+
+
 def face_middleware(*, errors: ErrorMapper, token: str | None = None, protected: Callable[[str], bool] = api_paths,
-                    unauthorized: Callable[[], web.StreamResponse] | None = None) -> Any:
-    """A face's one middleware (one layer: each aiohttp middleware costs a call frame per request): with a
-    ``token``, a request to a path ``protected`` says needs the bearer token (``unauthorized()`` answers one
-    without; by default in agentkit's shape); then every exception of the handler goes through ``errors``."""
+                    unauthorized: Callable[[], web.StreamResponse] | None = None, local_only: bool = False,
+                    browser: bool = False) -> Any:
+    """A face's one middleware (one layer: each aiohttp middleware costs a call frame per request): with
+    ``local_only``, the DNS-rebinding guard (``foreign_host``) first; with a ``token``, a request to a path
+    ``protected`` says needs the bearer token (``unauthorized()`` answers one without; by default in agentkit's
+    shape), or, for a ``browser`` face, the token in its cookie or a ``?token=`` query (which sets the cookie,
+    HttpOnly and SameSite=Strict); then every exception of the handler goes through ``errors``."""
     refuse = unauthorized or (lambda: agentkit_error(401, UNAUTHORIZED))
+
+    def authorized(request: web.Request) -> tuple[bool, bool]:
+        """(authorized, whether to set the cookie)."""
+        assert token is not None
+        if bearer_ok(request.headers.get("Authorization", ""), token):
+            return True, False
+        if browser:
+            cookie = request.cookies.get(TOKEN_COOKIE, "")
+            if cookie and hmac.compare_digest(cookie.encode(), token.encode()):
+                return True, False
+            query = request.query.get("token", "")
+            if query and hmac.compare_digest(query.encode(), token.encode()):
+                return True, True
+        return False, False
 
     @web.middleware
     async def face(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is not None and protected(request.path) and not bearer_ok(
-                request.headers.get("Authorization", ""), token):
-            return refuse()
+        if local_only and (refused := foreign_host(request)) is not None:
+            return refused
+        remember = False
+        if token is not None and protected(request.path):
+            ok, remember = authorized(request)
+            if not ok:
+                return refuse()
         try:
-            return await handler(request)
+            response = await handler(request)
         except Exception as exc:
-            response = errors(exc)
-            if response is None:
+            mapped = errors(exc)
+            if mapped is None:
                 raise
-            return response
+            return mapped
+        if remember and not response.prepared:
+            response.set_cookie(TOKEN_COOKIE, token or "", httponly=True, samesite="Strict", path="/")
+        return response
 
     return face
 

@@ -330,7 +330,8 @@ def _plot(dataset: str, groups: list[dict[str, Any]], x_field: str) -> bytes:
     ax.set_ylim(0, 1)
     ax.set_title(dataset)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if groups:  # a dataset with no finished group has nothing to label
+        ax.legend(fontsize=7, loc="best")
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")

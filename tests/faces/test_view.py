@@ -98,6 +98,7 @@ async def test_the_page_renders_filters_and_opens_a_pdr_cell_in_a_real_browser(s
             await page.goto(served)
             await page.wait_for_selector("body[data-ready='1']", timeout=30_000)
             assert await page.locator("#groups tbody tr").count() == 2  # long-cot and pdr
+            assert (await page.locator("#loaded").inner_text()).startswith("data loaded at ")
             assert await page.locator("#plots img").count() == 1
             assert await page.locator("#cells tbody tr").count() == 6
             # A filter changes the rows.
@@ -165,3 +166,143 @@ async def test_an_older_database_without_traces_or_new_columns_is_viewed_read_on
     conn.close()
     with pytest.raises(Exception, match="no results database"):
         ResultsDB(tmp_path / "missing.sqlite", readonly=True)
+
+
+def _rows(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_only_this_machine_reads_the_viewer(served: str) -> None:
+    """A DNS-rebinding page (another ``Host``) gets 421, another page's ``Origin`` 403, as the MCP server
+    refuses them; this machine's names are served."""
+    port = served.rstrip("/").rsplit(":", 1)[1]
+    async with aiohttp.ClientSession() as s:
+        for headers, status in [({"Host": "evil.com"}, 421), ({"Host": f"evil.com:{port}"}, 421),
+                                ({"Host": "127.0.0.1"}, 421), ({"Origin": "http://evil.com"}, 403),
+                                ({"Origin": f"http://evil.com:{port}"}, 403), ({}, 200),
+                                ({"Host": f"localhost:{port}"}, 200), ({"Origin": f"http://127.0.0.1:{port}"}, 200)]:
+            for path in ("", "api/cells", "api/summary", "api/status"):
+                async with s.get(served + path, headers=headers) as r:
+                    body = await r.read()
+                    assert r.status == status, (headers, path, body[:200])
+                    if status != 200:
+                        assert b"gsm8k" not in body
+
+
+async def test_a_token_guards_the_viewer(tmp_path: Path) -> None:
+    viewer = Viewer(await make_db(tmp_path))
+    runner, url = await run_view_runner(create_view_app(viewer, token="view-secret"))
+    try:  # unsafe: keep cookies of an IP address, as browsers do
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            for path in ("", "api/cells", "api/status"):
+                async with s.get(url + path) as r:
+                    assert r.status == 401
+                async with s.get(url + path, params={"token": "wrong"}) as r:
+                    assert r.status == 401
+                async with s.get(url + path, headers={"Authorization": "Bearer view-secret"}) as r:
+                    assert r.status == 200
+            async with s.get(url, params={"token": "view-secret"}) as r:  # the printed URL: sets the cookie
+                assert r.status == 200
+                cookie = r.cookies["agentkit_token"]
+                assert cookie["httponly"] and cookie["samesite"] == "Strict"
+            async with s.get(url + "api/cells") as r:  # the page's own requests carry the cookie
+                assert r.status == 200 and (await r.json())["total"] == 6
+    finally:
+        await runner.cleanup()
+
+
+async def test_database_names_are_paths_never_uri_parts(tmp_path: Path) -> None:
+    """A name with ``?``, ``#`` or ``%`` opens that file, read-only: no file named after a part of it appears,
+    and a name that spells ``?mode=rwc`` does not make the connection writable."""
+    source = await make_db(tmp_path)
+    folder = tmp_path / "names"
+    folder.mkdir()
+    for name in ("h#1.sqlite", "a?mode=rwc.sqlite", "p%41%3F.sqlite", "x?mode=rw&cache=shared#y.sqlite"):
+        db = folder / name
+        shutil.copy(source, db)
+        viewer = Viewer(db)
+        assert len(viewer.rows) == 6
+        assert viewer.cell(viewer.rows[0]["key"])["trace"] is not None  # type: ignore[index]
+        extra = {p.name for p in folder.iterdir()} - {n + suffix for n in
+                                                       [p.name for p in folder.iterdir() if p.suffix == ".sqlite"]
+                                                       for suffix in ("", "-wal", "-shm")}
+        assert extra == set(), extra
+    assert {p.name for p in folder.iterdir() if p.suffix == ".sqlite"} == {
+        "h#1.sqlite", "a?mode=rwc.sqlite", "p%41%3F.sqlite", "x?mode=rw&cache=shared#y.sqlite"}
+    assert _rows(folder / "a?mode=rwc.sqlite") == 6
+
+
+async def test_any_database_opens_or_is_refused_with_one_line(tmp_path: Path) -> None:
+    """Rows with values of the wrong type in any column, tables missing optional columns, a database that is
+    not one: the viewer serves what it can read (saying how many rows it left out) and never answers 500; what
+    it cannot open is one line and exit 2 from the command."""
+    source = await make_db(tmp_path)
+    columns = [r[1] for r in sqlite3.connect(source).execute("PRAGMA table_info(results)")]
+    for column in columns:
+        for garbage in ("abc", 1e308, -1, b"\x00\xff", None):
+            db = tmp_path / f"bad-{column}.sqlite"
+            shutil.copy(source, db)
+            conn = sqlite3.connect(db)
+            if column == "key" and garbage is None:
+                conn.execute("DELETE FROM results WHERE rowid = 1")  # NOT NULL in spirit: drop instead
+            else:
+                conn.execute(f"UPDATE results SET {column} = ? WHERE rowid = 1", (garbage,))
+            conn.commit()
+            conn.close()
+            viewer = Viewer(db)
+            runner, url = await run_view_runner(create_view_app(viewer))
+            try:
+                async with aiohttp.ClientSession() as s:
+                    for path in ["api/summary", "api/cells", "api/status",
+                                 *(f"api/cells/{r['key']}" for r in viewer.rows if isinstance(r["key"], str)
+                                   and len(r["key"]) == 32)]:
+                        async with s.get(url + path) as r:
+                            assert r.status in (200, 404), (column, garbage, path, await r.text())
+            finally:
+                await runner.cleanup()
+            assert len(viewer.rows) + viewer.skipped >= 5
+            db.unlink()
+    minimal = tmp_path / "minimal.sqlite"
+    conn = sqlite3.connect(minimal)
+    conn.execute("CREATE TABLE results (key TEXT, status TEXT, method TEXT, item_id TEXT, budget TEXT)")
+    conn.execute("INSERT INTO results VALUES (?, 'ok', 'm', 'i', '512')", ("b" * 32,))
+    conn.execute("INSERT INTO results VALUES (?, 'ok', 'm', 'j', 'abc')", ("c" * 32,))
+    conn.commit()
+    conn.close()
+    viewer = Viewer(minimal)
+    assert (len(viewer.rows), viewer.skipped) == (1, 1)
+    assert (await viewer.summary())["cells"] == 1
+
+
+def test_a_file_that_is_no_results_database_is_one_line_and_exit_2(tmp_path: Path, capsys: Any) -> None:
+    from agentkit.faces.cli import main
+
+    (tmp_path / "text.sqlite").write_text("not a database")
+    (tmp_path / "dir.sqlite").mkdir()
+    for name in ("text.sqlite", "dir.sqlite", "missing.sqlite"):
+        assert main(["view", str(tmp_path / name), "--port", "0"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and err.startswith("agentkit: "), (name, err)
+
+
+async def test_the_page_says_when_its_data_was_loaded_and_follows_a_sweep(served: str, tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(served + "api/summary") as r:
+            first = await r.json()
+        assert first["cells"] == 6 and first["changed"] is False and first["loaded_at"] > 0
+        writer = ResultsDB(db)  # a sweep still running writes one more row
+        row = dict(next(iter(writer.rows())))
+        writer.write({**row, "key": "f" * 32, "item_id": "late"})
+        writer.close()
+        async with s.get(served + "api/status") as r:
+            assert (await r.json())["changed"] is True
+        async with s.get(served + "api/summary") as r:
+            second = await r.json()
+        assert second["cells"] == 7 and second["loaded_at"] > first["loaded_at"] and second["changed"] is False
+        async with s.get(served + "api/cells?limit=500") as r:
+            assert (await r.json())["total"] == 7

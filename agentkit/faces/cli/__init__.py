@@ -208,6 +208,9 @@ def _parser() -> argparse.ArgumentParser:
     vw.add_argument("db")
     vw.add_argument("--host", default="127.0.0.1")
     vw.add_argument("--port", type=int, default=8767, help="0 picks a free port")
+    vw.add_argument("--token", default=None,
+                    help="only a browser that opens the printed URL (with ?token=) may read the page (default: "
+                         "$AGENTKIT_VIEW_TOKEN; generated when --host is not a loopback address)")
 
     hb = sub.add_parser("handbook", help="inspect and edit a behavior handbook")
     hb.add_argument("--store", default=DEFAULT_STORE, help="a store directory or a service URL (default: %(default)s)")

@@ -115,11 +115,19 @@ async def run_mcp(args: argparse.Namespace) -> int:
 
 
 async def run_view(args: argparse.Namespace) -> int:
-    from agentkit.faces.view import Viewer, create_view_app, run_view_runner
+    import os
 
+    from agentkit.faces.view import Viewer, create_view_app, run_view_runner
+    from agentkit.faces.web import LOOPBACK
+
+    token = args.token or os.environ.get("AGENTKIT_VIEW_TOKEN")
+    if token is None and args.host not in LOOPBACK and not args.host.startswith("127."):
+        token, _ = _token(None, "AGENTKIT_VIEW_TOKEN")  # a page others can reach needs one
     viewer = await asyncio.to_thread(Viewer, args.db)
-    runner, url = await run_view_runner(create_view_app(viewer), args.host, args.port)
-    print(f"viewing {args.db} ({len(viewer.rows)} cells) at {url}", flush=True)
+    runner, url = await run_view_runner(create_view_app(viewer, token=token), args.host, args.port)
+    skipped = f"; {viewer.skipped} unreadable rows left out" if viewer.skipped else ""
+    print(f"viewing {args.db} ({len(viewer.rows)} cells{skipped}) at {url}{'?token=' + token if token else ''}",
+          flush=True)
     await _until_stopped(runner)
     return 0
 
