@@ -13,6 +13,10 @@ an agent starts the command itself) or streamable HTTP (``/mcp`` on 127.0.0.1, e
   ``behavior_`` name, bounded text) and merged into a near-duplicate if there is one; the stored behavior.
 - ``record_usage(name, event)``: count a usage event (retrieved, cited, cited_correct, cited_wrong).
 
+Over HTTP at most ``--max-sessions`` sessions are open at once (default 100; a new one past it gets 503) and a
+session idle for ``--session-idle`` seconds (default 300) is closed; a body that is not UTF-8 JSON is a JSON-RPC
+parse error (400), never a 500; a client that disconnects is not logged as an error.
+
 ``--read-only`` leaves the two writing tools out. A tool called with invalid arguments, an unknown behavior or
 anything the store refuses answers an MCP error result (``isError``) whose text says what was wrong; the server
 keeps running. Agent configuration (Claude Desktop, Cursor and others read the same shape)::
@@ -23,6 +27,9 @@ keeps running. Agent configuration (Claude Desktop, Cursor and others read the s
 from __future__ import annotations
 
 import json
+import logging
+import math
+import time
 from collections import Counter
 from typing import Annotated, Any, Literal
 
@@ -34,7 +41,8 @@ from agentkit.errors import AgentkitError, ConfigError
 from agentkit.faces.web import UNAUTHORIZED, bearer_ok, listen_socket
 from agentkit.memory.store import BehaviorStore
 
-__all__ = ["TOOLS", "WRITE_TOOLS", "create_server", "serve_http", "serve_stdio"]
+__all__ = ["DEFAULT_MAX_SESSIONS", "DEFAULT_SESSION_IDLE_S", "TOOLS", "WRITE_TOOLS", "check_session_limits", "create_server", "serve_http",
+           "serve_stdio"]
 
 TOOLS = ("search_behaviors", "get_behavior", "list_topics", "add_behavior", "record_usage")
 WRITE_TOOLS = ("add_behavior", "record_usage")
@@ -116,42 +124,166 @@ def create_server(store: BehaviorStore, *, read_only: bool = False, name: str = 
 
 async def serve_stdio(store: BehaviorStore, *, read_only: bool = False) -> None:
     """Serve ``store`` over stdin/stdout until the client closes them."""
-    await create_server(store, read_only=read_only).run_stdio_async()
+    server = create_server(store, read_only=read_only)
+    quiet_disconnects()
+    await server.run_stdio_async()
 
 
-class _Bearer:
-    """ASGI middleware: every request needs ``Authorization: Bearer <token>`` (401 otherwise)."""
+DEFAULT_MAX_SESSIONS = 100
+"""Open MCP sessions over HTTP at most (a session costs the server ~60 KB until it ends); past it a new one is
+refused with 503."""
+DEFAULT_SESSION_IDLE_S = 300.0
+"""A session with no request for this long is closed (its client starts a new one)."""
+MAX_BODY = 1 << 20
+"""The largest JSON-RPC request body over HTTP (413 past it)."""
+_EXPECTED_DISCONNECTS = ("ClosedResourceError", "BrokenResourceError", "EndOfStream", "ConnectionResetError",
+                         "ClientDisconnect", "CancelledError")
 
-    def __init__(self, app: Any, token: str) -> None:
-        self.app, self.token = app, token
+
+class _QuietDisconnects(logging.Filter):
+    """Drops the MCP library's log records of a client that went away (an expected end of a session, logged by
+    the SDK as an error with a traceback), and lets each of its warnings through once a minute (a flood of
+    refused sessions is one line a minute, not one per request)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("mcp"):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__name__ in _EXPECTED_DISCONNECTS:
+            return False
+        template = str(record.msg)
+        if exc is None and record.levelno == logging.WARNING:
+            now = time.monotonic()
+            if now - self._last.get(template, -math.inf) < 60.0:
+                return False
+            self._last[template] = now
+        return True
+
+
+def quiet_disconnects() -> None:
+    """Install ``_QuietDisconnects`` on the root logger's handlers (where the SDK's records end up)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _QuietDisconnects) for f in handler.filters):
+            handler.addFilter(_QuietDisconnects())
+
+
+async def _send_json(send: Any, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+                     ) -> None:
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _parse_error(message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": f"Parse error: {message}"}}
+
+
+class _Guard:
+    """ASGI middleware in front of the SDK's app: every request needs ``Authorization: Bearer <token>`` (401 with
+    ``WWW-Authenticate: Bearer``), and a POST body must be at most ``MAX_BODY`` bytes of UTF-8 JSON (otherwise a
+    JSON-RPC parse error, 400, or 413; never a 500 from inside the SDK). The body read here is handed on."""
+
+    def __init__(self, app: Any, token: str, *, max_sessions: int, session_idle_s: float, max_body: int = MAX_BODY
+                 ) -> None:
+        self.app, self.token, self.max_body = app, token, max_body
+        self.max_sessions, self.session_idle_s = max_sessions, session_idle_s
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not bearer_ok(given, self.token):
-                body = json.dumps({"error": UNAUTHORIZED}).encode()
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"authorization", b"")
+        if not bearer_ok(given, self.token):
+            await _send_json(send, 401, {"error": UNAUTHORIZED},
+                             [(b"www-authenticate", b'Bearer realm="agentkit-mcp", error="invalid_token"')])
+            return
+        if scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client went away before its request was whole
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await _send_json(send, 413, {"jsonrpc": "2.0", "id": None, "error": {
+                    "code": -32600, "message": f"the request body is over {self.max_body} bytes"}})
                 return
-        await self.app(scope, receive, send)
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            await _send_json(send, 400, _parse_error(f"the body is not UTF-8 (byte {exc.start})"))
+            return
+        except ValueError as exc:
+            await _send_json(send, 400, _parse_error(str(exc)))
+            return
+        delivered = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return dict(await receive())
+
+        refused = False
+
+        async def explain(message: dict[str, Any]) -> None:
+            """The SDK's refusal of a session past the limit, said plainly and with a Retry-After."""
+            nonlocal refused
+            if message["type"] == "http.response.start" and message["status"] == 503:
+                refused = True
+                await _send_json(send, 503, {"jsonrpc": "2.0", "id": None, "error": {
+                    "code": -32000, "message": f"the server has its maximum of {self.max_sessions} MCP sessions "
+                    f"open; a session idle for {self.session_idle_s:g} s is closed, or a client ends its own "
+                    "(DELETE); retry later"}}, [(b"retry-after", b"5")])
+                return
+            if not refused:
+                await send(message)
+
+        await self.app(scope, replay, explain)
+
+
+def check_session_limits(max_sessions: int, session_idle_s: float) -> None:
+    """A ``ConfigError`` for a session limit or idle timeout out of range (checked before anything opens)."""
+    if max_sessions < 1 or not 1 <= session_idle_s <= 86_400:
+        raise ConfigError(f"--max-sessions must be >= 1 (got {max_sessions}) and --session-idle 1-86400 seconds "
+                          f"(got {session_idle_s:g})")
 
 
 async def serve_http(store: BehaviorStore, *, token: str, host: str = "127.0.0.1", port: int = 8766,
-                     read_only: bool = False, on_ready: Any = None) -> None:
+                     read_only: bool = False, on_ready: Any = None, max_sessions: int = DEFAULT_MAX_SESSIONS,
+                     session_idle_s: float = DEFAULT_SESSION_IDLE_S) -> None:
     """Serve ``store`` over streamable HTTP at ``http://host:port/mcp`` with a bearer token; ``on_ready(url)`` is
-    called once it listens."""
+    called once it listens. At most ``max_sessions`` sessions are open at once (a new one past it is refused
+    with 503), and a session idle for ``session_idle_s`` seconds is closed."""
     import uvicorn
 
     if not token:
         raise ConfigError("the MCP server over HTTP needs a bearer token")
+    check_session_limits(max_sessions, session_idle_s)
     sock = listen_socket(host, port)  # the faces' one port check and bind
     try:
-        app = _Bearer(create_server(store, read_only=read_only, host=host, port=port).streamable_http_app(), token)
+        server = create_server(store, read_only=read_only, host=host, port=port)
+        server.settings.max_sessions = max_sessions
+        server.settings.session_idle_timeout = session_idle_s
+        app = _Guard(server.streamable_http_app(), token, max_sessions=max_sessions, session_idle_s=session_idle_s)
     except BaseException:
         sock.close()
         raise
+    quiet_disconnects()
     bound = sock.getsockname()
     web = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     if on_ready is not None:

@@ -4,9 +4,12 @@ command an agent starts) and streamable HTTP, on a real embedded store."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +139,75 @@ async def test_bad_flags_are_one_line_with_exit_2(tmp_path: Path, args: list[str
     _, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 2, err
     assert err.decode().count("\n") == 1 and err.decode().startswith("agentkit: ")
+
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "flood", "version": "1"}}}
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc for the RSS")
+async def test_sessions_are_bounded_and_bad_bodies_are_parse_errors(tmp_path: Path, embedder: MiniLMEmbedder) -> None:
+    """4,000 ``initialize`` requests that never close their session: at most ``--max-sessions`` are open (the
+    rest get a 503 that says why, with Retry-After), the server's RSS stays flat, idle sessions close so new
+    ones are admitted again; invalid UTF-8 and invalid JSON are JSON-RPC parse errors (400), a wrong token a 401
+    with ``WWW-Authenticate``; clients that disconnect mid-stream leave no traceback in the log."""
+    import aiohttp
+
+    path = await seeded(tmp_path, embedder)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentkit", "mcp", "--store", str(path), "--http", "--port", "0", "--token", "t0k",
+        "--max-sessions", "50", "--session-idle", "3", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    headers = {"Authorization": "Bearer t0k", "Accept": "application/json, text/event-stream",
+               "Content-Type": "application/json"}
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
+        url = line.rsplit(" at ", 1)[1].strip()
+        codes: dict[int, int] = {}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, data=b'{"jsonrpc":"2.0","id":1,"method":"\xff\xfe"}', headers=headers) as r:
+                assert r.status == 400 and (await r.json())["error"]["code"] == -32700
+            async with http.post(url, data=b"{not json", headers=headers) as r:
+                assert r.status == 400 and (await r.json())["error"]["code"] == -32700
+            async with http.post(url, data=io.BytesIO(b"[" * 2_000_000), headers=headers) as r:
+                assert r.status == 413
+            async with http.post(url, json=INIT, headers={**headers, "Authorization": "Bearer wrong"}) as r:
+                assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+            before = _rss_mb(proc.pid)
+            gate = asyncio.Semaphore(16)
+
+            async def initialize() -> None:
+                async with gate, http.post(url, json=INIT, headers=headers) as r:
+                    body = await r.read()
+                    codes[r.status] = codes.get(r.status, 0) + 1
+                    if r.status == 503:
+                        assert b"maximum of 50 MCP sessions" in body and r.headers["Retry-After"]
+
+            started = time.monotonic()
+            await asyncio.gather(*(initialize() for _ in range(4000)))
+            elapsed = time.monotonic() - started
+            after = _rss_mb(proc.pid)
+            # at most 50 open at once: 50 per idle period of 3 s (sessions close as they go idle)
+            assert sum(codes.values()) == 4000 and 50 <= codes[200] <= 50 * (math.ceil(elapsed / 3) + 1), codes
+            assert codes[503] >= 4000 - 50 * (math.ceil(elapsed / 3) + 1)
+            assert after - before < 50, (before, after)
+            await asyncio.sleep(4.5)  # every session idle past --session-idle: closed
+            async with http.post(url, json=INIT, headers=headers) as r:
+                assert r.status == 200
+                session = r.headers["mcp-session-id"]
+            stream = await http.get(url, headers={**headers, "mcp-session-id": session})
+            stream.close()  # gone mid-stream
+        print(f"MCP flood: 4,000 sessions asked, {codes}; RSS {before:.0f} -> {after:.0f} MB")
+    finally:
+        proc.terminate()
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    log = err.decode()
+    assert "Traceback" not in log and "ClosedResourceError" not in log and "Error" not in log.replace(
+        "WARNING", ""), log[-3000:]

@@ -203,6 +203,10 @@ def _parser() -> argparse.ArgumentParser:
     mc.add_argument("--port", type=int, default=8766, help="with --http; 0 picks a free port")
     mc.add_argument("--token", default=None,
                     help="with --http: the bearer token clients send (default: $AGENTKIT_MCP_TOKEN, else generated)")
+    mc.add_argument("--max-sessions", type=int, default=100,
+                    help="with --http: open sessions at most; a new one past it gets 503 (default: %(default)s)")
+    mc.add_argument("--session-idle", type=float, default=300.0,
+                    help="with --http: seconds after which an idle session is closed (default: %(default)s)")
 
     vw = sub.add_parser("view", help="a local web page for a sweep database: report, filters, each cell's run")
     vw.add_argument("db")

@@ -84,9 +84,10 @@ async def run_proxy(args: argparse.Namespace) -> int:
 async def run_mcp(args: argparse.Namespace) -> int:
     import os
 
-    from agentkit.faces.mcp_server import serve_http, serve_stdio
+    from agentkit.faces.mcp_server import check_session_limits, serve_http, serve_stdio
 
     if args.http:
+        check_session_limits(args.max_sessions, args.session_idle)
         token, generated = _token(args.token, "AGENTKIT_MCP_TOKEN")
         handbook = await open_handbook(args.store, args.store_token, args.embedder, create=not args.read_only)
 
@@ -97,7 +98,7 @@ async def run_mcp(args: argparse.Namespace) -> int:
 
         try:
             await serve_http(handbook, token=token, host=args.host, port=args.port, read_only=args.read_only,
-                             on_ready=ready)
+                             on_ready=ready, max_sessions=args.max_sessions, session_idle_s=args.session_idle)
         finally:
             await handbook.close()
         return 0
