@@ -419,7 +419,9 @@ def _errors(exc: BaseException) -> web.StreamResponse | None:
         if failed is None:
             return None
         status, message = failed
-        return ApiError(status, message, code="request_too_large" if status == 413 else None).response()
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return ApiError(status, message, code="request_too_large" if status == 413 else None,
+                        headers=allow).response()
     if not isinstance(exc, (ApiError, AgentkitError)):
         _log.exception("proxy request failed", error=repr(exc))
     return error_for(exc).response()

@@ -12,6 +12,8 @@ through the store's own methods, so the same validation, dedup, capacity and ver
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
@@ -36,7 +38,31 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 B = TypeVar("B", bound=BaseModel)
 
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+def _not_null(schema: dict[str, Any]) -> None:
+    """An optional field of a request body may be left out, not sent as null: its schema loses the null branch
+    (pydantic writes ``anyOf: [T, null]`` for ``T | None``)."""
+    for spec in schema.get("properties", {}).values():
+        branches = spec.get("anyOf")
+        if isinstance(branches, list) and {"type": "null"} in branches and len(branches) == 2:
+            [kept] = [b for b in branches if b != {"type": "null"}]
+            spec.pop("anyOf")
+            spec.pop("default", None)
+            spec.update(kept)
+
+
+def _at_least_one(schema: dict[str, Any]) -> None:
+    _not_null(schema)
+    schema["minProperties"] = 1
+
+
+def _exactly_one_source(schema: dict[str, Any]) -> None:
+    _not_null(schema)
+    schema["oneOf"] = [{"required": ["jsonl"]}, {"required": ["behaviors"]}]
+
+
+_STRICT = ConfigDict(extra="forbid")
+"""Request bodies: unknown fields refused. Types are checked by the OpenAPI document itself (``_body`` validates
+every body against it before the model reads it), so what the document accepts is what the service accepts."""
 Name = Annotated[str, Field(pattern=NAME_PATTERN.pattern, max_length=MAX_NAME_CHARS,
                             description="behavior_ followed by lowercase letters, digits and underscores")]
 
@@ -67,7 +93,7 @@ class _Add(BaseModel):
 
 
 class _Update(BaseModel):
-    model_config = _STRICT
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_at_least_one)
     instruction: str | None = Field(default=None, min_length=1, max_length=MAX_INSTRUCTION_CHARS)
     topics: list[str] | None = Field(default=None, max_length=32)
     status: Literal["active", "deprecated", "pruned"] | None = None
@@ -93,7 +119,7 @@ class _Prune(BaseModel):
 
 
 class _Import(BaseModel):
-    model_config = _STRICT
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_source)
     jsonl: str | None = Field(default=None, description="An export (JSON Lines), imported exactly.")
     behaviors: dict[str, str] | None = Field(default=None,
                                              description="The paper's {behavior_name: instruction} JSON, with dedup.")
@@ -175,11 +201,37 @@ class _Health(BaseModel):
     behaviors: int
 
 
+@functools.cache
+def _document_validator(model: type[BaseModel]) -> Any:
+    """A JSON Schema validator of ``model``'s schema as the OpenAPI document publishes it (its references
+    resolved in the document)."""
+    from jsonschema import Draft202012Validator
+
+    document = openapi_spec()
+    return Draft202012Validator({**document, "$ref": f"#/components/schemas/{model.__name__}"})
+
+
+def _field(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "body"
+
+
 async def _body(request: web.Request, model: type[B]) -> B:
-    """The request body validated into ``model`` (bytes -> JSON -> model in one step: invalid UTF-8, invalid
-    JSON, wrong types and unknown fields are all a 422 naming the field)."""
+    """The request body validated against the OpenAPI document (the same schema the document publishes: what
+    it accepts is accepted, what it refuses is a 422 naming each field), then read into ``model``. No body is
+    ``{}``; invalid UTF-8 and invalid JSON are 422 too."""
     raw = await request.read()  # aiohttp raises 413 past client_max_size
-    return model.model_validate_json(raw or b"{}")
+    try:
+        data = json.loads(raw.decode("utf-8")) if raw else {}
+    except UnicodeDecodeError as exc:
+        raise FaceError(422, "invalid input", fields=[{"field": "body", "reason": f"not UTF-8 (byte {exc.start})"}]
+                        ) from None
+    except ValueError as exc:
+        raise FaceError(422, "invalid input", fields=[{"field": "body", "reason": f"not JSON: {exc}"}]) from None
+    errors = sorted(_document_validator(model).iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise FaceError(422, "invalid input", fields=[{"field": _field(e.absolute_path), "reason": e.message[:300]}
+                                                      for e in errors[:20]])
+    return model.model_validate(data)
 
 
 def _query(request: web.Request, model: type[B]) -> B:
@@ -273,7 +325,12 @@ async def _update(request: web.Request) -> web.Response:
 async def _rollback(request: web.Request) -> web.Response:
     name = _name(request)
     body = await _body(request, _Rollback)
-    return _json(_dump(await _store(request).rollback(name, body.version)))
+    store = _store(request)
+    await store.get(name)  # no such behavior: 404
+    try:
+        return _json(_dump(await store.rollback(name, body.version)))
+    except BehaviorNotFound as exc:  # the behavior exists, without that version: a conflict with its state
+        raise FaceError(409, str(exc), fields=[{"field": "version", "reason": str(exc)}]) from None
 
 
 async def _deprecate(request: web.Request) -> web.Response:
@@ -340,7 +397,10 @@ async def _import(request: web.Request) -> web.Response:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "import.jsonl"
             path.write_text(body.jsonl or "", encoding="utf-8")
-            report = await store.import_jsonl(path)
+            try:
+                report = await store.import_jsonl(path)
+            except ConfigError as exc:  # its message names the server's temporary file: name the field instead
+                raise ConfigError(str(exc).replace(str(path), "jsonl")) from None
     return _json(report.model_dump())
 
 
@@ -430,8 +490,11 @@ def openapi_spec() -> dict[str, Any]:
                 parameters.append({"name": field, "in": "query", "required": False, "schema": spec})
         if parameters:
             op["parameters"] = parameters
-        if route.body is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(route.body)}}}
+        if route.body is not None:  # a body whose every field is optional may be left out
+            schema = route.body.model_json_schema()
+            required = bool(schema.get("required") or schema.get("minProperties") or schema.get("oneOf"))
+            op["requestBody"] = {"required": required,
+                                 "content": {"application/json": {"schema": ref(route.body)}}}
         if route.path.startswith("/v1/"):
             op["security"] = [{"bearer": []}]
             responses["401"] = {"description": "missing or wrong bearer token", "content": error}
@@ -441,6 +504,8 @@ def openapi_spec() -> dict[str, Any]:
                 responses["422"] = {"description": "invalid input, with the fields at fault", "content": error}
             if "{name}" in route.path or route.path == "/v1/usage":
                 responses["404"] = {"description": "no such behavior", "content": error}
+            if route.path.endswith("/rollback"):
+                responses["409"] = {"description": "the behavior has no such version", "content": error}
             responses["503"] = {"description": "the store failed", "content": error}
         paths.setdefault(route.path, {})[route.method.lower()] = op
     return {"openapi": "3.1.0", "info": {"title": "agentkit behavior handbook", "version": "1"}, "paths": paths,

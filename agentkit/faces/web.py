@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from agentkit.errors import AgentkitError, ConfigError, LimitExceeded, validation_problems
@@ -102,7 +104,12 @@ def agentkit_errors(exc: BaseException) -> web.StreamResponse | None:
         return agentkit_error(503, str(exc))
     if isinstance(exc, web.HTTPException):
         failed = http_error(exc)
-        return agentkit_error(*failed) if failed is not None else None
+        if failed is None:
+            return None
+        response = agentkit_error(*failed)
+        if "Allow" in exc.headers:  # a 405 says which methods the path has
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     _log.exception("request failed", error=repr(exc))
     return agentkit_error(500, "internal error (logged by the server)")
 
@@ -204,9 +211,31 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs a request it could not parse (a client's malformed HTTP, already answered 400) as an error
+    with a traceback; it is the client's mistake: one warning line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and (exc.code or 400) < 500:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "malformed HTTP request refused (%s): %s", (exc.code,
+                                                                                   " ".join(exc.message.split())[:200])
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _MalformedRequests) for f in server_log.filters):
+        server_log.addFilter(_MalformedRequests())
+
+
 async def start_site(app: web.Application, host: str, port: int, *, handler_cancellation: bool = False
                      ) -> tuple[web.AppRunner, str]:
-    """Start ``app`` at ``host:port`` (``listen_socket``); returns the runner and ``http://host:port``."""
+    """Start ``app`` at ``host:port`` (``listen_socket``); returns the runner and ``http://host:port``. A client's
+    malformed HTTP is logged as one warning line (``quiet_malformed_requests``)."""
+    quiet_malformed_requests()
     sock = listen_socket(host, port)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=handler_cancellation)
     try:
