@@ -26,19 +26,21 @@ keeps running. Agent configuration (Claude Desktop, Cursor and others read the s
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import time
+import typing
 from collections import Counter
 from typing import Annotated, Any, Literal
 
 from mcp.server.fastmcp import FastMCP
-from pydantic import Field
+from pydantic import BaseModel, Field, ValidationError
 
 from agentkit._behavior import MAX_INSTRUCTION_CHARS, MAX_NAME_CHARS, USAGE_EVENTS, Behavior, is_behavior_name
-from agentkit.errors import AgentkitError, ConfigError
-from agentkit.faces.web import UNAUTHORIZED, bearer_ok, listen_socket
+from agentkit.errors import AgentkitError, ConfigError, validation_problems
+from agentkit.faces.web import UNAUTHORIZED, BodyError, bearer_ok, listen_socket, read_json
 from agentkit.memory.store import BehaviorStore
 
 __all__ = ["DEFAULT_MAX_SESSIONS", "DEFAULT_SESSION_IDLE_S", "TOOLS", "WRITE_TOOLS", "check_session_limits", "create_server", "serve_http",
@@ -184,6 +186,45 @@ def _parse_error(message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": f"Parse error: {message}"}}
 
 
+@functools.cache
+def _client_methods() -> dict[str, tuple[type[BaseModel], bool]]:
+    """Every method a client may send: its SDK model and whether it is a request (else a notification)."""
+    from mcp import types
+
+    out: dict[str, tuple[type[BaseModel], bool]] = {}
+    for union, is_request in ((types.ClientRequest, True), (types.ClientNotification, False)):
+        for model in typing.get_args(union.model_fields["root"].annotation):
+            for method in typing.get_args(model.model_fields["method"].annotation):
+                out[method] = (model, is_request)
+    return out
+
+
+def _envelope_problem(data: Any) -> dict[str, Any] | None:
+    """The JSON-RPC error for a message the SDK would not answer (a request with malformed ``params`` leaves its
+    HTTP request waiting forever inside the SDK), or None to pass the message on. Unknown methods go on: the SDK
+    answers them with "method not found"."""
+    from mcp import types
+
+    try:
+        message = types.JSONRPCMessage.model_validate(data).root
+    except ValidationError as exc:
+        return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid request: " + "; ".join(
+            f"{f}: {r}" for f, r in validation_problems(exc, root="message")[:3])}}
+    if not isinstance(message, (types.JSONRPCRequest, types.JSONRPCNotification)):
+        return None
+    known = _client_methods().get(message.method)
+    if known is None:
+        return None
+    model, _ = known
+    try:
+        model.model_validate({"method": message.method, **({"params": message.params} if message.params else {})})
+    except ValidationError as exc:
+        rid = message.id if isinstance(message, types.JSONRPCRequest) else None
+        reasons = "; ".join(f"{f}: {r}" for f, r in validation_problems(exc, root="params")[:3])
+        return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32602, "message": f"Invalid params: {reasons}"}}
+    return None
+
+
 class _Guard:
     """ASGI middleware in front of the SDK's app: every request needs ``Authorization: Bearer <token>`` (401 with
     ``WWW-Authenticate: Bearer``), and a POST body must be at most ``MAX_BODY`` bytes of UTF-8 JSON (otherwise a
@@ -222,12 +263,12 @@ class _Guard:
                 break
         body = b"".join(chunks)
         try:
-            json.loads(body.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            await _send_json(send, 400, _parse_error(f"the body is not UTF-8 (byte {exc.start})"))
-            return
-        except ValueError as exc:
+            problem = _envelope_problem(read_json(body))
+        except BodyError as exc:
             await _send_json(send, 400, _parse_error(str(exc)))
+            return
+        if problem is not None:
+            await _send_json(send, 400, problem)
             return
         delivered = False
 

@@ -13,7 +13,6 @@ through the store's own methods, so the same validation, dedup, capacity and ver
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
@@ -23,7 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from agentkit.errors import BehaviorNotFound, ConfigError, StoreError, validation_problems
-from agentkit.faces.web import FaceError, agentkit_error, agentkit_errors, face_middleware, generate_token
+from agentkit.faces.web import (
+    BodyError,
+    FaceError,
+    agentkit_error,
+    agentkit_errors,
+    face_middleware,
+    generate_token,
+    read_json,
+)
 from agentkit.faces.web import json_response as _json
 from agentkit.log import get_logger
 from agentkit.memory import Behavior, ImportReport, Provenance, PruneDecision, PrunePolicy, QdrantBehaviorStore
@@ -221,12 +228,9 @@ async def _body(request: web.Request, model: type[B]) -> B:
     ``{}``; invalid UTF-8 and invalid JSON are 422 too."""
     raw = await request.read()  # aiohttp raises 413 past client_max_size
     try:
-        data = json.loads(raw.decode("utf-8")) if raw else {}
-    except UnicodeDecodeError as exc:
-        raise FaceError(422, "invalid input", fields=[{"field": "body", "reason": f"not UTF-8 (byte {exc.start})"}]
-                        ) from None
-    except ValueError as exc:
-        raise FaceError(422, "invalid input", fields=[{"field": "body", "reason": f"not JSON: {exc}"}]) from None
+        data = read_json(raw)
+    except BodyError as exc:
+        raise FaceError(422, "invalid input", fields=[{"field": "body", "reason": str(exc)}]) from None
     errors = sorted(_document_validator(model).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         raise FaceError(422, "invalid input", fields=[{"field": _field(e.absolute_path), "reason": e.message[:300]}

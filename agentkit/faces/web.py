@@ -6,7 +6,8 @@ over HTTP).
   traceback: a face's own errors in its own shape, anything unexpected logged and answered 500 in that shape;
 - ``agentkit_error`` / ``agentkit_errors``: agentkit's one error shape (``{"error": message, ...}``), used by
   every face except the proxy, which keeps OpenAI's shape on its wire;
-- ``json_response``: JSON with anything unusual (datetimes, paths) as text;
+- ``json_response``: JSON with anything unusual (datetimes, paths) as text; ``read_json``: a request body as
+  JSON, or one ``BodyError`` saying why not (not UTF-8, not JSON, nested too deeply);
 - ``foreign_host``: the DNS-rebinding guard of a loopback-bound face (``face_middleware(local_only=True)``: the
   viewer): another ``Host`` is 421, another page's ``Origin`` 403;
 - ``listen_socket`` / ``start_site``: a port checked (0-65535; 0 picks a free one) and bound, or one
@@ -31,8 +32,26 @@ from pydantic import ValidationError
 from agentkit.errors import AgentkitError, ConfigError, LimitExceeded, validation_problems
 from agentkit.log import get_logger
 
-__all__ = ["LOOPBACK", "TOKEN_COOKIE", "UNAUTHORIZED", "ErrorMapper", "FaceError", "agentkit_error", "agentkit_errors", "api_paths", "bearer_ok",
-           "face_middleware", "foreign_host", "generate_token", "http_error", "json_response", "listen_socket", "start_site"]
+__all__ = [
+    "LOOPBACK",
+    "TOKEN_COOKIE",
+    "UNAUTHORIZED",
+    "BodyError",
+    "ErrorMapper",
+    "FaceError",
+    "agentkit_error",
+    "agentkit_errors",
+    "api_paths",
+    "bearer_ok",
+    "face_middleware",
+    "foreign_host",
+    "generate_token",
+    "http_error",
+    "json_response",
+    "listen_socket",
+    "read_json",
+    "start_site",
+]
 
 _log = get_logger(__name__)
 
@@ -61,6 +80,26 @@ def bearer_ok(authorization: str | bytes, token: str) -> bool:
     ``Bearer <token>``, compared in constant time."""
     given = authorization if isinstance(authorization, bytes) else authorization.encode()
     return given.startswith(b"Bearer ") and hmac.compare_digest(given[7:], token.encode())
+
+
+class BodyError(ValueError):
+    """A request body that is not UTF-8 JSON (``read_json``), with the reason in one line."""
+
+
+def read_json(raw: bytes) -> Any:
+    """A request body as JSON: bytes that are not UTF-8, text that is not JSON and JSON nested too deeply for the
+    parser are one ``BodyError`` each (never an exception a face would answer with 500); an empty body is
+    ``{}``."""
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BodyError(f"the body is not UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise BodyError("the body's JSON is nested too deeply") from None
+    except ValueError as exc:
+        raise BodyError(f"the body is not JSON: {exc}") from None
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
