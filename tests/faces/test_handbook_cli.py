@@ -57,8 +57,11 @@ def test_a_bad_embedder_is_one_line_and_exit_2(tmp_path: Path) -> None:
         out = hb(tmp_path / "hb", "--embedder", spec, "stats")
         assert out.returncode == 2 and message in out.stderr, (spec, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    out = hb(tmp_path / "hb", "--json", "stats", "--embedder", "minilm")  # a reader creates no store
+    assert out.returncode == 2 and "no handbook store at" in out.stderr and not (tmp_path / "hb").exists()
+    assert hb(tmp_path / "hb", "add", "behavior_x", "y", "--embedder", "minilm").returncode == 0  # a writer does
     out = hb(tmp_path / "hb", "--json", "stats", "--embedder", "minilm")  # the default, named: fine
-    assert out.returncode == 0 and json.loads(out.stdout)["active"] == 0
+    assert out.returncode == 0 and json.loads(out.stdout)["active"] == 1
     out = subprocess.run([sys.executable, "-m", "agentkit", "handbook", "--store", "http://127.0.0.1:9/x",
                           "--token", "t", "--embedder", "minilm", "stats"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "--embedder applies to a store directory" in out.stderr
