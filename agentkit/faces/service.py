@@ -70,6 +70,7 @@ def _exactly_one_source(schema: dict[str, Any]) -> None:
 _STRICT = ConfigDict(extra="forbid")
 """Request bodies: unknown fields refused. Types are checked by the OpenAPI document itself (``_body`` validates
 every body against it before the model reads it), so what the document accepts is what the service accepts."""
+Topic = Annotated[str, Field(max_length=100, description="a topic (at most 100 characters, as the store keeps them)")]
 Name = Annotated[str, Field(pattern=NAME_PATTERN.pattern, max_length=MAX_NAME_CHARS,
                             description="behavior_ followed by lowercase letters, digits and underscores")]
 
@@ -78,7 +79,7 @@ class _Search(BaseModel):
     model_config = _STRICT
     query: str = Field(min_length=1, max_length=4000)
     k: int = Field(default=5, ge=1, le=200)
-    topics: list[str] | None = Field(default=None, max_length=32)
+    topics: list[Topic] | None = Field(default=None, max_length=32)
     min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
     include_inactive: bool = False
 
@@ -89,7 +90,7 @@ class _NewBehavior(BaseModel):
     model_config = _STRICT
     name: Name
     instruction: str = Field(min_length=1, max_length=MAX_INSTRUCTION_CHARS)
-    topics: list[str] = Field(default_factory=list, max_length=32)
+    topics: list[Topic] = Field(default_factory=list, max_length=32)
     provenance: list[Provenance] = Field(default_factory=list, max_length=100)
 
 
@@ -102,7 +103,7 @@ class _Add(BaseModel):
 class _Update(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_at_least_one)
     instruction: str | None = Field(default=None, min_length=1, max_length=MAX_INSTRUCTION_CHARS)
-    topics: list[str] | None = Field(default=None, max_length=32)
+    topics: list[Topic] | None = Field(default=None, max_length=32)
     status: Literal["active", "deprecated", "pruned"] | None = None
     note: str | None = Field(default=None, max_length=2000)
 
@@ -130,7 +131,7 @@ class _Import(BaseModel):
     jsonl: str | None = Field(default=None, description="An export (JSON Lines), imported exactly.")
     behaviors: dict[str, str] | None = Field(default=None,
                                              description="The paper's {behavior_name: instruction} JSON, with dedup.")
-    topics: list[str] = Field(default_factory=list, max_length=32)
+    topics: list[Topic] = Field(default_factory=list, max_length=32)
 
 
 class _Rollback(BaseModel):

@@ -206,6 +206,7 @@ SCHEMA_AGREES: list[tuple[str, str, dict[str, Any], int]] = [
     ("POST", "/v1/search", {"json": {"query": "units", "k": "2"}}, 422),  # nor is a string
     ("PATCH", "/v1/behaviors/behavior_check_units", {"json": {"instruction": None}}, 422),  # null is not a value
     ("PATCH", "/v1/behaviors/behavior_check_units", {"json": {}}, 422),  # nothing to change: the schema says so
+    ("PATCH", "/v1/behaviors/behavior_check_units", {"json": {"topics": ["t" * 101]}}, 422),  # the store's bound
     ("POST", "/v1/import", {"json": {}}, 422),  # exactly one of jsonl and behaviors
     ("POST", "/v1/import", {"json": {"jsonl": "", "behaviors": {}}}, 422),
     ("POST", "/v1/behaviors/behavior_check_units/deprecate", {}, 200),  # an optional body may be left out
