@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from agentkit import tracing
 from agentkit.errors import BusClosed, ConfigError, HandlerFailed, RequestTimeout
 from agentkit.log import get_logger
 from agentkit.messages import Failure, Message, from_json, to_json
@@ -72,7 +73,8 @@ class Subscription:
 @dataclass(eq=False)
 class _Worker:
     sub: Subscription
-    queue: asyncio.Queue[Message]
+    queue: asyncio.Queue[tuple[Message, Any]]
+    """Each message with the trace context it was published in (None when tracing is off)."""
     is_async: bool
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -190,6 +192,7 @@ class Bus:
         if self._waiters and message.parent_id is not None:
             self._resolve_waiter(message)
         workers = self._route(type(message))
+        context = tracing.capture()  # the publisher's trace context travels with the message
         run_workers = self._run_workers.get(message.run_id) if self._run_workers else None
         if run_workers:
             workers = workers + [w for w in run_workers if isinstance(message, w.sub.message_type)]
@@ -198,9 +201,9 @@ class Bus:
             if predicate is not None and not predicate(message):
                 continue
             try:
-                worker.queue.put_nowait(message)
+                worker.queue.put_nowait((message, context))
             except asyncio.QueueFull:
-                await worker.queue.put(message)  # backpressure: wait for the slow subscriber
+                await worker.queue.put((message, context))  # backpressure: wait for the slow subscriber
 
     def _resolve_waiter(self, message: Message) -> None:
         assert message.parent_id is not None
@@ -242,15 +245,16 @@ class Bus:
         _in_handler.set(True)
         sub, queue = worker.sub, worker.queue
         while True:
-            message = await queue.get()
+            message, context = await queue.get()
             try:
-                result = sub.handler(message)
-                if worker.is_async:
-                    result = await result  # type: ignore[misc]
-                elif result is not None and inspect.isawaitable(result):  # a plain function returning None: done
-                    result = await result
-                if isinstance(result, Message):
-                    await self.publish(result)
+                if context is None:  # tracing off: no span, nothing attached
+                    await self._handle(worker, message)
+                else:
+                    with tracing.attached(context), tracing.span(  # a low-cardinality name: the role, not its run
+                            f"agentkit.step {sub.name.partition('[')[0]} {message.kind}",
+                            {"agentkit.handler": sub.name, "agentkit.message": message.kind,
+                             "agentkit.run_id": message.run_id, "agentkit.message_id": message.id}):
+                        await self._handle(worker, message)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -276,6 +280,16 @@ class Bus:
                         pass
             finally:
                 queue.task_done()
+
+    async def _handle(self, worker: _Worker, message: Message) -> None:
+        """Run the subscription's handler on ``message`` and publish the message it returns."""
+        result = worker.sub.handler(message)
+        if worker.is_async:
+            result = await result  # type: ignore[misc]
+        elif result is not None and inspect.isawaitable(result):  # a plain function returning None: done
+            result = await result
+        if isinstance(result, Message):
+            await self.publish(result)
 
     @staticmethod
     async def _stop(worker: _Worker) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from agentkit import tracing
 from agentkit.backends.base import Backend, CallContext, ChatMessage, Completion, make_request
 from agentkit.ledger import CallRecord, Ledger, estimate_prompt_tokens
 
@@ -55,7 +56,17 @@ async def budgeted_chat(
     prompt = exact + ledger.exact_reserve if exact is not None else ledger.prompt_tokens(request.messages)
     capped = ledger.cap(None if fill else max_tokens, prompt_tokens=prompt, stage=stage, branch=branch, n=n)
     context = CallContext(run_id=ledger.run_id, role=role, round=round, branch=branch, sample=sample, step=step)
-    completions = await backend.complete(request.model_copy(update={"max_tokens": capped, "context": context}))
+    model = backend.model or backend.name
+    with tracing.span(f"chat {model}", {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": backend.name, "gen_ai.request.model": model,
+            "gen_ai.request.max_tokens": capped, "gen_ai.request.temperature": request.temperature,
+            "gen_ai.request.top_p": request.top_p, "gen_ai.request.seed": request.seed,
+            "agentkit.run_id": ledger.run_id, "agentkit.role": role, "agentkit.round": round,
+            "agentkit.branch": branch, "agentkit.stage": stage, "agentkit.b_seq": ledger.b_seq,
+            "agentkit.budget": ledger.budget.sequential}, kind="CLIENT") as current:
+        completions = await backend.complete(request.model_copy(update={"max_tokens": capped, "context": context}))
+        if current is not None:
+            _trace_completions(current, request, completions)
     out = []
     for i, completion in enumerate(completions):
         record = ledger.record(
@@ -67,6 +78,23 @@ async def budgeted_chat(
         out.append((record, completion))
     ledger.calibrate(estimate, max((c.input_tokens for c in completions if not c.cached), default=0), exact=exact)
     return out
+
+
+def _trace_completions(current: Any, request: Any, completions: Sequence[Completion]) -> None:
+    """The response side of a model call's span: usage summed over its choices, finish reasons, the model that
+    answered, and (opted in) the messages."""
+    tracing.set_attributes(current, {
+        "gen_ai.usage.input_tokens": sum(c.input_tokens for c in completions),  # as the ledger counts them
+        "gen_ai.usage.output_tokens": sum(c.output_tokens for c in completions),
+        "gen_ai.response.finish_reasons": [c.finish_reason for c in completions],
+        "gen_ai.response.model": next((c.model for c in completions if c.model), None),
+        "agentkit.reasoning_tokens": sum(c.reasoning_tokens for c in completions),
+        "agentkit.cached": any(c.cached for c in completions)})
+    if tracing.content_enabled():
+        tracing.set_attributes(current, {
+            "gen_ai.input.messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "gen_ai.output.messages": [{"role": "assistant", "content": c.text,
+                                        "finish_reason": c.finish_reason} for c in completions]})
 
 
 def _most_tokens(request: Any) -> int:

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Literal, Protocol, get_args
 
+from agentkit import tracing
 from agentkit._behavior import Behavior, BehaviorStats
 from agentkit.errors import ConfigError
 from agentkit.messages import Problem
@@ -90,6 +91,7 @@ def utility_score(similarity: float, stats: BehaviorStats, pool_graded: int) -> 
             + EXPLORATION * math.sqrt(math.log(1 + pool_graded) / (1 + graded)))
 
 
+@tracing.traced("agentkit.retrieve", lambda found: {"agentkit.behaviors": [b.name for b in found]})
 async def retrieve_behaviors(handbook: BehaviorStore, problem: Problem, *, k: int = 8,
                              retrieval: Retrieval | str = "embedding", record: bool = True,
                              usage: UsageTarget | None = None, exclude_own: bool = True,

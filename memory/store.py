@@ -38,6 +38,7 @@ from typing import IO, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentkit import tracing
 from agentkit.errors import BehaviorNotFound, ConfigError, EmbedderMismatch, StoreError, validation_problems
 from agentkit.log import get_logger
 
@@ -335,6 +336,7 @@ class QdrantBehaviorStore:
         return vector
 
     # -- writes ------------------------------------------------------------------------------------
+    @tracing.traced("agentkit.handbook.add", lambda b: {"agentkit.behaviors": [b.name], "agentkit.version": b.version})
     async def add(self, behavior: Behavior, *, dedup: bool = True) -> Behavior:
         """Add a behavior as version 1, or merge it into a near-duplicate (returns what was stored). The store
         owns version, status, statistics and timestamps: whatever ``behavior`` carries there is ignored (only
@@ -420,6 +422,8 @@ class QdrantBehaviorStore:
         assert vector is not None
         return await self._write_version(record, new, vector)
 
+    @tracing.traced("agentkit.handbook.update",
+                    lambda b: {"agentkit.behaviors": [b.name], "agentkit.version": b.version})
     async def update(self, name: str, **changes: Any) -> Behavior:
         """Write a new version with ``changes`` (instruction, topics, status, provenance, note); the old stays."""
         allowed = {"instruction", "topics", "status", "provenance", "note"}
@@ -599,6 +603,8 @@ class QdrantBehaviorStore:
             where["status"] = status
         return sorted((self._behavior(r) for r in await (await self._e()).scroll(where)), key=lambda b: b.name)
 
+    @tracing.traced("agentkit.handbook.search", lambda hits: {"agentkit.behaviors": [h.behavior.name for h in hits],
+                                                             "agentkit.scores": [round(h.score, 4) for h in hits]})
     async def search(self, query: str, k: int = 5, *, topics: Sequence[str] | None = None,
                      min_score: float | None = None, include_inactive: bool = False) -> list[SearchHit]:
         """The ``k`` behaviors closest to ``query`` (cosine), optionally only with one of ``topics``."""

@@ -38,6 +38,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.fastmcp import FastMCP
 from pydantic import BaseModel, Field, ValidationError
 
+from agentkit import tracing
 from agentkit._behavior import MAX_INSTRUCTION_CHARS, MAX_NAME_CHARS, USAGE_EVENTS, Behavior, is_behavior_name
 from agentkit.errors import AgentkitError, ConfigError, validation_problems
 from agentkit.faces.web import UNAUTHORIZED, BodyError, bearer_ok, listen_socket, read_json
@@ -61,6 +62,24 @@ def _name(name: str) -> str:
     return name
 
 
+async def _answer(coro: Any) -> Any:
+    try:
+        return await coro
+    except AgentkitError as exc:  # the store's own refusal, as the tool's error text
+        raise ValueError(str(exc)) from None
+
+
+def _caller_context(server: FastMCP) -> Any:
+    """Over HTTP, the caller's trace context from its request's ``traceparent`` (the SDK runs a tool in the
+    session's task, not the request's, so the context is read from the request itself); None otherwise."""
+    try:
+        request = getattr(server.get_context().request_context, "request", None)
+    except (LookupError, ValueError):
+        return None
+    headers = getattr(request, "headers", None)
+    return tracing.extracted(dict(headers)) if headers is not None else None
+
+
 def create_server(store: BehaviorStore, *, read_only: bool = False, name: str = "agentkit-handbook",
                   host: str = "127.0.0.1", port: int = 0) -> FastMCP:
     """A ``FastMCP`` server whose tools read (and, unless ``read_only``, write) ``store``; the store stays the
@@ -71,11 +90,12 @@ def create_server(store: BehaviorStore, *, read_only: bool = False, name: str = 
                                                                        ", and record what you cited") + "."),
         host=host, port=port, log_level="WARNING")
 
-    async def call(coro: Any) -> Any:
-        try:
-            return await coro
-        except AgentkitError as exc:  # the store's own refusal, as the tool's error text
-            raise ValueError(str(exc)) from None
+    async def call(coro: Any, tool: str) -> Any:
+        if not tracing.active():
+            return await _answer(coro)
+        with tracing.span(f"execute_tool {tool}", {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool},
+                          kind="SERVER", parent=_caller_context(server)):
+            return await _answer(coro)
 
     @server.tool(description="The behaviors closest to a query (embedding similarity), each with its score; "
                              "with topic, only behaviors of that topic.")
@@ -84,16 +104,16 @@ def create_server(store: BehaviorStore, *, read_only: bool = False, name: str = 
             k: Annotated[int, Field(ge=1, le=100, description="how many behaviors")] = 5,
             topic: Annotated[str | None, Field(max_length=200, description="restrict to one topic")] = None,
     ) -> list[dict[str, Any]]:
-        hits = await call(store.search(query, k, topics=[topic] if topic else None))
+        hits = await call(store.search(query, k, topics=[topic] if topic else None), "search_behaviors")
         return [{"score": round(hit.score, 4), **_dump(hit.behavior)} for hit in hits]
 
     @server.tool(description="One behavior by name: instruction, topics, version, status, usage, provenance.")
     async def get_behavior(name: Annotated[str, Field(max_length=MAX_NAME_CHARS + 32)]) -> dict[str, Any]:
-        return _dump(await call(store.get(_name(name))))
+        return _dump(await call(store.get(_name(name)), "get_behavior"))
 
     @server.tool(description="Every topic of the active behaviors, with how many behaviors each has.")
     async def list_topics() -> dict[str, int]:
-        behaviors = await call(store.list_behaviors(status="active"))
+        behaviors = await call(store.list_behaviors(status="active"), "list_topics")
         return dict(sorted(Counter(t for b in behaviors for t in b.topics).items()))
 
     if not read_only:
@@ -108,7 +128,7 @@ def create_server(store: BehaviorStore, *, read_only: bool = False, name: str = 
         ) -> dict[str, Any]:
             behavior = Behavior(name=_name(name), instruction=instruction, topics=tuple(topics or ()),
                                 category=category)
-            return _dump(await call(store.add(behavior)))
+            return _dump(await call(store.add(behavior), "add_behavior"))
 
         @server.tool(description="Count one usage event for a behavior: retrieved, cited, cited_correct or "
                                  "cited_wrong.")
@@ -116,9 +136,9 @@ def create_server(store: BehaviorStore, *, read_only: bool = False, name: str = 
                                event: Literal["retrieved", "cited", "cited_correct", "cited_wrong"]
                                ) -> dict[str, Any]:
             assert event in USAGE_EVENTS
-            await call(store.get(_name(name)))  # an unknown name is an error, not a silent no-op
-            await call(store.record_usage(name, event))
-            await call(store.flush_usage())
+            await call(store.get(_name(name)), "record_usage")  # an unknown name is an error, not a no-op
+            await call(store.record_usage(name, event), "record_usage")
+            await call(store.flush_usage(), "record_usage")
             return {"name": name, "event": event, "recorded": 1}
 
     return server

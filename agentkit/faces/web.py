@@ -29,6 +29,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
+from agentkit import tracing
 from agentkit.errors import AgentkitError, ConfigError, LimitExceeded, validation_problems
 from agentkit.log import get_logger
 
@@ -213,6 +214,17 @@ def face_middleware(*, errors: ErrorMapper, token: str | None = None, protected:
 
     @web.middleware
     async def face(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not tracing.active():
+            return await serve(request, handler)
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
+        with tracing.span(f"{request.method} {route}", {
+                "http.request.method": request.method, "url.path": request.path, "http.route": route},
+                kind="SERVER", parent=tracing.extracted(request.headers)) as current:
+            response = await serve(request, handler)
+            tracing.set_attributes(current, {"http.response.status_code": response.status})
+            return response
+
+    async def serve(request: web.Request, handler: Handler) -> web.StreamResponse:
         if local_only and (refused := foreign_host(request)) is not None:
             return refused
         remember = False

@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from agentkit import tracing
 from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.errors import AgentkitError, ConfigError
@@ -330,6 +331,26 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, sampling: 
                    gate: asyncio.Semaphore, spec: SweepSpec, grader: MathVerifyGrader,
                    handbooks: dict[str, BehaviorStore], infos: dict[str, dict[str, Any]], bus: Bus,
                    dataset: DatasetEntry, identity: dict[str, Any]) -> dict[str, Any]:
+    """One cell's row, in a trace of its own when tracing is on (``agentkit.cell``, the root of its method run,
+    steps and calls)."""
+    with tracing.span("agentkit.cell", {
+            "agentkit.cell.key": cell.key, "agentkit.sweep": spec.name, "agentkit.dataset": cell.dataset,
+            "agentkit.item_id": cell.item_id, "agentkit.method": cell.method, "agentkit.backend": cell.backend,
+            "agentkit.budget": cell.budget, "agentkit.budget_kind": cell.budget_kind, "agentkit.seed": cell.seed},
+            root=True) as current:
+        row = await _cell_row(cell, problem, method, sampling, backend, gate, spec, grader, handbooks, infos, bus,
+                              dataset, identity)
+        tracing.set_attributes(current, {
+            "agentkit.status": row["status"], "agentkit.error": row.get("error"), "agentkit.correct": row.get("correct"),
+            "agentkit.b_seq": row.get("b_seq"), "agentkit.calls": row.get("calls"),
+            "gen_ai.usage.input_tokens": row.get("input_tokens"), "gen_ai.usage.output_tokens": row.get("output_tokens")})
+        return row
+
+
+async def _cell_row(cell: Cell, problem: Problem, method: MethodEntry, sampling: dict[str, Any], backend: Backend,
+                    gate: asyncio.Semaphore, spec: SweepSpec, grader: MathVerifyGrader,
+                    handbooks: dict[str, BehaviorStore], infos: dict[str, dict[str, Any]], bus: Bus,
+                    dataset: DatasetEntry, identity: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "key": cell.key, "sweep": spec.name, "dataset": cell.dataset, "item_id": cell.item_id,
         "method": cell.method, "method_params": {"name": method.name, **method.params}, "backend": cell.backend,

@@ -52,7 +52,7 @@ from agentkit.errors import AgentkitError, BackendError, validation_problems
 from agentkit.log import configure_logging
 
 from . import chat, handbook, serve, solve, sweep
-from ._common import DEFAULT_BACKEND, DEFAULT_STORE
+from ._common import DEFAULT_BACKEND, DEFAULT_STORE, configure_otel
 
 __all__ = ["main"]
 
@@ -60,6 +60,9 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentkit", description="Metacognitive reasoning with language models.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    parser.add_argument("--otel", action="store_true",
+                        help="send OpenTelemetry traces (OTLP over HTTP; OTEL_EXPORTER_OTLP_ENDPOINT, default "
+                             "http://localhost:4318; needs agentkit[otel]): agentkit otel ... sweep run SPEC")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def backend_arg(p: argparse.ArgumentParser) -> None:
@@ -312,7 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = {"chat": chat.run, "solve": solve.run, "serve": serve.run_serve, "proxy": serve.run_proxy,
                "mcp": serve.run_mcp, "view": serve.run_view, "handbook": handbook.run, "sweep": sweep.run}[args.command]
     try:
-        return asyncio.run(command(args))
+        provider = configure_otel() if args.otel else None
+        try:
+            return asyncio.run(command(args))
+        finally:
+            if provider is not None:
+                provider.shutdown()  # every span of the command exported before it exits
     except BackendError as exc:
         print(f"agentkit: backend error: {exc}", file=sys.stderr)
         return 3

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agentkit.memory import BehaviorStore
 
-__all__ = ["DEFAULT_BACKEND", "DEFAULT_STORE", "open_handbook", "stderr_console"]
+__all__ = ["DEFAULT_BACKEND", "DEFAULT_STORE", "configure_otel", "open_handbook", "stderr_console"]
 
 DEFAULT_BACKEND = "local"
 DEFAULT_STORE = ".agentkit/handbook"
@@ -42,3 +42,27 @@ def stderr_console() -> Any:
     return Console(stderr=True)
 
 
+
+
+def configure_otel(service_name: str = "agentkit") -> Any:
+    """Configure the OpenTelemetry SDK for this process (``--otel``): a tracer provider exporting spans over
+    OTLP/HTTP in batches, the endpoint, headers and service name from the standard ``OTEL_*`` variables. Returns
+    the provider (``shutdown()`` flushes it). The library never does this itself."""
+    import os
+
+    from agentkit.errors import ConfigError
+
+    try:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        raise ConfigError("--otel needs the OpenTelemetry SDK and its OTLP exporter: pip install 'agentkit[otel]'"
+                          ) from None
+    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME",
+                                                                                       service_name)}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider
