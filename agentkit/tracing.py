@@ -29,7 +29,7 @@ import contextlib
 import functools
 import json
 import os
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 try:
@@ -129,11 +129,11 @@ T = TypeVar("T")
 
 
 def traced(name: str, describe: Callable[[Any], Attributes] | None = None
-           ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+           ) -> Callable[[Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T]]]:
     """Decorate an async function with a span named ``name`` (when tracing is on); ``describe(result)`` gives
     attributes from what it returned (the behaviors' names of a search, say)."""
 
-    def wrap(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    def wrap(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(fn)
         async def run(*args: P.args, **kwargs: P.kwargs) -> T:
             if not active():
