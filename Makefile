@@ -62,6 +62,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/perf/bench_durability.py
 	$(PY) benchmarks/perf/bench_mcp.py
 	$(PY) benchmarks/perf/bench_view.py
+	$(PY) benchmarks/perf/bench_tracing.py
 	$(PY) benchmarks/perf/bench_memory.py
 	$(PY) benchmarks/perf/summary.py
 

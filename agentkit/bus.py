@@ -253,6 +253,7 @@ class Bus:
                     with tracing.attached(context), tracing.span(  # a low-cardinality name: the role, not its run
                             f"agentkit.step {sub.name.partition('[')[0]} {message.kind}",
                             {"agentkit.handler": sub.name, "agentkit.message": message.kind,
+                             "openinference.span.kind": "AGENT",
                              "agentkit.run_id": message.run_id, "agentkit.message_id": message.id}):
                         await self._handle(worker, message)
             except asyncio.CancelledError:

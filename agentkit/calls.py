@@ -58,7 +58,7 @@ async def budgeted_chat(
     context = CallContext(run_id=ledger.run_id, role=role, round=round, branch=branch, sample=sample, step=step)
     model = backend.model or backend.name
     with tracing.span(f"chat {model}", {
-            "gen_ai.operation.name": "chat", "gen_ai.provider.name": backend.name, "gen_ai.request.model": model,
+            "gen_ai.operation.name": "chat", "openinference.span.kind": "LLM", "gen_ai.provider.name": backend.name, "gen_ai.request.model": model,
             "gen_ai.request.max_tokens": capped, "gen_ai.request.temperature": request.temperature,
             "gen_ai.request.top_p": request.top_p, "gen_ai.request.seed": request.seed,
             "agentkit.run_id": ledger.run_id, "agentkit.role": role, "agentkit.round": round,

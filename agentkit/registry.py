@@ -363,7 +363,7 @@ class Method(abc.ABC, Generic[P]):
         started, ctx = RunContext.begin(problem, backend, checked, ledger=ledger, budget=budget, seed=seed,
                                         handbook=handbook, bus=bus, enforce_budget=self.enforces_budget)
         with tracing.span(f"agentkit.method {self.name}", {
-                "agentkit.method": self.name, "agentkit.run_id": started.run_id, "agentkit.problem_id": started.problem_id,
+                "agentkit.method": self.name, "openinference.span.kind": "CHAIN", "agentkit.run_id": started.run_id, "agentkit.problem_id": started.problem_id,
                 "agentkit.budget": budget, "agentkit.seed": seed, "gen_ai.request.model": backend.model,
                 "agentkit.params": checked.model_dump(mode="json", exclude_none=True)}) as current:
             result = await self.run(started, ctx)

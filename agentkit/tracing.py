@@ -21,6 +21,9 @@ What is traced (span names; attributes under ``agentkit.*`` and the GenAI semant
   ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (they can be large and private);
 - ``agentkit.retrieve`` and ``agentkit.handbook.{search,add,update}``: retrieval and handbook writes, with the
   behaviors' names.
+
+Spans also carry ``openinference.span.kind`` (LLM, CHAIN, AGENT, RETRIEVER, TOOL), which Phoenix uses to draw
+them.
 """
 
 from __future__ import annotations

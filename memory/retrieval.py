@@ -91,7 +91,8 @@ def utility_score(similarity: float, stats: BehaviorStats, pool_graded: int) -> 
             + EXPLORATION * math.sqrt(math.log(1 + pool_graded) / (1 + graded)))
 
 
-@tracing.traced("agentkit.retrieve", lambda found: {"agentkit.behaviors": [b.name for b in found]})
+@tracing.traced("agentkit.retrieve", lambda found: {"agentkit.behaviors": [b.name for b in found],
+                                                    "openinference.span.kind": "RETRIEVER"})
 async def retrieve_behaviors(handbook: BehaviorStore, problem: Problem, *, k: int = 8,
                              retrieval: Retrieval | str = "embedding", record: bool = True,
                              usage: UsageTarget | None = None, exclude_own: bool = True,

@@ -93,7 +93,8 @@ def create_server(store: BehaviorStore, *, read_only: bool = False, name: str = 
     async def call(coro: Any, tool: str) -> Any:
         if not tracing.active():
             return await _answer(coro)
-        with tracing.span(f"execute_tool {tool}", {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool},
+        with tracing.span(f"execute_tool {tool}", {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
+                                                            "openinference.span.kind": "TOOL"},
                           kind="SERVER", parent=_caller_context(server)):
             return await _answer(coro)
 

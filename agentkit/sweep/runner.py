@@ -334,7 +334,7 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, sampling: 
     """One cell's row, in a trace of its own when tracing is on (``agentkit.cell``, the root of its method run,
     steps and calls)."""
     with tracing.span("agentkit.cell", {
-            "agentkit.cell.key": cell.key, "agentkit.sweep": spec.name, "agentkit.dataset": cell.dataset,
+            "agentkit.cell.key": cell.key, "openinference.span.kind": "CHAIN", "agentkit.sweep": spec.name, "agentkit.dataset": cell.dataset,
             "agentkit.item_id": cell.item_id, "agentkit.method": cell.method, "agentkit.backend": cell.backend,
             "agentkit.budget": cell.budget, "agentkit.budget_kind": cell.budget_kind, "agentkit.seed": cell.seed},
             root=True) as current:

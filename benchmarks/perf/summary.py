@@ -144,10 +144,22 @@ def memory(d: dict[str, Any]) -> Iterator[Row]:
               indexed["p50_ms"] <= 1.0 and indexed["recall_at_10"] >= 0.99)
 
 
+def tracing(d: dict[str, Any]) -> Iterator[Row]:
+    on = d["throughput_on_over_off"]
+    yield Row("bench_tracing", f"sweep throughput, tracing on / off ({d['items']:,} cells, "
+              f"{d['spans_per_cell']:.0f} spans a cell)", "the same sweep, tracing off",
+              f"{on['median']:.3f} ({on['min']:.3f}-{on['max']:.3f})", ">= 0.95", on["median"] >= 0.95)
+    before = d.get("throughput_off_over_before")
+    if before is not None:
+        yield Row("bench_tracing", "sweep throughput, tracing off / before tracing existed",
+                  "the tree before tracing", f"{before['median']:.3f} ({before['min']:.3f}-{before['max']:.3f})",
+                  "no measurable cost", None)
+
+
 SOURCES: dict[str, Callable[[dict[str, Any]], Iterator[Row]]] = {
     "bus": bus, "overhead": overhead, "concurrency": concurrency, "pdr_concurrency": pdr_concurrency,
     "sweep": lambda d: _sweep("bench_sweep", d), "sweep_sdk": lambda d: _sweep("bench_sweep", d, judged=False), "proxy": proxy,
-    "durability": durability, "mcp": mcp, "view": view, "memory": memory,
+    "durability": durability, "mcp": mcp, "view": view, "memory": memory, "tracing": tracing,
 }
 
 
