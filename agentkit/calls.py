@@ -57,13 +57,13 @@ async def budgeted_chat(
     capped = ledger.cap(None if fill else max_tokens, prompt_tokens=prompt, stage=stage, branch=branch, n=n)
     context = CallContext(run_id=ledger.run_id, role=role, round=round, branch=branch, sample=sample, step=step)
     model = backend.model or backend.name
-    with tracing.span(f"chat {model}", {
+    with tracing.span(lambda: f"chat {model}", lambda: {
             "gen_ai.operation.name": "chat", "openinference.span.kind": "LLM", "gen_ai.provider.name": backend.name, "gen_ai.request.model": model,
             "gen_ai.request.max_tokens": capped, "gen_ai.request.temperature": request.temperature,
             "gen_ai.request.top_p": request.top_p, "gen_ai.request.seed": request.seed,
             "agentkit.run_id": ledger.run_id, "agentkit.role": role, "agentkit.round": round,
             "agentkit.branch": branch, "agentkit.stage": stage, "agentkit.b_seq": ledger.b_seq,
-            "agentkit.budget": ledger.budget.sequential}, kind="CLIENT") as current:
+            "agentkit.budget": ledger.budget.sequential}, kind="CLIENT") as current:  # built only when tracing
         completions = await backend.complete(request.model_copy(update={"max_tokens": capped, "context": context}))
         if current is not None:
             _trace_completions(current, request, completions)

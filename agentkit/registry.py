@@ -362,12 +362,12 @@ class Method(abc.ABC, Generic[P]):
         self.check_limits(checked, budget)
         started, ctx = RunContext.begin(problem, backend, checked, ledger=ledger, budget=budget, seed=seed,
                                         handbook=handbook, bus=bus, enforce_budget=self.enforces_budget)
-        with tracing.span(f"agentkit.method {self.name}", {
+        with tracing.span(lambda: f"agentkit.method {self.name}", lambda: {
                 "agentkit.method": self.name, "openinference.span.kind": "CHAIN", "agentkit.run_id": started.run_id, "agentkit.problem_id": started.problem_id,
                 "agentkit.budget": budget, "agentkit.seed": seed, "gen_ai.request.model": backend.model,
                 "agentkit.params": checked.model_dump(mode="json", exclude_none=True)}) as current:
             result = await self.run(started, ctx)
-            tracing.set_attributes(current, {
+            tracing.set_attributes(current, lambda: {
                 "agentkit.answer": result.answer, "agentkit.b_seq": ctx.ledger.b_seq, "agentkit.b_total": ctx.ledger.b_total,
                 "agentkit.calls": ctx.ledger.calls, "gen_ai.usage.input_tokens": ctx.ledger.input_tokens,
                 "gen_ai.usage.output_tokens": ctx.ledger.output_tokens})

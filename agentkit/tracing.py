@@ -83,22 +83,28 @@ def _clean(attributes: Attributes | None) -> dict[str, Any]:
     return out
 
 
-def span(name: str, attributes: Attributes | None = None, *, kind: str = "INTERNAL", root: bool = False,
-         parent: Any = None) -> contextlib.AbstractContextManager[Any]:
+def span(name: str | Callable[[], str], attributes: Attributes | Callable[[], Attributes] | None = None, *,
+         kind: str = "INTERNAL", root: bool = False, parent: Any = None) -> contextlib.AbstractContextManager[Any]:
     """A span around a block (the span, or None when tracing is off): ``kind`` INTERNAL, CLIENT or SERVER,
-    ``root`` to start a trace of its own, ``parent`` a context (``extracted``) to join. Exceptions are recorded
-    on the span and set its status."""
+    ``root`` to start a trace of its own, ``parent`` a context (``extracted``) to join. ``name`` and
+    ``attributes`` may be functions, called only when tracing is on (so that a call site builds nothing when it
+    is off). Exceptions are recorded on the span and set its status."""
     if not active():
         return _OFF
     assert _trace is not None
+    if callable(name):
+        name = name()
+    if callable(attributes):
+        attributes = attributes()
     return _trace.get_tracer(_NAME).start_as_current_span(
         name, context=_context.Context() if root else parent, kind=_KINDS[kind], attributes=_clean(attributes))
 
 
-def set_attributes(current: Any, attributes: Attributes) -> None:
-    """Add ``attributes`` to the span ``span`` yielded (nothing when it yielded None)."""
+def set_attributes(current: Any, attributes: Attributes | Callable[[], Attributes]) -> None:
+    """Add ``attributes`` (or what the function returns) to the span ``span`` yielded (nothing when it yielded
+    None: tracing off)."""
     if current is not None:
-        current.set_attributes(_clean(attributes))
+        current.set_attributes(_clean(attributes() if callable(attributes) else attributes))
 
 
 def capture() -> Any:

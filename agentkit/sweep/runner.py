@@ -333,14 +333,14 @@ async def _run_one(cell: Cell, problem: Problem, method: MethodEntry, sampling: 
                    dataset: DatasetEntry, identity: dict[str, Any]) -> dict[str, Any]:
     """One cell's row, in a trace of its own when tracing is on (``agentkit.cell``, the root of its method run,
     steps and calls)."""
-    with tracing.span("agentkit.cell", {
+    with tracing.span("agentkit.cell", lambda: {
             "agentkit.cell.key": cell.key, "openinference.span.kind": "CHAIN", "agentkit.sweep": spec.name, "agentkit.dataset": cell.dataset,
             "agentkit.item_id": cell.item_id, "agentkit.method": cell.method, "agentkit.backend": cell.backend,
             "agentkit.budget": cell.budget, "agentkit.budget_kind": cell.budget_kind, "agentkit.seed": cell.seed},
             root=True) as current:
         row = await _cell_row(cell, problem, method, sampling, backend, gate, spec, grader, handbooks, infos, bus,
                               dataset, identity)
-        tracing.set_attributes(current, {
+        tracing.set_attributes(current, lambda: {
             "agentkit.status": row["status"], "agentkit.error": row.get("error"), "agentkit.correct": row.get("correct"),
             "agentkit.b_seq": row.get("b_seq"), "agentkit.calls": row.get("calls"),
             "gen_ai.usage.input_tokens": row.get("input_tokens"), "gen_ai.usage.output_tokens": row.get("output_tokens")})
