@@ -277,3 +277,49 @@ async def test_agentkit_otel_exports_a_sweep_over_otlp_and_nothing_without_it(
         assert sum(c["attributes"]["gen_ai.usage.output_tokens"] for c in chats) == out
         [method] = [s for s in tree if s["name"] == "agentkit.method pdr"]
         assert method["parent"] == cell["id"]
+
+
+async def test_an_mcp_tool_call_joins_the_callers_trace(receiver: tuple[Receiver, str], tmp_path: Path,
+                                                        embedder: Any) -> None:
+    """``agentkit --otel mcp --http``: a tool call whose HTTP request carries a ``traceparent`` is a server span in
+    the caller's trace, with the handbook search under it naming the behaviors it found."""
+    import aiohttp
+
+    from agentkit.memory import Behavior, QdrantBehaviorStore
+
+    found, endpoint = receiver
+    async with QdrantBehaviorStore(path=tmp_path / "hb", embedder=embedder) as store:
+        await store.add(Behavior(name="behavior_check_units", instruction="write the unit beside every number"))
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "AGENTKIT_LOG_LEVEL": "warning"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentkit", "--otel", "mcp", "--store", str(tmp_path / "hb"), "--http", "--port", "0",
+        "--token", "t", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    caller = "0af7651916cd43dd8448eb211c80319c"
+    headers = {"Authorization": "Bearer t", "Accept": "application/json, text/event-stream",
+               "Content-Type": "application/json"}
+    try:
+        assert proc.stdout is not None
+        url = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode().rsplit(" at ", 1)[1].strip()
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, headers=headers, json={
+                    "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                        "protocolVersion": "2025-06-18", "capabilities": {},
+                        "clientInfo": {"name": "t", "version": "1"}}}) as r:
+                session = r.headers["mcp-session-id"]
+            headers["mcp-session-id"] = session
+            async with http.post(url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"}):
+                pass
+            async with http.post(url, headers={**headers, "traceparent": f"00-{caller}-b7ad6b7169203331-01"}, json={
+                    "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                    "params": {"name": "search_behaviors", "arguments": {"query": "units", "k": 1}}}) as r:
+                assert r.status == 200 and "behavior_check_units" in await r.text()
+    finally:
+        proc.terminate()  # a clean stop flushes the batch of spans
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert found.spans, err.decode()[-3000:]
+    tools = [s for s in found.spans if s["name"] == "execute_tool search_behaviors"]
+    assert len(tools) == 1, sorted({s["name"] for s in found.spans})
+    [tool] = tools
+    assert tool["trace"] == caller and tool["parent"] == "b7ad6b7169203331"
+    [search] = [s for s in found.spans if s["name"] == "agentkit.handbook.search"]
+    assert search["parent"] == tool["id"] and search["attributes"]["agentkit.behaviors"] == ["behavior_check_units"]

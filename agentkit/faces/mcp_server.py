@@ -30,6 +30,8 @@ import functools
 import json
 import logging
 import math
+import signal
+import threading
 import time
 import typing
 from collections import Counter
@@ -347,7 +349,20 @@ async def serve_http(store: BehaviorStore, *, token: str, host: str = "127.0.0.1
         raise
     quiet_disconnects()
     bound = sock.getsockname()
-    web = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    web = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
     if on_ready is not None:
         on_ready(f"http://{bound[0]}:{bound[1]}/mcp")
-    await web.serve(sockets=[sock])
+    # uvicorn stops gracefully on SIGINT/SIGTERM and then raises the signal again for the handler it found: with
+    # Python's defaults that kills the process before the caller's clean-up (closing the store, flushing
+    # traces). A handler that only returns lets ``serve_http`` return instead.
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        await web.serve(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    """The signal uvicorn raises again after its graceful stop: already handled."""
