@@ -252,9 +252,7 @@ class Bus:
                 else:
                     with tracing.attached(context), tracing.span(  # a low-cardinality name: the role, not its run
                             f"agentkit.step {sub.name.partition('[')[0]} {message.kind}",
-                            {"agentkit.handler": sub.name, "agentkit.message": message.kind,
-                             "openinference.span.kind": "AGENT",
-                             "agentkit.run_id": message.run_id, "agentkit.message_id": message.id}):
+                            {"agentkit.handler": sub.name, "openinference.span.kind": "AGENT"}):
                         await self._handle(worker, message)
             except asyncio.CancelledError:
                 raise

@@ -57,13 +57,13 @@ async def budgeted_chat(
     capped = ledger.cap(None if fill else max_tokens, prompt_tokens=prompt, stage=stage, branch=branch, n=n)
     context = CallContext(run_id=ledger.run_id, role=role, round=round, branch=branch, sample=sample, step=step)
     model = backend.model or backend.name
+    # Built only when tracing is on; the run's identity (run id, method, problem) is on the method's span above.
     with tracing.span(lambda: f"chat {model}", lambda: {
-            "gen_ai.operation.name": "chat", "openinference.span.kind": "LLM", "gen_ai.provider.name": backend.name, "gen_ai.request.model": model,
+            "gen_ai.operation.name": "chat", "openinference.span.kind": "LLM", "gen_ai.request.model": model,
             "gen_ai.request.max_tokens": capped, "gen_ai.request.temperature": request.temperature,
-            "gen_ai.request.top_p": request.top_p, "gen_ai.request.seed": request.seed,
-            "agentkit.run_id": ledger.run_id, "agentkit.role": role, "agentkit.round": round,
+            "gen_ai.request.top_p": request.top_p, "agentkit.role": role, "agentkit.round": round,
             "agentkit.branch": branch, "agentkit.stage": stage, "agentkit.b_seq": ledger.b_seq,
-            "agentkit.budget": ledger.budget.sequential}, kind="CLIENT") as current:  # built only when tracing
+            "agentkit.budget": ledger.budget.sequential}, kind="CLIENT") as current:
         completions = await backend.complete(request.model_copy(update={"max_tokens": capped, "context": context}))
         if current is not None:
             _trace_completions(current, request, completions)
@@ -83,13 +83,12 @@ async def budgeted_chat(
 def _trace_completions(current: Any, request: Any, completions: Sequence[Completion]) -> None:
     """The response side of a model call's span: usage summed over its choices, finish reasons, the model that
     answered, and (opted in) the messages."""
+    reasoning = sum(c.reasoning_tokens for c in completions)
     tracing.set_attributes(current, {
         "gen_ai.usage.input_tokens": sum(c.input_tokens for c in completions),  # as the ledger counts them
         "gen_ai.usage.output_tokens": sum(c.output_tokens for c in completions),
         "gen_ai.response.finish_reasons": [c.finish_reason for c in completions],
-        "gen_ai.response.model": next((c.model for c in completions if c.model), None),
-        "agentkit.reasoning_tokens": sum(c.reasoning_tokens for c in completions),
-        "agentkit.cached": any(c.cached for c in completions)})
+        "agentkit.reasoning_tokens": reasoning or None, "agentkit.cached": any(c.cached for c in completions) or None})
     if tracing.content_enabled():
         tracing.set_attributes(current, {
             "gen_ai.input.messages": [{"role": m.role, "content": m.content} for m in request.messages],
