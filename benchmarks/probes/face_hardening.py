@@ -194,7 +194,8 @@ async def probe_service(tmp: Path) -> dict[str, Any]:
         run = await asyncio.to_thread(subprocess.run, [
             sys.executable, "-m", "schemathesis.cli", "--config-file", str(ROOT / "tests" / "data" / "schemathesis.toml"),
             "run", f"{url}/openapi.json", "--checks", "all", "-H", f"Authorization: Bearer {TOKEN}",
-            "--max-examples", "40", "--seed", "1", "--no-color"], capture_output=True, text=True, timeout=900)
+            "--max-examples", "40", "--seed", "1", "--no-color"], capture_output=True, text=True, timeout=900,
+            cwd=tmp)
     finally:
         await _stop(proc)
     kinds = dict(re.findall(r"❌ (ST\d+ [^:]+): (\d+)", run.stdout))

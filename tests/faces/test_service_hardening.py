@@ -258,7 +258,7 @@ def test_the_service_conforms_to_its_document_under_every_check(tmp_path_factory
         run = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", f"{url}/openapi.json",
              "--checks", "all", "-H", f"Authorization: Bearer {TOKEN}", "--max-examples", examples, "--seed", "7",
-             "--no-color"], capture_output=True, text=True, timeout=600)
+             "--no-color"], capture_output=True, text=True, timeout=600, cwd=tmp_path_factory.mktemp("st"))
     finally:
         next(serving, None)
     summary = [line for line in run.stdout.splitlines() if "generated" in line]
