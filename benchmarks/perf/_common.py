@@ -53,3 +53,10 @@ def pin_to(cpu: int | None) -> Callable[[], None] | None:
     if cpu is None:
         return None
     return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def write_items(path: Path, n: int) -> None:
+    """``n`` GSM8K-shaped arithmetic items as JSON Lines (the sweep benchmarks' dataset)."""
+    with path.open("w") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"id": f"item-{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n")

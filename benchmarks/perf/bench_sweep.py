@@ -28,13 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import pin_to, scripted_server, write_result
-
-
-def write_items(path: Path, n: int) -> None:
-    with path.open("w") as fh:
-        for i in range(n):
-            fh.write(json.dumps({"id": f"item-{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n")
+from _common import pin_to, scripted_server, write_items, write_result
 
 
 async def child(url: str, items: int, concurrency: int, latency: float, http: str = "aiohttp") -> dict[str, float]:
