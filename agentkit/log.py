@@ -1,7 +1,9 @@
 """Logging: structlog loggers for the library, configuration for applications.
 
-Library modules call ``get_logger(__name__)``, which returns a lazy structlog logger and **never configures
-anything**: an application's structlog (or its default) decides where library logs go. Applications that want
+Library modules call ``get_logger(__name__)``, which **never configures anything**: an application that
+configured structlog gets agentkit's events through it; one that configured only the standard ``logging`` gets
+them as records of the ``agentkit.*`` loggers; one that configured neither gets nothing (the ``agentkit`` logger
+has a ``NullHandler``), on stdout or stderr. Applications that want
 agentkit's default call ``configure_logging()`` once, as the ``agentkit`` command does: a coloured console on a
 TTY and JSON lines otherwise (CI, files, pipes), filtered below ``AGENTKIT_LOG_LEVEL`` (default ``warning``),
 written to stderr so that ``agentkit ... --json`` keeps stdout clean.
@@ -61,10 +63,63 @@ def configure_logging(level: str | int | None = None, *, json: bool | None = Non
         _configured = True
 
 
+logging.getLogger("agentkit").addHandler(logging.NullHandler())  # a library's default: silent until configured
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
+           "error": logging.ERROR, "exception": logging.ERROR, "critical": logging.CRITICAL}
+
+
+class _LibraryLogger:
+    """agentkit's logger: structlog when structlog is configured (by ``configure_logging``, as the ``agentkit``
+    command does, or by the application), otherwise the standard ``logging`` logger of the same name, under
+    ``agentkit`` with a ``NullHandler``, so that a program embedding agentkit sees nothing on stdout or stderr
+    until it configures logging (unconfigured structlog would print every event, debug included, to stdout)."""
+
+    __slots__ = ("_initial", "_name", "_std")
+
+    def __init__(self, name: str, initial: dict[str, Any]) -> None:
+        self._name, self._initial, self._std = name, initial, logging.getLogger(name)
+
+    def bind(self, **values: Any) -> _LibraryLogger:
+        return _LibraryLogger(self._name, {**self._initial, **values})
+
+    def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
+        if structlog.is_configured():
+            getattr(structlog.get_logger(module=self._name, **self._initial), method)(event, **fields)
+            return
+        level = _LEVELS[method]
+        if not self._std.isEnabledFor(level):
+            return
+        pairs = {**self._initial, **fields}
+        text = event + "".join(f" {key}={value!r}" for key, value in pairs.items())
+        self._std.log(level, "%s", text, exc_info=method == "exception")
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._emit("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._emit("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._emit("warning", event, fields)
+
+    warn = warning
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._emit("error", event, fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self._emit("exception", event, fields)
+
+    def critical(self, event: str, **fields: Any) -> None:
+        self._emit("critical", event, fields)
+
+
 def get_logger(name: str, **initial: Any) -> Any:
-    """A lazy structlog logger bound to ``module=name``; it uses whatever configuration is in force when it
-    first logs (this function configures nothing)."""
-    return structlog.get_logger(module=name, **initial)
+    """agentkit's logger for module ``name`` (see ``_LibraryLogger``): structlog's, bound to ``module=name``, once
+    structlog is configured; until then the standard ``logging`` logger ``name``, silent unless the application
+    configures logging. This function configures nothing."""
+    return _LibraryLogger(name, initial)
 
 
 class _StderrLogger:
