@@ -1,7 +1,8 @@
 """An OpenAI-compatible endpoint in front of any backend: every registered method behind a model name.
 
-``agentkit proxy --backend SPEC [--store HANDBOOK] [--port P]`` serves ``POST /v1/chat/completions`` and
-``GET /v1/models``. Any OpenAI client gets a test-time method by changing the model name:
+``agentkit proxy --backend SPEC [--store HANDBOOK] [--port P]`` serves ``POST /v1/chat/completions``,
+``GET /v1/models`` and ``GET /v1/models/{id}`` (the legacy ``/v1/completions`` answers 404 in OpenAI's error
+shape, pointing to chat completions). Any OpenAI client gets a test-time method by changing the model name:
 
 - ``MODEL`` (the backend's model, as ``/v1/models`` lists it): passed through to the backend as one call.
 - ``METHOD/MODEL`` or ``METHOD`` (``pdr/MODEL``, ``self-consistency/MODEL``, ``bci/MODEL``, any name in the
@@ -20,7 +21,7 @@
 Replies are standard chat completions: the method's final text as the message, ``usage`` counting every
 token the method spent (all calls), and an ``agentkit`` block: method, answer, ``B_seq``, ``B_total``, calls,
 rounds, behaviors retrieved and cited. ``stream: true`` sends the final answer as Server-Sent Events chunks
-(and, with ``stream_options.include_usage``, the usage chunk); while a method runs, each finished draft and
+(and, with ``stream_options.include_usage``, ``"usage": null`` on every chunk and then the usage chunk); while a method runs, each finished draft and
 workspace is announced as an SSE *comment* line, ``: agentkit {"event": "draft", "round": 1, ...}``, which
 SSE clients (the ``openai`` SDK included) ignore by the SSE specification, with a ``: keep-alive`` comment
 every 15 s.
@@ -436,6 +437,21 @@ async def _models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": request.app[PROXY_KEY].models()})
 
 
+async def _model(request: web.Request) -> web.Response:
+    """``GET /v1/models/{id}`` (``client.models.retrieve``): one entry of the list; ids contain ``/``."""
+    wanted = request.match_info["id"]
+    for row in request.app[PROXY_KEY].models():
+        if row["id"] == wanted:
+            return web.json_response(row)
+    raise ApiError(404, f"the model {wanted!r} does not exist here (GET /v1/models lists them)", param="model",
+                   code="model_not_found")
+
+
+async def _legacy_completions(request: web.Request) -> web.Response:
+    raise ApiError(404, "this proxy serves chat completions only: POST /v1/chat/completions (the legacy "
+                        "/v1/completions endpoint is not served)", code="unsupported_endpoint")
+
+
 async def _read_body(request: web.Request) -> ChatBody:
     raw = await request.read()  # aiohttp raises 413 past client_max_size
     try:
@@ -498,9 +514,13 @@ async def _stream(request: web.Request, proxy: Proxy, body: ChatBody, method: Me
     else:
         task = asyncio.create_task(proxy.pass_through(body))
 
+    usage_asked = body.stream_options is not None and body.stream_options.include_usage
+
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        # As OpenAI streams: with include_usage every chunk carries "usage": null until the usage chunk.
         data = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": body.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                **({"usage": None} if usage_asked else {}), **extra}
         return f"data: {json.dumps(data)}\n\n".encode()
 
     try:
@@ -564,7 +584,9 @@ def create_proxy_app(proxy: Proxy, *, max_body: int = DEFAULT_MAX_BODY, close_ba
     app[PROXY_KEY] = proxy
     app.router.add_get("/health", _health)
     app.router.add_get("/v1/models", _models)
+    app.router.add_get("/v1/models/{id:.+}", _model)
     app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_route("*", "/v1/completions", _legacy_completions)
 
     async def on_cleanup(app: web.Application) -> None:
         await proxy.bus.close()

@@ -85,6 +85,20 @@ async def test_models_list_the_plain_model_and_every_method(served: Served) -> N
     await client.close()
 
 
+async def test_a_model_can_be_retrieved_and_the_legacy_endpoint_is_refused_in_openais_shape(served: Served) -> None:
+    client = served.client()
+    assert (await client.models.retrieve("scripted")).id == "scripted"
+    pdr = await client.models.retrieve("pdr/scripted")  # an id with a slash, as the SDK sends it
+    assert pdr.id == "pdr/scripted" and pdr.model_extra["agentkit"]["method"] == "pdr"
+    with pytest.raises(openai.NotFoundError) as caught:
+        await client.models.retrieve("gpt-9")
+    assert caught.value.body["code"] == "model_not_found"  # type: ignore[index]
+    with pytest.raises(openai.NotFoundError) as refused:
+        await client.completions.create(model="scripted", prompt="2 + 1 =")
+    assert "/v1/chat/completions" in refused.value.body["message"]  # type: ignore[index]
+    await client.close()
+
+
 async def test_pass_through_is_one_upstream_call_with_its_exact_usage(served: Served) -> None:
     client = served.client()
     before = len(served.upstream.requests)
@@ -173,6 +187,14 @@ async def test_streaming_sends_the_answer_and_announces_rounds_as_comments(serve
     assert [(e["event"], e["round"]) for e in events] == [("draft", 1), ("draft", 1), ("workspace", 1),
                                                           ("draft", 2)]
     assert lines[-2:] == ["data: [DONE]", ""] or lines[-1] == "data: [DONE]"
+    # With include_usage every chunk says "usage": null until the last, which carries it (OpenAI's framing).
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{served.url}/v1/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+            json={"model": "scripted", "messages": user(), "stream": True,
+                  "stream_options": {"include_usage": True}}) as r:
+        chunks = [json.loads(line[6:]) for line in (await r.text()).splitlines()
+                  if line.startswith("data: {")]
+    assert all("usage" in c and c["usage"] is None for c in chunks[:-1]) and chunks[-1]["usage"]["total_tokens"] > 0
     await client.close()
 
 
