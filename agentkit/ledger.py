@@ -81,6 +81,9 @@ class Budget(BaseModel):
     """Bound on ``B_total`` (every call, input + output)."""
     sequential: int | None = Field(default=None, ge=1)
     """Bound on ``B_seq`` (the critical path, input + output)."""
+    output: int | None = Field(default=None, ge=1)
+    """Bound on the output tokens of every call together (what an API bills as completion tokens). Each call's
+    ``max_tokens`` is capped to what is left, so a server that honours ``max_tokens`` never overruns it."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -217,6 +220,13 @@ class Ledger:
         return sum(r.output_tokens for r in self._records if r.final)
 
     @property
+    def hidden_output_tokens(self) -> int:
+        """Output tokens a reader of the final answer does not see: every call's but the final call's visible text
+        (its own reasoning counts as hidden). With no call marked final, all of them."""
+        visible = sum(r.output_tokens - r.reasoning_tokens for r in self._records if r.final)
+        return max(0, self.output_tokens - visible)
+
+    @property
     def calls(self) -> int:
         return len(self._records)
 
@@ -225,6 +235,8 @@ class Ledger:
         limits: list[int] = []
         if self.budget.total is not None:
             limits.append(self.budget.total - self.b_total)
+        if self.budget.output is not None:
+            limits.append(self.budget.output - self.output_tokens)
         if self.budget.sequential is not None:
             others = sum(max(b.values()) for b in self._stage_costs(exclude_stage=stage).values())
             here = sum(r.tokens for r in self._records if r.stage == stage and r.branch == branch)
@@ -254,13 +266,14 @@ class Ledger:
     @property
     def enforcing(self) -> bool:
         """Whether any budget is enforced (calls are then capped, and their prompts counted first)."""
-        return self.budget.total is not None or self.budget.sequential is not None
+        return self.budget.total is not None or self.budget.sequential is not None or self.budget.output is not None
 
     @property
     def over_budget(self) -> bool:
         """Whether the calls recorded exceed an enforced budget (possible only where prompts were estimated)."""
         return ((self.budget.sequential is not None and self.b_seq > self.budget.sequential)
-                or (self.budget.total is not None and self.b_total > self.budget.total))
+                or (self.budget.total is not None and self.b_total > self.budget.total)
+                or (self.budget.output is not None and self.output_tokens > self.budget.output))
 
     def fits(self, max_tokens: int, prompt_tokens: int, *, stage: str | None = None, branch: int = 0, n: int = 1
              ) -> bool:
@@ -275,6 +288,8 @@ class Ledger:
         caps: list[int] = []
         if self.budget.total is not None:
             caps.append((self.budget.total - self.b_total) // n - prompt_tokens)
+        if self.budget.output is not None:
+            caps.append((self.budget.output - self.output_tokens) // n)
         if self.budget.sequential is not None:
             for b in range(branch, branch + n):
                 left = self.remaining(stage=stage, branch=b)

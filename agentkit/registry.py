@@ -52,7 +52,7 @@ from agentkit.backends.base import Backend
 from agentkit.bus import Bus
 from agentkit.calls import counted_prompt_tokens
 from agentkit.errors import BudgetExceeded, ConfigError, LimitExceeded, validation_problems
-from agentkit.ledger import Budget, Ledger, estimate_prompt_tokens
+from agentkit.ledger import Ledger, estimate_prompt_tokens
 from agentkit.log import get_logger
 from agentkit.memory.store import BehaviorStore
 from agentkit.messages import Problem, Solution
@@ -221,7 +221,7 @@ class RunContext(Generic[P]):
 
     def __post_init__(self) -> None:
         if self.budget is not None and self.enforce_budget:
-            self.ledger.budget = Budget(total=self.ledger.budget.total, sequential=self.budget)
+            self.ledger.budget = self.ledger.budget.model_copy(update={"sequential": self.budget})
 
     @classmethod
     def begin(cls, problem: Problem, backend: Backend, params: P, *, ledger: Ledger | None = None,
@@ -339,6 +339,22 @@ class Method(abc.ABC, Generic[P]):
                 f"method {self.name!r} with {', '.join(filter(None, [named, f'max_tokens={cap}']))} may generate "
                 f"up to {tokens} tokens; one run may generate at most {LIMITS.tokens}: lower {' or '.join(lower)}",
                 param=lower[-1])
+
+    def cap_for_output(self, params: P, output: int, *, most: int = MAX_CALL_TOKENS) -> int:
+        """The largest output cap of each answering call (at most ``most``) under which one run with ``params``
+        generates at most ``output`` tokens, every call at its cap (``generated``): how a bound on a run's
+        completion tokens (the proxy's ``max_tokens``) becomes a per-call cap. A bound too small for even one
+        token per call is a ``LimitExceeded`` naming ``max_tokens``."""
+        if self.generated(params, 1) > output:
+            raise LimitExceeded(
+                f"max_tokens={output} cannot cover one run of method {self.name!r}: with these parameters it makes "
+                f"{self.calls(params)} calls and needs at least {self.generated(params, 1)} completion tokens; raise "
+                "max_tokens or lower " + (" or ".join(self.call_fields) or "its parameters"), param="max_tokens")
+        low, high = 1, max(1, most)
+        while low < high:  # generated() grows with the cap
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if self.generated(params, mid) <= output else (low, mid - 1)
+        return low
 
     def needs_handbook(self, params: P) -> bool:
         """Whether a run with ``params`` retrieves behaviors, so that a caller must open a handbook for it (none

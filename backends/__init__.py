@@ -10,7 +10,7 @@ Model libraries (xllamacpp, llama-cpp-python) are imported only when a backend s
 from __future__ import annotations
 
 from ._models import DEFAULT_MODEL, PACKAGED_MODELS, model_path
-from .base import Backend, CallContext, ChatMessage, ChatRequest, Completion
+from .base import Backend, CallContext, ChatMessage, ChatRequest, Completion, Endpoint
 from .llamacpp import LlamaCpp
 from .local import Local, LocalServer
 from .middleware import (
@@ -37,6 +37,7 @@ __all__ = [
     "ChatRequest",
     "Completion",
     "ConcurrencyLimit",
+    "Endpoint",
     "Limited",
     "LlamaCpp",
     "Local",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,6 +31,7 @@ __all__ = [
     "ChatMessage",
     "ChatRequest",
     "Completion",
+    "Endpoint",
     "split_reasoning",
 ]
 
@@ -146,6 +148,24 @@ def make_request(messages: Sequence[ChatMessage | dict[str, str]] | str, **param
         raise ConfigError(f"invalid chat request: {problems}") from None
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """The OpenAI-compatible HTTP endpoint a backend talks to (``Backend.endpoint``): what a relay such as the
+    proxy's pass-through forwards a client's request to, unchanged but for ``model``."""
+
+    base_url: str
+    """``http://host:port/v1``."""
+    model: str
+    """The model name the server expects."""
+    api_key: str = field(repr=False, default="not-needed")
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    """Fields the backend adds to every request (a field the client sent wins)."""
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.base_url.rstrip('/')}/chat/completions"
+
+
 class Backend(abc.ABC):
     """The one backend contract. Every backend and every middleware wrapping one subclasses it and implements
     ``complete``; ``chat`` (validation into a ``ChatRequest``) is built on top. The budgeted call
@@ -186,6 +206,13 @@ class Backend(abc.ABC):
         so that prompt plus output never exceed what the budget leaves (``agentkit.calls.budgeted_chat``); a
         backend that returns None is planned from estimates instead. Never raises for a server that cannot
         count: it answers None."""
+        return None
+
+    async def endpoint(self) -> Endpoint | None:
+        """The OpenAI-compatible HTTP endpoint behind this backend, for a relay that forwards requests as they came
+        (every sampling field, streaming): ``OpenAICompatible`` with a ``base_url`` and ``Local`` (started) have
+        one; None (the default) for a backend without one, or a middleware whose guarantees a relay would bypass
+        (limits, cache)."""
         return None
 
     def describe(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from agentkit.errors import ConfigError, ModelNotAvailable
 from agentkit.log import get_logger
 
 from ._models import gguf_sha256, resolve_model
-from .base import Backend, ChatRequest, Completion
+from .base import Backend, ChatRequest, Completion, Endpoint
 from .openai_compat import OpenAICompatible
 
 __all__ = ["Local", "LocalServer"]
@@ -165,6 +165,12 @@ class Local(Backend):
             return {**self.describe(), "sha256": await asyncio.to_thread(gguf_sha256, self.path)}
         except Exception as exc:  # reported in the row, never fatal here: the first cell fails with the reason
             return {**self.describe(), "identity_error": f"{type(exc).__name__}: {exc}"}
+
+    async def endpoint(self) -> Endpoint | None:
+        """The in-process llama.cpp server's endpoint (started first)."""
+        await self.start()
+        assert self._client is not None
+        return await self._client.endpoint()
 
     async def count_prompt_tokens(self, request: ChatRequest) -> int | None:
         """The prompt's tokens as llama.cpp's server counts them (its ``/apply-template`` and ``/tokenize``)."""

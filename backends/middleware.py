@@ -35,7 +35,7 @@ from agentkit.errors import CONNECTION_REFUSED, BackendError, BackendUnavailable
 from agentkit.ledger import estimate_prompt_tokens
 from agentkit.log import get_logger
 
-from .base import Backend, ChatRequest, Completion
+from .base import Backend, ChatRequest, Completion, Endpoint
 
 __all__ = [
     "Cached",
@@ -78,6 +78,9 @@ class Wrapper(Backend):
 
     async def identity(self) -> dict[str, Any]:
         return await self.inner.identity()
+
+    async def endpoint(self) -> Endpoint | None:
+        return await self.inner.endpoint()
 
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
@@ -322,6 +325,9 @@ class Limited(Wrapper):
         self.concurrency = concurrency
         self.rate = rate
 
+    async def endpoint(self) -> Endpoint | None:
+        return None  # a relay would bypass the limits
+
     async def complete(self, request: ChatRequest) -> list[Completion]:
         rate, concurrency = self.rate, self.concurrency
         if rate is None:
@@ -430,6 +436,9 @@ class Cached(Wrapper):
     def __init__(self, inner: Backend, cache: ResponseCache) -> None:
         super().__init__(inner)
         self.cache = cache
+
+    async def endpoint(self) -> Endpoint | None:
+        return None  # a relay would bypass the cache
 
     async def complete(self, request: ChatRequest) -> list[Completion]:
         cacheable = not (request.temperature > 0 and request.seed is None and request.context is None)

@@ -39,9 +39,9 @@ from agentkit.errors import (
 )
 from agentkit.log import get_logger
 
-from .base import Backend, ChatRequest, Completion, split_reasoning
+from .base import Backend, ChatRequest, Completion, Endpoint, split_reasoning
 
-__all__ = ["OpenAICompatible"]
+__all__ = ["OpenAICompatible", "connection_error", "error_from_reply", "status_error", "timeout_error"]
 
 _log = get_logger(__name__)
 _TRANSIENT_STATUS = {408, 409, 429}
@@ -89,6 +89,17 @@ def status_error(status: int, message: str, headers: Any, where: str) -> Backend
         return BackendUnavailable(f"{where}: HTTP {status}: {message}", cause=f"HTTP {status}", status=status,
                                   retry_after=_retry_after(headers))
     return BackendRequestError(f"{where}: HTTP {status}: {message}", cause=f"HTTP {status}", status=status)
+
+
+def error_from_reply(status: int, raw: bytes, headers: Any, where: str) -> BackendError:
+    """An HTTP error reply (``status`` >= 400, body ``raw``) as agentkit's error (``status_error``), with the
+    server's own message when its body has one."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    fallback = raw.decode("utf-8", "replace").strip()[:500] or f"HTTP {status}"
+    return status_error(status, _message_of(body, fallback), headers, where)
 
 
 def timeout_error(where: str) -> BackendUnavailable:
@@ -197,6 +208,11 @@ class OpenAICompatible(Backend):
         self._base_url = value
         self._url = f"{value.rstrip('/')}/chat/completions" if value else ""
 
+    async def endpoint(self) -> Endpoint | None:
+        """The server's endpoint (any ``base_url``; OpenAI's API when none is given)."""
+        base_url = self.base_url or (str(self._client.base_url) if self._client is not None else "")
+        return Endpoint(base_url=base_url, model=self.model, api_key=self._api_key, extra_body=dict(self.extra_body))
+
     def describe(self) -> dict[str, Any]:
         version = openai.__version__ if self.http == "sdk" else aiohttp.__version__
         return {**super().describe(), "base_url": self.base_url, "http": f"{self.http} {version}"}
@@ -261,16 +277,12 @@ class OpenAICompatible(Backend):
             raise timeout_error(self.name) from None
         except aiohttp.ClientError as exc:  # refused, dropped, reset, a truncated body
             raise connection_error(self.name, str(exc) or type(exc).__name__, refused=_refused(exc)) from exc
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-            if status < 400:
-                raise self._malformed("the body is not JSON") from None
         if status >= 400:
-            fallback = raw.decode("utf-8", "replace").strip()[:500] or f"HTTP {status}"
-            raise status_error(status, _message_of(body, fallback), headers, self.name)
-        return body
+            raise error_from_reply(status, raw, headers, self.name)
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise self._malformed("the body is not JSON") from None
 
     async def identity(self) -> dict[str, Any]:
         """``describe()`` and the model ids the server lists (``GET {base_url}/models``: vLLM and llama.cpp name

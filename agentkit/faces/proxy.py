@@ -47,10 +47,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentkit.backends.base import Backend, ChatMessage, ChatRequest, Completion
+from agentkit.backends.base import Backend, ChatMessage, ChatRequest, Completion, Endpoint
+from agentkit.backends.openai_compat import connection_error, error_from_reply, timeout_error
 from agentkit.bus import Bus, Subscription
 from agentkit.errors import (
     AgentkitError,
@@ -63,10 +65,12 @@ from agentkit.errors import (
     validation_problems,
 )
 from agentkit.faces.web import UNAUTHORIZED, face_middleware, http_error, start_site
+from agentkit.ledger import Budget, Ledger
 from agentkit.log import get_logger
 from agentkit.memory.store import BehaviorStore
 from agentkit.messages import DistillResult, Draft, Message, Problem
 from agentkit.methods import METHODS, Method, MethodResult, get_method, method_names, result_summary, run_method
+from agentkit.registry import MAX_CALL_TOKENS
 
 __all__ = ["DEFAULT_MAX_BODY", "Proxy", "create_proxy_app", "run_proxy_runner"]
 
@@ -76,15 +80,32 @@ KEEPALIVE_S = 15.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 IGNORED_ARGUMENTS = frozenset({
-    "user", "metadata", "store", "service_tier", "parallel_tool_calls", "presence_penalty", "frequency_penalty",
-    "logit_bias", "reasoning_effort", "prediction", "safety_identifier", "prompt_cache_key", "verbosity",
+    "user", "metadata", "store", "service_tier", "parallel_tool_calls", "safety_identifier", "prompt_cache_key",
 })
-"""Arguments OpenAI clients send by default that change nothing a method does here: accepted and ignored."""
-UNSUPPORTED_ARGUMENTS = frozenset({
-    "tools", "tool_choice", "functions", "function_call", "response_format", "logprobs", "top_logprobs", "audio",
-    "modalities", "web_search_options",
+"""Arguments OpenAI clients send that change nothing a method does: accepted and ignored by methods (a
+pass-through forwards them like everything else)."""
+METHOD_ARGUMENTS = frozenset({
+    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "seed", "n", "stream",
+    "stream_options", "agentkit",
 })
-"""Arguments refused with a 400 when they ask for something (a null, false, empty or text-only value passes)."""
+"""The arguments a method request honours (``n`` only as 1); any other with a value that asks for something is
+refused with a 400 naming it (see ``refused_arguments``)."""
+TYPED_ARGUMENTS = METHOD_ARGUMENTS | {"top_p", "stop"}
+"""What a pass-through to a backend without an HTTP endpoint can send (``ChatRequest``'s fields)."""
+_HARMLESS: dict[str, tuple[Any, ...]] = {
+    "top_p": (1, 1.0), "presence_penalty": (0, 0.0), "frequency_penalty": (0, 0.0), "repetition_penalty": (1, 1.0),
+    "top_k": (-1, 0), "min_p": (0, 0.0), "tool_choice": ("none",), "modalities": (["text"],),
+    "response_format": ({"type": "text"},), "n": (1,),
+}
+"""Values that ask for nothing beyond a plain completion (the fields' defaults): accepted where the field is not
+honoured. ``None``, ``False`` and empty values are harmless for every field."""
+
+
+def refused_arguments(given: dict[str, Any], honoured: frozenset[str]) -> list[str]:
+    """The arguments of ``given`` (a request body) that ask for something ``honoured`` does not cover, in order."""
+    return [name for name, value in given.items()
+            if name not in honoured and name not in IGNORED_ARGUMENTS
+            and value not in (None, False, [], {}, "") and value not in _HARMLESS.get(name, ())]
 
 
 class _Part(BaseModel):
@@ -133,6 +154,7 @@ class ChatBody(BaseModel):
     seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     stop: str | list[str] | None = None
     n: int | None = Field(default=None, ge=1, le=128)
+    """A pass-through forwards it; a method request takes 1 only."""
     stream: bool | None = False
     stream_options: _StreamOptions | None = None
     agentkit: AgentkitOptions | None = None
@@ -170,7 +192,15 @@ def error_for(exc: BaseException) -> ApiError:
     if isinstance(exc, ConfigError):
         return _invalid(str(exc))
     if isinstance(exc, BackendRequestError):
+        # The client's request as the backend judged it (400, 413, 422...) keeps its status; 401/403/404 are the
+        # proxy's own configuration (its key, its model), not the client's fault.
+        if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 403, 404):
+            return ApiError(exc.status, f"the backend refused the request: {exc}", code="upstream_refused")
         return ApiError(502, f"the backend refused the request: {exc}", kind="api_error", code="upstream_refused")
+    if isinstance(exc, BackendError) and exc.status in (408, 409, 429):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after else None
+        return ApiError(exc.status, f"the backend is busy: {exc}", kind="rate_limit_error" if exc.status == 429
+                        else "api_error", code="upstream_busy", headers=headers)
     if isinstance(exc, RequestTimeout) or (isinstance(exc, BackendError) and "timeout" in exc.cause):
         return ApiError(504, f"the backend timed out: {exc}", kind="api_error", code="upstream_timeout")
     if isinstance(exc, BackendError):
@@ -196,27 +226,20 @@ def _text(message: _Message, index: int) -> str:
     return "".join(texts)
 
 
-def _check_arguments(body: ChatBody) -> None:
-    for name, value in (body.model_extra or {}).items():
-        if name in IGNORED_ARGUMENTS:
-            continue
-        if name in UNSUPPORTED_ARGUMENTS:
-            harmless = value in (None, False, [], {}) or (name == "response_format" and isinstance(value, dict)
-                                                          and value.get("type") == "text") \
-                or (name == "modalities" and value == ["text"]) or (name == "tool_choice" and value == "none")
-            if not harmless:
-                raise _invalid(f"{name} is not supported by the agentkit proxy", name, "unsupported_parameter")
-            continue
-        raise _invalid(f"unrecognized request argument: {name}", name, "unknown_parameter")
-    if body.n not in (None, 1):
-        raise _invalid("n must be 1 (ask a method such as self-consistency for several samples)", "n",
-                       "unsupported_parameter")
+def _check_arguments(body: ChatBody, data: dict[str, Any], honoured: frozenset[str], what: str) -> None:
+    """Refuse, with one 400 naming them all, the arguments ``honoured`` does not cover (``refused_arguments``)."""
+    refused = refused_arguments(data, honoured)
+    if refused:
+        names = ", ".join(refused)
+        them = "it" if len(refused) == 1 else "them"
+        raise _invalid(f"{what} does not honour {names} (the README's proxy table lists what each path "
+                       f"accepts); leave {them} out", refused[0][:256], "unsupported_parameter")
     if body.max_tokens is not None and body.max_completion_tokens is not None \
             and body.max_tokens != body.max_completion_tokens:
         raise _invalid("max_tokens and max_completion_tokens disagree; send one", "max_tokens")
     for i, m in enumerate(body.messages):
         if m.role == "tool":
-            raise _invalid(f"messages[{i}] is a tool message: tools are not supported", f"messages.{i}.role",
+            raise _invalid(f"messages[{i}] is a tool message: {what} takes none", f"messages.{i}.role",
                            "unsupported_parameter")
 
 
@@ -239,7 +262,8 @@ class Proxy:
     """The proxy's state: the backend, the handbook, the admission limits and one bus for every method run."""
 
     def __init__(self, backend: Backend, *, handbook: BehaviorStore | None = None, token: str,
-                 concurrency: int = 64, max_queue: int = 1024, model_name: str | None = None) -> None:
+                 concurrency: int = 64, max_queue: int = 1024, model_name: str | None = None,
+                 relay_timeout: float = 600.0) -> None:
         if not token:
             raise ConfigError("the proxy needs a bearer token")
         if concurrency < 1 or max_queue < 0:
@@ -250,6 +274,9 @@ class Proxy:
         self._slots = asyncio.Semaphore(concurrency)
         self._waiting = 0
         self.bus = Bus(name="proxy")
+        self.relay_timeout = relay_timeout
+        self._endpoint: Endpoint | Literal[False] | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     # -- admission ----------------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -335,48 +362,114 @@ class Proxy:
         return Problem(problem_id=problem_id, text=text, run_id=f"proxy-{uuid.uuid4().hex[:16]}", dataset="proxy")
 
     def params_of(self, method: Method[Any], body: ChatBody) -> Any:
+        """The method's parameters for ``body``: ``agentkit.params`` validated, ``temperature`` as the answering
+        calls' temperature, and the request's ``max_tokens`` (or ``max_completion_tokens``), the bound on the
+        completion tokens the reply is billed for, turned into each answering call's cap so that every call at its
+        cap fits it (``Method.cap_for_output``); an explicit ``agentkit.params.max_tokens`` (the per-call cap)
+        can only lower that. With ``agentkit.budget`` (B_seq) the calls are planned from the budget instead, and
+        the bound is enforced call by call (``output_bound``)."""
         given = dict(body.agentkit.params) if body.agentkit else {}
         if "store" in given:
             raise _invalid("the handbook is the proxy's (agentkit proxy --store); params.store is not accepted",
                            "agentkit.params.store")
-        cap = body.max_completion_tokens or body.max_tokens
-        if cap is not None:
-            if "max_tokens" in given and given["max_tokens"] != cap:
-                raise _invalid("max_tokens and agentkit.params.max_tokens disagree; send one", "max_tokens")
-            given["max_tokens"] = cap
         if body.temperature is not None:
             given.setdefault("temperature", body.temperature)
-        if body.stop:
-            raise _invalid("stop is not supported with a method (its prompts decide where calls stop)", "stop",
-                           "unsupported_parameter")
+        params = self._validated(method, given)
+        budget = body.agentkit.budget if body.agentkit else None
+        bound = self.output_bound(body)
+        if bound is not None and budget is None:
+            most = params.max_tokens if "max_tokens" in given else MAX_CALL_TOKENS
+            params = params.model_copy(update={"max_tokens": method.cap_for_output(params, bound, most=most)})
+        method.check_limits(params, budget)  # before it waits for a slot
+        return params
+
+    @staticmethod
+    def _validated(method: Method[Any], given: dict[str, Any]) -> Any:
         try:
-            params = method.params_model.model_validate(given)
+            return method.params_model.model_validate(given)
         except ValidationError as exc:
             problems = [(f"agentkit.params.{f}" if f != "agentkit.params" else f, r)
                         for f, r in validation_problems(exc, root="agentkit.params")]
             raise _invalid(f"{method.name}: " + "; ".join(f"{f}: {r}" for f, r in problems),
                            problems[0][0] if problems else "agentkit.params") from None
-        method.check_limits(params, body.agentkit.budget if body.agentkit else None)  # before it waits for a slot
-        return params
+
+    @staticmethod
+    def output_bound(body: ChatBody) -> int | None:
+        """The request's bound on billed completion tokens (``max_completion_tokens``, else ``max_tokens``)."""
+        return body.max_completion_tokens or body.max_tokens
 
     # -- running ------------------------------------------------------------------------------------------------
     async def run_method(self, method: Method[Any], params: Any, body: ChatBody, problem: Problem) -> MethodResult:
         """Run ``method`` with ``params`` (``params_of``) on the request's problem (``agentkit.methods.run_method``,
-        the path every face takes)."""
+        the path every face takes), its ledger bounding the run's output tokens by the request's ``max_tokens``."""
         budget = body.agentkit.budget if body.agentkit else None
         seed = body.seed if body.seed is not None else 0
+        ledger = Ledger(Budget(output=self.output_bound(body)))
         return await run_method(method, problem, self.backend, params=params, budget=budget, seed=seed,
-                                handbook=self.handbook, bus=self.bus)
+                                handbook=self.handbook, bus=self.bus, ledger=ledger)
+
+    async def endpoint(self) -> Endpoint | None:
+        """The backend's HTTP endpoint that pass-through requests are relayed to (None: sent as typed calls)."""
+        if self._endpoint is None:
+            found = await self.backend.endpoint()
+            self._endpoint = found if found is not None else False
+        return self._endpoint or None
+
+    def _relay_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # No pool limit (admission is the proxy's), a read timeout per chunk rather than per reply (a long
+            # stream is not a hung one).
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=self.relay_timeout),
+                auto_decompress=False, skip_auto_headers=("User-Agent",))
+        return self._session
+
+    async def relay(self, request: web.Request, endpoint: Endpoint, data: dict[str, Any], stream: bool
+                    ) -> web.StreamResponse:
+        """Forward a pass-through request to ``endpoint`` as the client sent it (every field but ``agentkit``,
+        ``model`` set to the upstream's name, the backend's ``extra_body`` under the client's fields) and its
+        reply back as the upstream sent it: the JSON body, or the event stream chunk by chunk as it arrives. An
+        upstream error keeps its status (4xx but 401/403/404, which are the proxy's configuration: 502)."""
+        payload = {**endpoint.extra_body, **data, "model": endpoint.model}
+        payload.pop("agentkit", None)
+        where = f"the backend at {endpoint.base_url}"
+        headers = {"Authorization": f"Bearer {endpoint.api_key}", "Content-Type": "application/json"}
+        try:
+            async with self._relay_session().post(endpoint.chat_url, data=json.dumps(payload).encode(),
+                                                  headers=headers) as reply:
+                if reply.status >= 400:
+                    raise error_from_reply(reply.status, await reply.read(), reply.headers, where)
+                if not stream:
+                    return web.Response(body=await reply.read(), status=reply.status,
+                                        content_type=reply.content_type or "application/json")
+                response = web.StreamResponse(status=reply.status, headers={
+                    "Content-Type": reply.headers.get("Content-Type", "text/event-stream"),
+                    "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                await response.prepare(request)
+                try:
+                    async for piece in reply.content.iter_any():
+                        await response.write(piece)
+                except (aiohttp.ClientError, TimeoutError) as exc:  # the upstream broke off mid-stream
+                    failed = ApiError(502, f"{where} broke off the stream: {type(exc).__name__}", kind="api_error",
+                                      code="upstream_unavailable")
+                    await response.write(f"data: {json.dumps(failed.body())}\n\ndata: [DONE]\n\n".encode())
+                return response
+        except TimeoutError:
+            raise timeout_error(where) from None
+        except aiohttp.ClientError as exc:
+            raise connection_error(where, str(exc) or type(exc).__name__) from None
 
     async def pass_through(self, body: ChatBody) -> Completion:
+        """A pass-through as one typed call (a backend without an HTTP endpoint; ``TYPED_ARGUMENTS`` only)."""
         # Everything ChatRequest checks, ChatBody has checked already (roles, with tool messages refused by
         # _check_arguments; ranges; stops by _stops), so the request is built without validating it twice.
         messages = tuple(ChatMessage.model_construct(role=_CHAT_ROLES[m.role], content=_text(m, i))
                          for i, m in enumerate(body.messages))
         request = ChatRequest.model_construct(
             messages=messages, max_tokens=body.max_completion_tokens or body.max_tokens,
-            temperature=body.temperature or 0.0, top_p=body.top_p, seed=body.seed, stop=_stops(body.stop), n=1,
-            context=None)
+            temperature=1.0 if body.temperature is None else body.temperature,  # OpenAI's default
+            top_p=body.top_p, seed=body.seed, stop=_stops(body.stop), n=1, context=None)
         [completion] = await self.backend.complete(request)
         return completion
 
@@ -403,7 +496,8 @@ def method_summary(method: Method[Any], result: MethodResult) -> tuple[dict[str,
     """``(usage, agentkit block)`` of a method's result: every token of every call, and the run's summary
     (``agentkit.methods.result_summary``, the same for every face)."""
     block = result_summary(method.name, result)
-    usage = _usage(block["input_tokens"], block["output_tokens"], block["reasoning_tokens"])
+    # reasoning_tokens: what the client paid for and does not see (drafts, workspaces, the answer's own reasoning).
+    usage = _usage(block["input_tokens"], block["output_tokens"], block["hidden_output_tokens"])
     return usage, block
 
 
@@ -452,27 +546,45 @@ async def _legacy_completions(request: web.Request) -> web.Response:
                         "/v1/completions endpoint is not served)", code="unsupported_endpoint")
 
 
-async def _read_body(request: web.Request) -> ChatBody:
+async def _read_body(request: web.Request) -> tuple[ChatBody, dict[str, Any]]:
+    """The request body, validated (``ChatBody``), and as the client sent it (what a relay forwards)."""
     raw = await request.read()  # aiohttp raises 413 past client_max_size
     try:
-        body = ChatBody.model_validate_json(raw or b"{}")
+        data = json.loads(raw or b"{}")
+    except ValueError:  # invalid JSON or invalid UTF-8
+        raise _invalid("the request body is not valid JSON (UTF-8)") from None
+    if not isinstance(data, dict):
+        raise _invalid("the request body must be a JSON object")
+    try:
+        body = ChatBody.model_validate(data)
     except ValidationError as exc:
         problems = validation_problems(exc, root="body")
         message = "; ".join(f"{f}: {r}" for f, r in problems) or "invalid request body"
         raise _invalid(message, problems[0][0].removeprefix("body.") if problems else None) from None
-    _check_arguments(body)
-    return body
+    return body, data
 
 
 async def _chat(request: web.Request) -> web.StreamResponse:
     proxy = request.app[PROXY_KEY]
-    body = await _read_body(request)
+    body, data = await _read_body(request)
     method = proxy.resolve(body)
+    endpoint: Endpoint | None = None
+    if method is not None:
+        _check_arguments(body, data, METHOD_ARGUMENTS, f"method {method.name!r}")
+        if body.n not in (None, 1):
+            raise _invalid("n must be 1 with a method (ask a method such as self-consistency for several samples)",
+                           "n", "unsupported_parameter")
+    else:
+        endpoint = await proxy.endpoint()
+        if endpoint is None:
+            _check_arguments(body, data, TYPED_ARGUMENTS, f"the backend {proxy.backend.name!r} (no HTTP endpoint)")
     problem = proxy.problem_of(body) if method is not None else None
     # A bad parameter is a 400 before the request waits for a slot.
     params = proxy.params_of(method, body) if method is not None else None
     rid = f"chatcmpl-agentkit-{uuid.uuid4().hex}"
     async with proxy.admitted():
+        if endpoint is not None:
+            return await proxy.relay(request, endpoint, data, bool(body.stream))
         if body.stream:
             return await _stream(request, proxy, body, method, params, problem, rid)
         if method is None:
@@ -590,6 +702,8 @@ def create_proxy_app(proxy: Proxy, *, max_body: int = DEFAULT_MAX_BODY, close_ba
 
     async def on_cleanup(app: web.Application) -> None:
         await proxy.bus.close()
+        if proxy._session is not None:
+            await proxy._session.close()
         if close_backend:
             await proxy.backend.aclose()
             if proxy.handbook is not None:

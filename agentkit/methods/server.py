@@ -67,7 +67,8 @@ def result_summary(method: str, result: MethodResult) -> dict[str, Any]:
         "method": method, "answer": solution.answer, "finish_reason": solution.finish_reason,
         "B_seq": figures["B_seq"], "B_total": figures["B_total"], "calls": figures["calls"],
         "input_tokens": figures["input_tokens"], "output_tokens": figures["output_tokens"],
-        "reasoning_tokens": figures["reasoning_tokens"], "behaviors": list(solution.behaviors),
+        "reasoning_tokens": figures["reasoning_tokens"],
+        "hidden_output_tokens": result.ledger.hidden_output_tokens, "behaviors": list(solution.behaviors),
         "cited": list(solution.cited), "behavior_tokens": solution.behavior_tokens}
     if result.record is not None:
         out.update({k: v for k, v in result.record.summary().items() if k not in out})

@@ -34,9 +34,12 @@ class ScriptedServer(_Scripted):
 
     def __init__(self, script: Script | None = None, *, latency: float = 0.0, model: str = "scripted",
                  reasoning: Literal["field", "inline"] = "field", prompt_tokens: PromptCounter | None = None,
-                 tokenize: bool = True) -> None:
+                 tokenize: bool = True, stream_interval: float = 0.0) -> None:
         super().__init__(script, latency, prompt_tokens, tokenize)
         self.model = model
+        self.stream_interval = stream_interval
+        """Seconds between two chunks of a streamed reply (``"stream": true``: one chunk per word, as servers
+        stream tokens; the first goes out at once)."""
         self.reasoning = reasoning
         """How replies with reasoning carry it: a ``reasoning_content`` field (vLLM's reasoning parsers) or
         inline ``<think>`` blocks in the content (servers without one)."""
@@ -109,7 +112,10 @@ class ScriptedServer(_Scripted):
             delay = max(r.delay for r in replies)
             if delay:
                 await asyncio.sleep(delay)
-            return web.json_response(self._completion(body, replies))
+            completion = self._completion(body, replies)
+            if body.get("stream"):
+                return await self._stream(request, body, completion)
+            return web.json_response(completion)
         finally:
             self.in_flight -= 1
 
@@ -138,6 +144,36 @@ class ScriptedServer(_Scripted):
             "created": int(time.time()), "model": body.get("model", self.model), "choices": choices,
             "usage": usage,
         }
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], completion: dict[str, Any]
+                      ) -> web.StreamResponse:
+        """``completion`` as Server-Sent Events the way vLLM streams: a role chunk, one chunk per word (every
+        ``stream_interval`` s), the finish chunk, the usage chunk when ``stream_options.include_usage``, ``[DONE]``."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        options = body.get("stream_options")
+        usage_asked = isinstance(options, dict) and bool(options.get("include_usage"))
+        base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+                "model": completion["model"]}
+
+        async def send(choices: list[dict[str, Any]], **extra: Any) -> None:
+            data = {**base, "choices": choices, **({"usage": None} if usage_asked else {}), **extra}
+            await response.write(f"data: {json.dumps(data)}\n\n".encode())
+
+        for choice in completion["choices"]:
+            index = choice["index"]
+            await send([{"index": index, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            words = (choice["message"].get("content") or "").split(" ")
+            for j, word in enumerate(words):
+                if self.stream_interval:
+                    await asyncio.sleep(self.stream_interval)
+                piece = word if j == 0 else " " + word
+                await send([{"index": index, "delta": {"content": piece}, "finish_reason": None}])
+            await send([{"index": index, "delta": {}, "finish_reason": choice["finish_reason"]}])
+        if usage_asked:
+            await send([], usage=completion["usage"])
+        await response.write(b"data: [DONE]\n\n")
+        return response
 
     async def _fault(self, request: web.Request, fault: Fault) -> web.StreamResponse:
         if fault.kind == "status":

@@ -127,7 +127,7 @@ async def test_the_largest_allowed_proxy_request_stays_bounded() -> None:
                 idle = _hwm_mb(proc.pid)
                 async with session.post(f"{url}/v1/chat/completions", json={
                         "model": "pdr/scripted", "messages": [{"role": "user", "content": PROBLEM}],
-                        "max_tokens": 64, "agentkit": {"params": {"rounds": 16, "drafts": 64}}},
+                        "agentkit": {"params": {"rounds": 16, "drafts": 64, "max_tokens": 64}}},
                         timeout=aiohttp.ClientTimeout(total=300)) as r:
                     body = await r.json()
                 assert r.status == 200, body

@@ -113,13 +113,123 @@ async def test_pass_through_is_one_upstream_call_with_its_exact_usage(served: Se
     await client.close()
 
 
+SAMPLING = {"temperature": 0.9, "top_p": 0.8, "presence_penalty": 0.5, "frequency_penalty": -0.25,
+            "logit_bias": {"1734": -100}, "stop": ["\n\n"], "seed": 11, "max_completion_tokens": 40,
+            "reasoning_effort": "low", "top_k": 20, "min_p": 0.05, "repetition_penalty": 1.1, "n": 2,
+            "logprobs": True, "top_logprobs": 2, "user": "u-1"}
+
+
+async def test_pass_through_forwards_every_field_unchanged_and_absent_ones_stay_absent(served: Served) -> None:
+    """A pass-through relays the body as the client sent it (OpenAI and vLLM sampling fields, ``n``, logprobs),
+    only ``model`` set to the upstream's name and the ``agentkit`` block left out; a field the client did not
+    send is not sent (the upstream's default applies: no ``temperature: 0.0`` in its place)."""
+    client = served.client()
+    await client.chat.completions.create(model="scripted", messages=user("echo this"),
+                                         extra_body={k: v for k, v in SAMPLING.items()})
+    sent = served.upstream.requests[-1]
+    assert {k: sent[k] for k in SAMPLING} == SAMPLING
+    await client.chat.completions.create(model="scripted", messages=user("echo that"))
+    assert set(served.upstream.requests[-1]) == {"model", "messages"}
+    await client.close()
+
+
+async def test_a_backend_without_an_endpoint_refuses_the_fields_it_cannot_send() -> None:
+    from agentkit.testing import ScriptedBackend
+
+    proxy = Proxy(ScriptedBackend(lambda _: Reply("ok"), model="scripted"), token=TOKEN)
+    runner, url = await run_proxy_runner(create_proxy_app(proxy))
+    try:
+        served = Served(None, proxy, url)  # type: ignore[arg-type]
+        status, reply = await post(served, {"model": "scripted", "messages": user(), "top_k": 5, "stop": ["x"]})
+        assert (status, reply["error"]["param"]) == (400, "top_k") and "top_k" in reply["error"]["message"]
+        status, reply = await post(served, {"model": "scripted", "messages": user(), "top_p": 0.5, "stop": ["x"]})
+        assert status == 200 and reply["choices"][0]["message"]["content"] == "ok"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_streamed_pass_through_arrives_chunk_by_chunk() -> None:
+    """The upstream's event stream is relayed as it is produced: the first chunk reaches the client long before
+    the last is written (an upstream writing one word every 0.1 s)."""
+    async with ScriptedServer(lambda _: Reply("one two three four five six"), stream_interval=0.1) as upstream:
+        s, runner = await serve(upstream)
+        try:
+            client = s.client()
+            started = asyncio.get_running_loop().time()
+            arrivals, text = [], ""
+            stream = await client.chat.completions.create(model="scripted", messages=user(), stream=True,
+                                                          stream_options={"include_usage": True})
+            usage = None
+            async for chunk in stream:
+                arrivals.append(asyncio.get_running_loop().time() - started)
+                if chunk.choices:
+                    text += chunk.choices[0].delta.content or ""
+                usage = chunk.usage or usage
+            assert text == "one two three four five six" and usage is not None and usage.completion_tokens == 6
+            assert len(arrivals) >= 8 and arrivals[1] < 0.3 and arrivals[-1] > 0.55, arrivals
+            await client.close()
+        finally:
+            await runner.cleanup()
+
+
+@pytest.mark.parametrize(("fault", "status"), [
+    (Fault.http(413, "prompt too long"), 413), (Fault.http(422, "bad field"), 422), (Fault.http(400, "no"), 400),
+    (Fault.rate_limited(3), 429), (Fault.http(401, "bad key"), 502), (Fault.http(404, "no model"), 502),
+    (Fault.http(503, "down"), 502)])
+async def test_upstream_errors_keep_their_status_in_openais_shape(fault: Fault, status: int) -> None:
+    async with ScriptedServer([fault]) as upstream:
+        s, runner = await serve(upstream)
+        try:
+            for stream in (False, True):
+                upstream.set_script([fault])
+                got, reply = await post(s, {"model": "scripted", "messages": user(), "stream": stream})
+                assert got == status and set(reply["error"]) == {"message", "type", "param", "code"}, reply
+        finally:
+            await runner.cleanup()
+
+
+def long_reply(body: dict[str, Any]) -> Reply:
+    return Reply("word " * 300 + "\\boxed{3}") if prompt_kind(body) != "summary" else Reply("sum " * 300)
+
+
+async def test_max_tokens_bounds_the_completion_tokens_a_method_request_is_billed_for() -> None:
+    """OpenAI's contract: ``max_tokens`` bounds every token generated for the reply. A PDR request (4 drafts, a
+    summary bounded at 64 tokens, a final draft: 6 calls) with ``max_tokens=1200`` against an upstream that writes until cut off is
+    billed at most 1,200 completion tokens, and the drafts and workspaces the client never sees are reported as
+    ``reasoning_tokens``."""
+    async with ScriptedServer(long_reply) as upstream:
+        s, runner = await serve(upstream)
+        try:
+            client = s.client()
+            for bound in (1200, 300):
+                before = len(upstream.requests)
+                reply = await client.chat.completions.create(
+                    model="pdr/scripted", messages=user(), max_tokens=bound,
+                    extra_body={"agentkit": {"params": {"rounds": 2, "drafts": 4, "kappa": 64}}})
+                caps = [r["max_tokens"] for r in upstream.requests[before:]]
+                assert reply.usage is not None and len(caps) == 6
+                assert reply.usage.completion_tokens <= bound and sum(caps) <= bound, (caps, reply.usage)
+                assert reply.usage.completion_tokens > bound * 0.9  # the run used what it was given (cut off)
+                hidden = reply.usage.completion_tokens_details.reasoning_tokens  # type: ignore[union-attr]
+                assert hidden == reply.usage.completion_tokens - caps[-1] > 0  # all but the final draft's text
+            # An explicit per-call cap only lowers what the bound allows.
+            before = len(upstream.requests)
+            await client.chat.completions.create(
+                model="pdr/scripted", messages=user(), max_tokens=1200,
+                extra_body={"agentkit": {"params": {"rounds": 2, "drafts": 4, "kappa": 64, "max_tokens": 50}}})
+            assert {r["max_tokens"] for r in upstream.requests[before:] if prompt_kind(r) != "summary"} == {50}
+            await client.close()
+        finally:
+            await runner.cleanup()
+
+
 async def test_pdr_through_the_proxy_equals_the_method_run_directly(served: Served) -> None:
     client = served.client()
     params = {"rounds": 2, "drafts": 2, "kappa": 64}
     before = len(served.upstream.requests)
     reply = await client.chat.completions.create(
-        model="pdr/scripted", messages=user(), max_tokens=200, seed=3,
-        extra_body={"agentkit": {"params": params, "problem_id": "d"}})
+        model="pdr/scripted", messages=user(), seed=3,
+        extra_body={"agentkit": {"params": {**params, "max_tokens": 200}, "problem_id": "d"}})
     calls = len(served.upstream.requests) - before
     seeds = [r.get("seed") for r in served.upstream.requests[before:]]
     block = reply.model_extra["agentkit"]  # type: ignore[index]
@@ -142,8 +252,8 @@ async def test_pdr_through_the_proxy_equals_the_method_run_directly(served: Serv
     # another problem draws others.
     async def drawn(text: str) -> list[Any]:
         start = len(served.upstream.requests)
-        await client.chat.completions.create(model="pdr/scripted", messages=user(text), max_tokens=200, seed=3,
-                                             extra_body={"agentkit": {"params": params}})
+        await client.chat.completions.create(model="pdr/scripted", messages=user(text), seed=3,
+                                             extra_body={"agentkit": {"params": {**params, "max_tokens": 200}}})
         return [r.get("seed") for r in served.upstream.requests[start:]]
 
     first = await drawn(PROBLEM)
@@ -206,11 +316,20 @@ async def test_streaming_sends_the_answer_and_announces_rounds_as_comments(serve
     ({"model": "scripted", "messages": user(), "max_tokens": 10**12}, 400, "max_tokens"),
     ({"model": "scripted", "messages": user(), "seed": 2**70}, 400, "seed"),
     ({"model": "scripted", "messages": user(), "temperature": "hot"}, 400, "temperature"),
-    ({"model": "scripted", "messages": user(), "n": 3}, 400, "n"),
-    ({"model": "scripted", "messages": user(), "tools": [{"type": "function"}]}, 400, "tools"),
-    ({"model": "scripted", "messages": user(), "frobnicate": 1}, 400, "frobnicate"),
-    ({"model": "scripted", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400,
+    # A method honours max_tokens, temperature, seed, n=1, stream and the agentkit block; anything else that asks
+    # for something is refused by name (a pass-through forwards it: test_pass_through_forwards_every_field).
+    ({"model": "pdr/scripted", "messages": user(), "n": 3}, 400, "n"),
+    ({"model": "pdr/scripted", "messages": user(), "tools": [{"type": "function"}]}, 400, "tools"),
+    ({"model": "pdr/scripted", "messages": user(), "frobnicate": 1}, 400, "frobnicate"),
+    ({"model": "pdr/scripted", "messages": user(), "top_p": 0.5}, 400, "top_p"),
+    ({"model": "pdr/scripted", "messages": user(), "stop": ["x"]}, 400, "stop"),
+    ({"model": "pdr/scripted", "messages": user(), "presence_penalty": 0.5, "logit_bias": {"1": 2}}, 400,
+     "presence_penalty"),
+    ({"model": "pdr/scripted", "messages": user(), "reasoning_effort": "high"}, 400, "reasoning_effort"),
+    ({"model": "pdr/scripted", "messages": user(), "top_k": 20}, 400, "top_k"),
+    ({"model": "pdr/scripted", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400,
      "messages.0.content.0"),
+    ({"model": "pdr/scripted", "messages": user(), "max_tokens": 5}, 400, "max_tokens"),  # < one token per call
     ({"model": "pdr/scripted", "messages": user(), "agentkit": {"params": {"rounds": -1}}}, 400,
      "agentkit.params.rounds"),
     ({"model": "pdr/scripted", "messages": user(), "agentkit": {"params": {"store": "/etc"}}}, 400,
@@ -222,7 +341,8 @@ async def test_streaming_sends_the_answer_and_announces_rounds_as_comments(serve
      "agentkit.problem_id"),
     ({"model": "scripted", "messages": user(), "agentkit": {"problem_id": "p1"}}, 400, "agentkit"),
     ({"model": "bci/scripted", "messages": user()}, 400, None),  # no handbook: a clear 400, not a 500
-    ({"model": "scripted", "messages": user("REFUSE")}, 502, None),
+    ({"model": "scripted", "messages": user("REFUSE")}, 400, None),  # the upstream's 400, relayed
+    ({"model": "pdr/scripted", "messages": user("REFUSE")}, 400, None),
 ])
 async def test_bad_requests_get_openai_errors_naming_the_field(served: Served, body: dict[str, Any], status: int,
                                                                param: str | None) -> None:
