@@ -45,3 +45,35 @@ async def handbook(tmp_path: Path, embedder: MiniLMEmbedder) -> AsyncIterator[Qd
 @pytest.fixture
 def in_ci() -> bool:
     return bool(os.environ.get("CI"))
+
+
+CLIENTS = Path(__file__).parent / "clients"
+
+
+@pytest.fixture(scope="session")
+def node_clients() -> Path:
+    """The pinned JavaScript clients of ``tests/clients/package.json`` (openai-node, the MCP TypeScript SDK),
+    installed once by ``npm ci`` from its lockfile into ``build/node-clients`` (kept between runs), with the
+    client scripts ``tests/clients/*.mjs`` copied next to them. Skips, saying
+    why, where Node or npm is missing or the registry cannot be reached."""
+    import shutil
+    import subprocess
+
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("node and npm are needed for the foreign-client tests")
+    target = Path(__file__).parents[1] / "build" / "node-clients"
+    lock = (CLIENTS / "package-lock.json").read_bytes()
+    stamp = target / ".installed-lock"
+    if not (stamp.exists() and stamp.read_bytes() == lock):
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(CLIENTS / name, target / name)
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=target, capture_output=True,
+                              text=True, timeout=600, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"npm ci failed (no registry?): {done.stderr.strip()[-300:]}")
+        stamp.write_bytes(lock)
+    for script in CLIENTS.glob("*.mjs"):  # ES modules resolve packages from their own folder
+        shutil.copy(script, target / script.name)
+    return target

@@ -361,13 +361,14 @@ class Proxy:
         # The run id is the request's own (it routes the run's messages); the problem id is what seeds derive from.
         return Problem(problem_id=problem_id, text=text, run_id=f"proxy-{uuid.uuid4().hex[:16]}", dataset="proxy")
 
-    def params_of(self, method: Method[Any], body: ChatBody) -> Any:
+    def params_of(self, method: Method[Any], body: ChatBody, problem: Problem) -> Any:
         """The method's parameters for ``body``: ``agentkit.params`` validated, ``temperature`` as the answering
         calls' temperature, and the request's ``max_tokens`` (or ``max_completion_tokens``), the bound on the
         completion tokens the reply is billed for, turned into each answering call's cap so that every call at its
         cap fits it (``Method.cap_for_output``); an explicit ``agentkit.params.max_tokens`` (the per-call cap)
         can only lower that. With ``agentkit.budget`` (B_seq) the calls are planned from the budget instead, and
-        the bound is enforced call by call (``output_bound``)."""
+        the bound must cover every call at its planned cap (else a 400 saying what it would need), and the ledger
+        enforces it call by call (``run_method``)."""
         given = dict(body.agentkit.params) if body.agentkit else {}
         if "store" in given:
             raise _invalid("the handbook is the proxy's (agentkit proxy --store); params.store is not accepted",
@@ -380,6 +381,15 @@ class Proxy:
         if bound is not None and budget is None:
             most = params.max_tokens if "max_tokens" in given else MAX_CALL_TOKENS
             params = params.model_copy(update={"max_tokens": method.cap_for_output(params, bound, most=most)})
+        elif bound is not None and budget is not None:
+            # The budget plans the calls; a bound they could overrun is refused now, not discovered mid-run.
+            planned = max(1, method.plan(problem, params, budget).max_tokens)
+            needed = method.generated(params, planned)
+            if needed > bound:
+                raise _invalid(
+                    f"max_tokens={bound} cannot cover agentkit.budget={budget} for method {method.name!r}: the "
+                    f"budget plans answering calls of {planned} tokens, up to {needed} completion tokens in all; "
+                    f"raise max_tokens to {needed} or lower the budget", "max_tokens", "limit_exceeded")
         method.check_limits(params, budget)  # before it waits for a slot
         return params
 
@@ -551,8 +561,8 @@ async def _read_body(request: web.Request) -> tuple[ChatBody, dict[str, Any]]:
     raw = await request.read()  # aiohttp raises 413 past client_max_size
     try:
         data = json.loads(raw or b"{}")
-    except ValueError:  # invalid JSON or invalid UTF-8
-        raise _invalid("the request body is not valid JSON (UTF-8)") from None
+    except (ValueError, RecursionError):  # invalid JSON or UTF-8; nesting deeper than the parser goes
+        raise _invalid("the request body is not valid JSON (UTF-8, nested at most about 1,000 levels)") from None
     if not isinstance(data, dict):
         raise _invalid("the request body must be a JSON object")
     try:
@@ -580,7 +590,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
             _check_arguments(body, data, TYPED_ARGUMENTS, f"the backend {proxy.backend.name!r} (no HTTP endpoint)")
     problem = proxy.problem_of(body) if method is not None else None
     # A bad parameter is a 400 before the request waits for a slot.
-    params = proxy.params_of(method, body) if method is not None else None
+    params = proxy.params_of(method, body, problem) if method is not None and problem is not None else None
     rid = f"chatcmpl-agentkit-{uuid.uuid4().hex}"
     async with proxy.admitted():
         if endpoint is not None:

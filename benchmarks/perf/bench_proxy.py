@@ -12,6 +12,11 @@ alternate within each repeat and the figure is the median ratio with its min-max
 ``--optillm BIN`` (an ``optillm`` executable, e.g. from a separate virtual environment), optillm's proxy in
 front of the same upstream is timed the same way (model ``none-scripted``: its plain pass-through).
 
+Streaming: ``--ttfb N`` streamed pass-through requests (``"stream": true``), one at a time, directly and through
+the proxy, alternating: the median time from sending a request to the first byte of its event stream
+(``ttfb_over_direct``: the upstream answers after its latency, so the figure is what the proxy adds before the
+client sees anything).
+
 A second baseline, ``bare``, is the floor of any proxy built on aiohttp: a 20-line aiohttp server in its own
 process that forwards each request's bytes to the upstream through one ``ClientSession`` and returns the
 upstream's bytes (no parsing, no validation, no auth). ``agentkit_over_bare`` is what agentkit adds on top of
@@ -53,6 +58,23 @@ async def load(url: str, model: str, requests: int, waves: int, headers: dict[st
         for _ in range(waves):
             await asyncio.gather(*(one() for _ in range(requests)))
         return time.perf_counter() - started
+
+
+async def first_bytes(url: str, model: str, count: int, headers: dict[str, str]) -> list[float]:
+    """Seconds to the first byte of a streamed reply, for ``count`` requests one after another."""
+    out = []
+    async with aiohttp.ClientSession() as session:
+        for i in range(count + 2):  # two to warm the connection
+            started = time.perf_counter()
+            async with session.post(url, json={**BODY, "model": model, "stream": True}, headers=headers) as r:
+                first = await r.content.readany()
+                waited = time.perf_counter() - started
+                if r.status != 200 or not first.startswith(b"data: "):
+                    raise RuntimeError(f"{url}: {r.status} {first[:200]!r}")
+                await r.read()
+            if i >= 2:
+                out.append(waited)
+    return out
 
 
 def cpu_seconds(pid: int) -> float:
@@ -118,6 +140,7 @@ def main() -> None:
     ap.add_argument("--waves", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--latency", type=float, default=0.1)
+    ap.add_argument("--ttfb", type=int, default=40, help="streamed requests per mode and repeat (0: none)")
     ap.add_argument("--optillm", default=None, help="an optillm executable to time the same way")
     ap.add_argument("--serve-bare", default=None, help=argparse.SUPPRESS)  # the bare forwarder's own process
     args = ap.parse_args()
@@ -152,7 +175,11 @@ def main() -> None:
         try:
             walls: dict[str, list[float]] = {name: [] for name in targets}
             cpu_us: dict[str, list[float]] = {name: [] for name in pids}
+            ttfb: dict[str, list[float]] = {"direct": [], "agentkit": []}
             for _ in range(args.repeats):
+                for name in ttfb if args.ttfb else ():
+                    url, model, headers = targets[name]
+                    ttfb[name].append(statistics.median(asyncio.run(first_bytes(url, model, args.ttfb, headers))))
                 for name, (url, model, headers) in targets.items():
                     before = cpu_seconds(pids[name]) if name in pids else 0.0
                     walls[name].append(asyncio.run(load(url, model, args.requests, args.waves, headers)))
@@ -179,6 +206,11 @@ def main() -> None:
     ratios = [a / b for a, b in zip(walls["agentkit"], walls["bare"], strict=True)]
     report["agentkit_over_bare"] = {"median": round(statistics.median(ratios), 3),
                                     "min": round(min(ratios), 3), "max": round(max(ratios), 3)}
+    if args.ttfb:
+        report["ttfb_median_s"] = {k: [round(v, 4) for v in vs] for k, vs in ttfb.items()}
+        ratios = [a / d for a, d in zip(ttfb["agentkit"], ttfb["direct"], strict=True)]
+        report["ttfb_over_direct"] = {"median": round(statistics.median(ratios), 3),
+                                      "min": round(min(ratios), 3), "max": round(max(ratios), 3)}
     print(json.dumps(report, indent=2))
     write_result("proxy", report)
 

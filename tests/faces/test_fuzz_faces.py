@@ -103,7 +103,7 @@ def proxy_url() -> Iterator[str]:
         bg.stop()
 
 
-CHAT = {"model": "pdr/scripted", "messages": [{"role": "user", "content": "What is 2 + 1?"}], "max_tokens": 64,
+CHAT = {"model": "pdr/scripted", "messages": [{"role": "user", "content": "What is 2 + 1?"}], "max_tokens": 20000,
         "temperature": 0.5, "seed": 1, "agentkit": {"params": {"rounds": 2, "drafts": 2}, "budget": 4000}}
 CHAT_FIELDS = [["model"], ["messages"], ["max_tokens"], ["temperature"], ["seed"], ["n"], ["stop"], ["stream"],
                ["top_p"], ["max_completion_tokens"], ["agentkit", "params"], ["agentkit", "budget"],

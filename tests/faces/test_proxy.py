@@ -330,6 +330,8 @@ async def test_streaming_sends_the_answer_and_announces_rounds_as_comments(serve
     ({"model": "pdr/scripted", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400,
      "messages.0.content.0"),
     ({"model": "pdr/scripted", "messages": user(), "max_tokens": 5}, 400, "max_tokens"),  # < one token per call
+    ({"model": "pdr/scripted", "messages": user(), "max_tokens": 64, "agentkit": {"budget": 4000}}, 400,
+     "max_tokens"),  # the budget plans calls the bound cannot cover: refused before any call
     ({"model": "pdr/scripted", "messages": user(), "agentkit": {"params": {"rounds": -1}}}, 400,
      "agentkit.params.rounds"),
     ({"model": "pdr/scripted", "messages": user(), "agentkit": {"params": {"store": "/etc"}}}, 400,
