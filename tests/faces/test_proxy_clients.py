@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from agentkit.faces.proxy import Proxy, create_proxy_app, run_proxy_runner
 from agentkit.backends import backend_from_spec
+from agentkit.faces.proxy import Proxy, create_proxy_app, run_proxy_runner
 from agentkit.testing import Reply, ScriptedServer, prompt_kind
 
 TOKEN = "client-test-token"
