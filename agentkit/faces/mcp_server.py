@@ -4,14 +4,21 @@
 an agent starts the command itself) or streamable HTTP (``/mcp`` on 127.0.0.1, every request with
 ``Authorization: Bearer <token>``). Tools:
 
-- ``search_behaviors(query, k=5, topic=None)``: the behaviors closest to a query (embedding search; with
-  ``topic``, among that topic's), each with its score.
+- ``search_behaviors(query, k=5, topic=None, details=False)``: the behaviors closest to a query (embedding
+  search; with ``topic``, among that topic's), best first, compact: name, instruction and score (``details``
+  adds topics, version, status and usage).
 - ``get_behavior(name)``: one behavior, its instruction, topics, version, status, usage and provenance.
 - ``list_topics()``: every topic of the active behaviors with how many behaviors it has.
 - ``add_behavior(name, instruction, topics=[], category="strategy")``: add a behavior (a ``pitfall`` is what to
-  avoid), validated like the store's own ``add`` (a
-  ``behavior_`` name, bounded text) and merged into a near-duplicate if there is one; the stored behavior.
+  avoid), validated like the store's own ``add`` (a ``behavior_`` name, bounded text) and merged into a
+  near-duplicate if there is one; the stored behavior.
 - ``record_usage(name, event)``: count a usage event (retrieved, cited, cited_correct, cited_wrong).
+
+Every argument is described in its tool's input schema, with its constraints (the name pattern, ranges), and
+the schemas say ``additionalProperties: false``: an argument a tool does not take is refused. An error is one
+plain sentence naming the argument (``_HandbookServer``). The embedder is loaded before the server answers
+(``warm``), and ``serverInfo.version`` is agentkit's. A stdio server that cannot open its store (another process
+holds it) answers the client's ``initialize`` with that reason before it exits (``refuse_handshake``).
 
 Over HTTP at most ``--max-sessions`` sessions are open at once (default 100; a new one past it gets 503) and a
 session idle for ``--session-idle`` seconds (default 300) is closed; a body that is not UTF-8 JSON is a JSON-RPC
@@ -26,6 +33,7 @@ keeps running. Agent configuration (Claude Desktop, Cursor and others read the s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -38,37 +46,91 @@ from collections import Counter
 from typing import Annotated, Any, Literal
 
 from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field, ValidationError
 
-from agentkit import tracing
-from agentkit._behavior import MAX_INSTRUCTION_CHARS, MAX_NAME_CHARS, USAGE_EVENTS, Behavior, is_behavior_name
+from agentkit import __version__, tracing
+from agentkit._behavior import MAX_INSTRUCTION_CHARS, MAX_NAME_CHARS, NAME_PATTERN, USAGE_EVENTS, Behavior
 from agentkit.errors import AgentkitError, ConfigError, validation_problems
 from agentkit.faces.web import UNAUTHORIZED, BodyError, bearer_ok, listen_socket, read_json
 from agentkit.memory.store import BehaviorStore
 
-__all__ = ["DEFAULT_MAX_SESSIONS", "DEFAULT_SESSION_IDLE_S", "TOOLS", "WRITE_TOOLS", "check_session_limits", "create_server", "serve_http",
-           "serve_stdio"]
+__all__ = ["DEFAULT_MAX_SESSIONS", "DEFAULT_SESSION_IDLE_S", "TOOLS", "WRITE_TOOLS", "check_session_limits",
+           "create_server", "refuse_handshake", "serve_http", "serve_stdio", "warm"]
 
 TOOLS = ("search_behaviors", "get_behavior", "list_topics", "add_behavior", "record_usage")
 WRITE_TOOLS = ("add_behavior", "record_usage")
+
+
+NAME_SCHEMA_PATTERN = f"^{NAME_PATTERN.pattern}$"
+"""A behavior name's pattern as the tools' JSON Schema states it."""
+BehaviorName = Annotated[str, Field(
+    min_length=len("behavior_") + 1, max_length=MAX_NAME_CHARS, pattern=NAME_SCHEMA_PATTERN,
+    description="a behavior's name: behavior_ then lowercase letters, digits and underscores, as search_behaviors "
+                "returns it (e.g. behavior_check_units)")]
 
 
 def _dump(behavior: Behavior) -> dict[str, Any]:
     return behavior.model_dump(mode="json")
 
 
-def _name(name: str) -> str:
-    if not is_behavior_name(name):
-        raise ValueError(f"no behavior named {name!r}: names match behavior_[a-z0-9_]+ (at most {MAX_NAME_CHARS} "
-                         "characters)")
-    return name
-
-
 async def _answer(coro: Any) -> Any:
     try:
         return await coro
     except AgentkitError as exc:  # the store's own refusal, as the tool's error text
-        raise ValueError(str(exc)) from None
+        raise ToolError(str(exc)) from None
+
+
+class _HandbookServer(FastMCP):
+    """``FastMCP`` whose tools refuse unknown arguments (``additionalProperties: false`` in every input schema)
+    and say what was wrong with their arguments in one plain sentence (the SDK's text is pydantic's, with a URL
+    per error, behind "Error executing tool")."""
+
+    async def list_tools(self) -> list[Any]:
+        tools = await super().list_tools()
+        for tool in tools:
+            tool.inputSchema = {**tool.inputSchema, "additionalProperties": False}
+        return tools
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+        tool = self._tool_manager.get_tool(name)
+        if tool is None:
+            raise ToolError(f"there is no tool named {name!r}; the tools are {', '.join(self._tool_names())}")
+        fields = tool.fn_metadata.arg_model.model_fields
+        known = {f.alias or n for n, f in fields.items()}
+        unknown = sorted(set(arguments or {}) - known)
+        if unknown:
+            raise ToolError(f"{name} takes no argument {', '.join(map(repr, unknown))}; its arguments are "
+                            f"{', '.join(sorted(known)) or 'none'}")
+        try:
+            tool.fn_metadata.arg_model.model_validate(arguments or {})
+        except ValidationError as exc:
+            raise ToolError(_sentence(name, exc)) from None
+        try:
+            return await super().call_tool(name, arguments)
+        except ToolError as exc:  # the SDK's wrapper around what the tool raised: the tool's own words
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError):
+                raise ToolError(_sentence(name, cause)) from None
+            raise ToolError(str(cause) if isinstance(cause, ToolError | ValueError) else str(exc)) from None
+
+    def _tool_names(self) -> list[str]:
+        return [t.name for t in self._tool_manager.list_tools()]
+
+
+def _sentence(tool: str, exc: ValidationError) -> str:
+    """A validation error as one plain sentence: "search_behaviors: k should be less than or equal to 100."."""
+    parts = []
+    for field, reason in validation_problems(exc, root="arguments")[:3]:
+        reason = reason.strip().rstrip(".").removeprefix("Value error, ")
+        if reason == "Field required":
+            reason = "is required"
+        for lead in ("String ", "Input ", "Value ", "List "):
+            if reason.startswith(lead):
+                reason = reason[len(lead):]
+                break
+        parts.append(f"{field} {reason}")
+    return f"{tool}: " + "; ".join(parts) + "."
 
 
 def _caller_context(server: FastMCP) -> Any:
@@ -86,11 +148,12 @@ def create_server(store: BehaviorStore, *, read_only: bool = False, name: str = 
                   host: str = "127.0.0.1", port: int = 0) -> FastMCP:
     """A ``FastMCP`` server whose tools read (and, unless ``read_only``, write) ``store``; the store stays the
     caller's to open and close."""
-    server = FastMCP(name, instructions=(
+    server = _HandbookServer(name, instructions=(
         "A handbook of behaviors: named, reusable problem-solving procedures (behavior_name: instruction). Search "
         "it before solving, cite behaviors by name when you use them" + ("" if read_only else
                                                                        ", and record what you cited") + "."),
         host=host, port=port, log_level="WARNING")
+    server._mcp_server.version = __version__  # serverInfo.version: agentkit's, not the SDK's
 
     async def call(coro: Any, tool: str) -> Any:
         if not tracing.active():
@@ -100,46 +163,67 @@ def create_server(store: BehaviorStore, *, read_only: bool = False, name: str = 
                           kind="SERVER", parent=_caller_context(server)):
             return await _answer(coro)
 
-    @server.tool(description="The behaviors closest to a query (embedding similarity), each with its score; "
-                             "with topic, only behaviors of that topic.")
+    @server.tool(description="The behaviors closest to a query (embedding similarity), best first: each one's "
+                             "name, instruction and score (0-1, higher is closer). Search before solving a problem "
+                             "and apply the instructions that fit. details=true adds topics, version, status and "
+                             "usage counts (or ask get_behavior for one).")
     async def search_behaviors(
-            query: Annotated[str, Field(min_length=1, max_length=4000, description="what you are solving")],
-            k: Annotated[int, Field(ge=1, le=100, description="how many behaviors")] = 5,
-            topic: Annotated[str | None, Field(max_length=200, description="restrict to one topic")] = None,
+            query: Annotated[str, Field(min_length=1, max_length=4000,
+                                        description="the problem you are solving, or what you need a procedure for")],
+            k: Annotated[int, Field(ge=1, le=100, description="how many behaviors to return (1-100)")] = 5,
+            topic: Annotated[str | None, Field(min_length=1, max_length=200, description=(
+                "only behaviors of this topic (list_topics names them); leave out to search all"))] = None,
+            details: Annotated[bool, Field(description="include each behavior's topics, version, status and "
+                                                       "usage counts")] = False,
     ) -> list[dict[str, Any]]:
         hits = await call(store.search(query, k, topics=[topic] if topic else None), "search_behaviors")
-        return [{"score": round(hit.score, 4), **_dump(hit.behavior)} for hit in hits]
+        if details:
+            return [{"score": round(hit.score, 3), **_dump(hit.behavior)} for hit in hits]
+        return [{"name": hit.behavior.name, "instruction": hit.behavior.instruction, "score": round(hit.score, 3)}
+                for hit in hits]
 
-    @server.tool(description="One behavior by name: instruction, topics, version, status, usage, provenance.")
-    async def get_behavior(name: Annotated[str, Field(max_length=MAX_NAME_CHARS + 32)]) -> dict[str, Any]:
-        return _dump(await call(store.get(_name(name)), "get_behavior"))
+    @server.tool(description="One behavior by name: its instruction, topics, version, status, usage counts and "
+                             "provenance.")
+    async def get_behavior(name: BehaviorName) -> dict[str, Any]:
+        return _dump(await call(store.get(name), "get_behavior"))
 
-    @server.tool(description="Every topic of the active behaviors, with how many behaviors each has.")
+    @server.tool(description="Every topic of the active behaviors, with how many behaviors each has (a topic "
+                             "narrows search_behaviors).")
     async def list_topics() -> dict[str, int]:
         behaviors = await call(store.list_behaviors(status="active"), "list_topics")
         return dict(sorted(Counter(t for b in behaviors for t in b.topics).items()))
 
     if not read_only:
-        @server.tool(description="Add a behavior (merged into a near-duplicate if there is one); returns what "
-                                 "the handbook stored. name: behavior_ then lowercase letters, digits, underscores.")
+        @server.tool(description="Add a behavior: a reusable procedure you found while solving (merged into a "
+                                 "near-duplicate if the handbook has one). Returns what the handbook stored, which "
+                                 "may carry another name or a merged instruction.")
         async def add_behavior(
-                name: Annotated[str, Field(max_length=MAX_NAME_CHARS + 32)],
-                instruction: Annotated[str, Field(min_length=1, max_length=MAX_INSTRUCTION_CHARS)],
-                topics: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]],
-                                  Field(max_length=32)] | None = None,
-                category: Literal["strategy", "pitfall"] = "strategy",
+                name: Annotated[str, Field(min_length=len("behavior_") + 1, max_length=MAX_NAME_CHARS,
+                                           pattern=NAME_SCHEMA_PATTERN, description=(
+                                               "the new behavior's name: behavior_ then lowercase letters, digits "
+                                               "and underscores (e.g. behavior_check_units)"))],
+                instruction: Annotated[str, Field(min_length=1, max_length=MAX_INSTRUCTION_CHARS, description=(
+                    "what to do, in one or two imperative sentences (e.g. 'Write the unit beside every number "
+                    "and check that both sides of an equation agree.')"))],
+                topics: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
+                                  Field(max_length=32, description="topics it applies to (e.g. algebra), "
+                                                                   "at most 32")] = None,
+                category: Annotated[Literal["strategy", "pitfall"], Field(description=(
+                    "strategy: what to do; pitfall: a mistake to avoid"))] = "strategy",
         ) -> dict[str, Any]:
-            behavior = Behavior(name=_name(name), instruction=instruction, topics=tuple(topics or ()),
-                                category=category)
+            behavior = Behavior(name=name, instruction=instruction, topics=tuple(topics or ()), category=category)
             return _dump(await call(store.add(behavior), "add_behavior"))
 
-        @server.tool(description="Count one usage event for a behavior: retrieved, cited, cited_correct or "
-                                 "cited_wrong.")
-        async def record_usage(name: Annotated[str, Field(max_length=MAX_NAME_CHARS + 32)],
-                               event: Literal["retrieved", "cited", "cited_correct", "cited_wrong"]
-                               ) -> dict[str, Any]:
+        @server.tool(description="Count one usage event for a behavior, so the handbook learns which behaviors "
+                                 "help: cited when you used it, cited_correct or cited_wrong once you know whether "
+                                 "the answer was right, retrieved when it was only shown to you.")
+        async def record_usage(
+                name: BehaviorName,
+                event: Annotated[Literal["retrieved", "cited", "cited_correct", "cited_wrong"],
+                                 Field(description="what happened: retrieved, cited, cited_correct or cited_wrong")],
+        ) -> dict[str, Any]:
             assert event in USAGE_EVENTS
-            await call(store.get(_name(name)), "record_usage")  # an unknown name is an error, not a no-op
+            await call(store.get(name), "record_usage")  # an unknown name is an error, not a no-op
             await call(store.record_usage(name, event), "record_usage")
             await call(store.flush_usage(), "record_usage")
             return {"name": name, "event": event, "recorded": 1}
@@ -147,11 +231,43 @@ def create_server(store: BehaviorStore, *, read_only: bool = False, name: str = 
     return server
 
 
+async def warm(store: BehaviorStore) -> None:
+    """Load what the first search needs (the embedder takes seconds to load on first use) before serving, so that
+    an agent's first search is as fast as the next. A store that cannot search yet is left to say so then."""
+    with contextlib.suppress(AgentkitError):
+        await store.search("warm up", 1)
+
+
 async def serve_stdio(store: BehaviorStore, *, read_only: bool = False) -> None:
-    """Serve ``store`` over stdin/stdout until the client closes them."""
+    """Serve ``store`` over stdin/stdout until the client closes them (the embedder loaded first)."""
     server = create_server(store, read_only=read_only)
     quiet_disconnects()
+    await warm(store)
     await server.run_stdio_async()
+
+
+def refuse_handshake(reason: str, *, stdin: Any, stdout: Any, wait_s: float = 10.0) -> None:
+    """A stdio server that cannot start (its store is locked by another process, missing...) answers the client's
+    ``initialize`` with a JSON-RPC error carrying ``reason`` before it exits, so that the agent shows why instead
+    of "connection closed". Waits at most ``wait_s`` for the request; anything unreadable is left alone."""
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        try:
+            selector.register(stdin, selectors.EVENT_READ)
+        except (ValueError, OSError):
+            return
+        if not selector.select(wait_s):
+            return
+    try:
+        line = stdin.readline(1 << 20)
+        request = json.loads(line)
+    except (ValueError, OSError):
+        return
+    if isinstance(request, dict) and request.get("method") == "initialize" and "id" in request:
+        stdout.write(json.dumps({"jsonrpc": "2.0", "id": request["id"],
+                                 "error": {"code": -32000, "message": reason}}) + "\n")
+        stdout.flush()
 
 
 DEFAULT_MAX_SESSIONS = 100
@@ -348,6 +464,7 @@ async def serve_http(store: BehaviorStore, *, token: str, host: str = "127.0.0.1
         sock.close()
         raise
     quiet_disconnects()
+    await warm(store)
     bound = sock.getsockname()
     web = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
     if on_ready is not None:

@@ -7,7 +7,10 @@ on it the way an agent does (the official SDK's stdio client spawning the comman
 ``search_behaviors`` calls (k=8, varied queries) one after another from the client: p50, p90 and p99 of the
 round trip (JSON-RPC over the pipes, the query's embedding, the vector search, the reply). The baseline, in the
 same run: the same searches on the same store in-process (``QdrantBehaviorStore.search``), so the difference is
-what the protocol and the process boundary add.
+what the protocol and the process boundary add. Beside it: ``initialize_s`` (spawn to initialized: the server
+loads the embedder before it answers), ``first_search_ms`` (the first search after that: no model load left in
+it), and the characters of JSON per hit an agent's context receives, compact (the default) and with
+``details=true``.
 """
 
 from __future__ import annotations
@@ -74,15 +77,23 @@ async def run(n: int, calls: int) -> dict[str, Any]:
                                                                      "--read-only"], env=dict(os.environ))
         remote = []
         async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+            t = time.perf_counter()
             await session.initialize()
-            await session.call_tool("search_behaviors", {"query": "warm up", "k": 8})
+            initialize_s = time.perf_counter() - t
+            t = time.perf_counter()
+            first = await session.call_tool("search_behaviors", {"query": "warm up", "k": 8})
+            first_ms = 1000 * (time.perf_counter() - t)
+            detailed = await session.call_tool("search_behaviors", {"query": "warm up", "k": 8, "details": True})
+            sizes = {name: round(sum(len(getattr(c, "text", "")) for c in r.content) / 8)
+                     for name, r in (("compact", first), ("details", detailed))}
             for q in queries:
                 t = time.perf_counter()
                 result = await session.call_tool("search_behaviors", {"query": q, "k": 8})
                 remote.append(time.perf_counter() - t)
                 assert not result.isError
     return {"behaviors": n, "calls": calls, "build_s": round(build_s, 1), "mcp_stdio": percentiles(remote),
-            "in_process": percentiles(local)}
+            "in_process": percentiles(local), "initialize_s": round(initialize_s, 2),
+            "first_search_ms": round(first_ms, 1), "chars_per_hit": sizes}
 
 
 def main() -> None:

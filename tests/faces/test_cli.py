@@ -31,7 +31,7 @@ def test_solve_json_has_the_shared_shape() -> None:
     for row in rows:
         # the shape every face reports a run in (agentkit.methods.result_summary), plus the problem and its grade
         assert set(row) == {"id", "reference", "correct", "method", "answer", "finish_reason", "B_seq", "B_total",
-                            "calls", "input_tokens", "output_tokens", "reasoning_tokens", "behaviors", "cited",
+                            "calls", "input_tokens", "output_tokens", "reasoning_tokens", "hidden_output_tokens", "behaviors", "cited",
                             "behavior_tokens"}
         assert row["calls"] == 1 and row["B_seq"] == row["B_total"] > row["output_tokens"] > 0
         assert isinstance(row["correct"], bool)

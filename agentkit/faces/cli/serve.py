@@ -84,7 +84,8 @@ async def run_proxy(args: argparse.Namespace) -> int:
 async def run_mcp(args: argparse.Namespace) -> int:
     import os
 
-    from agentkit.faces.mcp_server import check_session_limits, serve_http, serve_stdio
+    from agentkit.errors import AgentkitError
+    from agentkit.faces.mcp_server import check_session_limits, refuse_handshake, serve_http, serve_stdio
 
     if args.http:
         check_session_limits(args.max_sessions, args.session_idle)
@@ -107,7 +108,11 @@ async def run_mcp(args: argparse.Namespace) -> int:
     protocol = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = os.fdopen(protocol, "w", encoding="utf-8")  # lives as long as the process
-    handbook = await open_handbook(args.store, args.store_token, args.embedder, create=not args.read_only)
+    try:
+        handbook = await open_handbook(args.store, args.store_token, args.embedder, create=not args.read_only)
+    except AgentkitError as exc:  # the client sees why (the initialize error), then the one line and exit 2
+        await asyncio.to_thread(refuse_handshake, f"agentkit mcp: {exc}", stdin=sys.stdin, stdout=sys.stdout)
+        raise
     try:
         await serve_stdio(handbook, read_only=args.read_only)
     finally:
