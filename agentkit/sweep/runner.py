@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from agentkit import tracing
 from agentkit.backends.base import Backend
 from agentkit.bus import Bus
-from agentkit.errors import AgentkitError, ConfigError
+from agentkit.errors import CONNECTION_REFUSED, AgentkitError, BackendError, BackendUnavailable, ConfigError
 from agentkit.evaluation.datasets import split_guarded
 from agentkit.evaluation.grader import MathVerifyGrader
 from agentkit.ledger import Ledger
@@ -46,7 +46,8 @@ from agentkit.methods import MethodResult, get_method, run_method
 from .db import ResultsDB
 from .spec import Cell, DatasetEntry, MethodEntry, SweepSpec, iter_cells, require_handbooks
 
-__all__ = ["SweepSummary", "provenance_splits", "run_cell", "run_sweep", "split_warnings"]
+__all__ = ["DEFAULT_STOP_AFTER_UNREACHABLE", "BackendUnreachable", "SweepSummary", "is_unreachable", "provenance_splits",
+           "run_cell", "run_sweep", "split_warnings"]
 
 _log = get_logger(__name__)
 
@@ -68,6 +69,24 @@ class SweepSummary(BaseModel):
     wall_s: float = 0.0
     db: str = ""
     grader_timeouts: int = 0
+
+
+DEFAULT_STOP_AFTER_UNREACHABLE = 16
+"""Cells in a row that fail because a backend cannot be reached before a sweep stops (``run_sweep``)."""
+
+
+class BackendUnreachable(BackendUnavailable):
+    """A sweep stopped because a backend could not be reached for many cells in a row; ``summary`` is what the
+    sweep did before it stopped (every row written)."""
+
+    def __init__(self, message: str, *, cause: str, summary: SweepSummary) -> None:
+        super().__init__(message, cause=cause)
+        self.summary = summary
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says a backend could not be reached at all (refused or failed connections)."""
+    return isinstance(exc, BackendError) and exc.cause in (CONNECTION_REFUSED, "connection error")
 
 
 async def run_cell(problem: Problem, backend: Backend, method: MethodEntry, budget: int, seed: int, *,
@@ -92,6 +111,7 @@ async def run_sweep(
     on_cell: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     retry: str = "transient",
+    stop_after_unreachable: int | None = DEFAULT_STOP_AFTER_UNREACHABLE,
 ) -> SweepSummary:
     """Run (or resume) ``spec`` into the database at ``db_path``.
 
@@ -101,6 +121,11 @@ async def run_sweep(
     ``"none"``); a rerun replaces the failed row. ``on_start(cells, finished)`` is called once before any
     cell runs (the shard's cell count and how many of them the database already has: a progress bar's total
     and ETA); ``on_cell(row)`` after every written row.
+
+    When ``stop_after_unreachable`` cells in a row fail because a backend cannot be reached at all (connection
+    refused or failed, after the retry policy), the sweep hands out no more cells, writes the rows of the cells
+    in flight and raises ``BackendUnreachable``: a backend that is down fails fast instead of failing every cell
+    of the grid one by one. The failed rows are transient (``sweep resume`` reruns them). None: never stop.
     """
     from agentkit.backends import backend_from_spec
 
@@ -153,8 +178,12 @@ async def run_sweep(
     cells: Iterator[Cell] = (c for c in iter_cells(spec, ids) if c.in_shard(index, count))
     lock = asyncio.Lock()
 
+    unreachable: dict[str, Any] = {"streak": 0, "stop": None}
+
     async def next_cell() -> Cell | None:
         async with lock:  # one shared iterator; skipping finished cells costs no work slot
+            if unreachable["stop"] is not None:
+                return None
             for cell in cells:
                 summary.cells += 1
                 if cell.key in done:
@@ -182,6 +211,9 @@ async def run_sweep(
                 summary.ran += 1
                 summary.failed += written["status"] != "ok"
                 summary.tokens += written["b_total"] or 0
+                unreachable["streak"] = unreachable["streak"] + 1 if written.get("unreachable") else 0
+                if stop_after_unreachable and unreachable["streak"] >= stop_after_unreachable:
+                    unreachable["stop"] = unreachable["stop"] or written
                 if on_cell is not None:
                     on_cell(written)
 
@@ -231,7 +263,15 @@ async def run_sweep(
             await store.close()
         db.close()
     summary.wall_s = time.perf_counter() - started
+    stopped = unreachable["stop"]
+    if stopped is not None:
+        raise BackendUnreachable(
+            f"{stopped['backend']} could not be reached for {stop_after_unreachable} cells in a row (last: "
+            f"{stopped['error']}); the sweep stopped. {summary.ran - summary.failed} cells finished in this run "
+            f"and every row is saved in {db_path}; once the backend is up, `agentkit sweep resume` reruns the "
+            "failed cells and the rest", cause=CONNECTION_REFUSED, summary=summary)
     return summary
+
 
 
 async def _open_handbooks(spec: SweepSpec, paths: list[str]) -> dict[str, BehaviorStore]:
@@ -371,7 +411,8 @@ async def _cell_row(cell: Cell, problem: Problem, method: MethodEntry, sampling:
     except AgentkitError as exc:
         _log.warning("cell failed", dataset=cell.dataset, item=cell.item_id, method=cell.method, error=str(exc))
         figures = spent.summary()  # a failed cell keeps what it spent before it failed
-        return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "b_seq": figures["B_seq"],
+        return {**row, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "unreachable": is_unreachable(exc),
+                "b_seq": figures["B_seq"],
                 "b_total": figures["B_total"], "input_tokens": figures["input_tokens"],
                 "output_tokens": figures["output_tokens"], "calls": figures["calls"],
                 "reasoning_tokens": figures["reasoning_tokens"],

@@ -48,3 +48,19 @@ def test_bad_input_is_one_line_not_a_traceback() -> None:
 def test_backend_failures_exit_3_with_the_cause() -> None:
     out = agentkit("chat", "hi", "--backend", "openai-compatible:http://127.0.0.1:9/v1?model=m&retries=2")
     assert out.returncode == 3 and "connection error" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_solve_with_the_backend_down_says_so_and_exits_3() -> None:
+    """Every problem failed on the backend: exit 3 as the README says, failures counted as wrong answers (not
+    "0/0 correct"), progress on stderr from the start, and no log lines without -v."""
+    out = agentkit("solve", "--dataset", "gsm8k", "--limit", "2", "--backend",
+                   "vllm:http://127.0.0.1:9/v1?model=x&retries=1")
+    assert out.returncode == 3, out.stderr
+    assert "0/2 correct" in out.stdout and "2 failed (counted wrong)" in out.stdout
+    assert out.stdout.count("[1/2]") == 1 and out.stdout.count("[2/2]") == 1
+    err = out.stderr.strip().splitlines()
+    assert err[0].startswith("solving 2 problem(s) of gsm8k with long-cot on vllm:x")
+    assert err[-1].startswith("agentkit: backend error: every problem failed") and len(err) == 2, out.stderr
+    verbose = agentkit("-v", "solve", "--dataset", "gsm8k", "--limit", "1", "--backend",
+                       "vllm:http://127.0.0.1:9/v1?model=x&retries=1")
+    assert verbose.returncode == 3 and len(verbose.stderr.strip().splitlines()) > 2  # -v: the log lines too

@@ -360,7 +360,7 @@ async def test_the_demo_pipeline_runs_every_method_of_its_spec(tmp_path: Path) -
                                        "--max-tokens", "320", "--store", str(store), "--backend", backend, "--json")
         assert code == 0, err
         db = tmp_path / "demo" / "results.sqlite"
-        code, out, err = await run_agentkit("sweep", "run", str(tmp_path / "demo.toml"), "--db", str(db))
+        code, out, err = await run_agentkit("sweep", "run", str(tmp_path / "demo.toml"), "--db", str(db), "--json")
         assert code == 0, err
         summary = json.loads(out)
         assert summary["cells"] == 8 and summary["ran"] == 8 and summary["failed"] == 0, err

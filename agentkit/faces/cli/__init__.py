@@ -35,13 +35,15 @@ One module per command family: ``chat``, ``solve``, ``sweep``, ``serve`` (serve,
   ``--token`` or ``$AGENTKIT_TOKEN``).
 
 Errors agentkit raises on purpose (``AgentkitError``) print as one line on stderr with exit code 2; a
-backend failure exits 3. Logs go to stderr (``-v`` for more).
+backend failure exits 3; Ctrl-C exits 130 (a sweep says what is saved and how to resume). Log lines go to stderr
+only with ``-v`` (info) or ``-vv`` (debug), or ``$AGENTKIT_LOG_LEVEL``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -144,6 +146,11 @@ def _parser() -> argparse.ArgumentParser:
                             "(backend outage, timeout; default), all, or none")
         p.add_argument("--no-validate", action="store_true",
                        help="run even if `sweep validate` finds cells whose budget leaves no useful output")
+        p.add_argument("--stop-after-unreachable", type=int, default=16, metavar="N",
+                       help="stop once N cells in a row fail because a backend cannot be reached (0: never); "
+                            "every finished row is kept (default: %(default)s)")
+        p.add_argument("--json", action="store_true",
+                       help="end with the run's summary as one JSON object instead of the accuracy table")
     p = ssub.add_parser("validate", help="plan every cell with the real prompts; name the infeasible ones")
     p.add_argument("spec", help="a sweep spec (TOML)")
     p.add_argument("--plugin", action="append", default=[],
@@ -311,7 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"agentkit: {exc}", file=sys.stderr)
         return 2
     args = _parser().parse_args(argv)
-    configure_logging({0: "warning", 1: "info"}.get(args.verbose, "debug") if args.verbose else None)
+    # Error output is agentkit's own one-line messages; log lines only with -v (or $AGENTKIT_LOG_LEVEL).
+    configure_logging({1: "info"}.get(args.verbose, "debug") if args.verbose else
+                      os.environ.get("AGENTKIT_LOG_LEVEL", "error"))
     command = {"chat": chat.run, "solve": solve.run, "serve": serve.run_serve, "proxy": serve.run_proxy,
                "mcp": serve.run_mcp, "view": serve.run_view, "handbook": handbook.run, "sweep": sweep.run}[args.command]
     try:
@@ -337,7 +346,17 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if args.command in ("sweep", "solve"):
+            print(_interrupted(args), file=sys.stderr)
         return 130
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C left behind, and how to go on."""
+    if args.command == "sweep" and getattr(args, "action", None) in ("run", "resume"):
+        return (f"agentkit: interrupted. Every finished cell is saved in {args.db}; `agentkit sweep resume "
+                f"{args.spec} --db {args.db}` runs the rest (cells in flight run again)")
+    return "agentkit: interrupted"
 
 
 if __name__ == "__main__":

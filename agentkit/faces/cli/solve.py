@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from typing import Any
 
-from agentkit.errors import AgentkitError
+from agentkit.errors import AgentkitError, BackendError
 
 from ._common import open_handbook
 
@@ -72,10 +73,12 @@ async def run(args: argparse.Namespace) -> int:
                     result = await run_method(method, problem.with_(run_id=problem.problem_id), backend,
                                               params=params, budget=args.budget, seed=args.seed, handbook=handbook,
                                               bus=bus)
-                except AgentkitError as exc:  # one failed problem is reported, the others go on
+                except AgentkitError as exc:  # one failed problem is reported (a wrong answer), the others go on
                     return {"id": problem.problem_id, "method": method.name, "answer": None,
-                            "reference": problem.reference, "correct": None, "B_seq": 0, "B_total": 0,
-                            "output_tokens": 0, "calls": 0, "error": str(exc)}
+                            "reference": problem.reference,
+                            "correct": False if problem.reference is not None else None, "B_seq": 0, "B_total": 0,
+                            "output_tokens": 0, "calls": 0, "error": str(exc),
+                            "backend_failed": isinstance(exc, BackendError)}
                 summary = result_summary(method.name, result)
                 _, _, grade = await grader.grade_output(
                     result.text, problem.reference, finish_reason=result.solution.finish_reason,
@@ -86,7 +89,10 @@ async def run(args: argparse.Namespace) -> int:
                     row["record"] = result.record.model_dump(mode="json")
                 return row
 
-            # Bounded fan-out: at most `concurrency` problems in flight, results printed as they finish.
+            # Bounded fan-out: at most `concurrency` problems in flight, results printed as they finish, and on
+            # stderr what is going on (a line at the start, then one every HEARTBEAT_S while nothing finishes).
+            print(f"solving {len(problems)} problem(s) of {args.dataset} with {method.name} on {backend.name}, "
+                  f"{min(args.concurrency, len(problems))} at a time", file=sys.stderr, flush=True)
             pending: set[asyncio.Task[dict[str, Any]]] = set()
             queue = iter(problems)
             while True:
@@ -94,11 +100,15 @@ async def run(args: argparse.Namespace) -> int:
                     pending.add(asyncio.create_task(one(problem)))
                 if not pending:
                     break
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                done, pending = await asyncio.wait(pending, timeout=HEARTBEAT_S,
+                                                   return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    print(f"  ... {len(rows)}/{len(problems)} done, {len(pending)} running, "
+                          f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
                 for task in done:
                     row = task.result()
                     rows.append(row)
-                    _print_row(row, args.json)
+                    _print_row(row, args.json, f"[{len(rows)}/{len(problems)}] ")
             failed = sum(1 for r in rows if r.get("error"))
     finally:
         await backend.aclose()
@@ -108,25 +118,32 @@ async def run(args: argparse.Namespace) -> int:
         if handbook is not None:
             await handbook.close()
     if not args.json:
-        graded = [r for r in rows if r["correct"] is not None]
+        graded = [r for r in rows if r["correct"] is not None]  # a failed problem counts as wrong
         right = sum(1 for r in graded if r["correct"])
         print(f"\n{right}/{len(graded)} correct; {sum(r['B_total'] for r in rows)} tokens in total; "
               f"{time.perf_counter() - started:.1f} s on {backend.name}"
-              + (f"; {failed} failed" if failed else ""))
+              + (f"; {failed} failed (counted wrong)" if failed else ""))
+    if rows and failed == len(rows) and all(r.get("backend_failed") for r in rows):
+        print(f"agentkit: backend error: every problem failed; the first: {rows[0]['error']}", file=sys.stderr)
+        return 3
     return 1 if failed else 0
 
 
+HEARTBEAT_S = 15.0
+"""Seconds without a finished problem after which ``solve`` says it is still at work."""
 
 
-def _print_row(row: dict[str, Any], as_json: bool) -> None:
+
+
+def _print_row(row: dict[str, Any], as_json: bool, counter: str = "") -> None:
     if as_json:
-        print(json.dumps(row), flush=True)
+        print(json.dumps({k: v for k, v in row.items() if k != "backend_failed"}), flush=True)
         return
     if row.get("error"):
-        print(f"{row['id']}: FAILED: {row['error']}", flush=True)
+        print(f"{counter}{row['id']}: FAILED: {row['error']}", flush=True)
         return
     mark = {True: "correct", False: "wrong", None: "ungraded"}[row["correct"]]
-    print(f"{row['id']}: answer={row['answer']!s:>10}  reference={row['reference']!s:>10}  {mark:<8}  "
+    print(f"{counter}{row['id']}: answer={row['answer']!s:>10}  reference={row['reference']!s:>10}  {mark:<8}  "
           f"tokens: {row['B_total']} ({row['output_tokens']} output)", flush=True)
 
 

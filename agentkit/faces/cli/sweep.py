@@ -24,6 +24,16 @@ def _report_rows(db_path: str, rows: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 
+def _group_line(g: dict[str, Any], budget_label: Any) -> str:
+    """One (dataset, method, budget) group of a report as a line: accuracy with its interval, cells, tokens."""
+    failed = (f", {g['failed']} failed" if g["failed"] else "") + (
+        f", {g['missing']} missing" if g["missing"] else "") + (
+        f", {g['over_budget']} over budget" if g["over_budget"] else "")
+    return (f"{g['dataset']:<10} {g['method']:<28} @{budget_label(g['budget_kind'], g['budget']):<11} accuracy "
+            f"{g['accuracy']:.3f} [{g['ci_low']:.3f}-{g['ci_high']:.3f}] of {g['graded']} cells{failed}   "
+            f"B_seq {g['B_seq']:.0f}   B_total {g['B_total']:.0f}")
+
+
 async def run(args: argparse.Namespace) -> int:
     from agentkit.errors import ConfigError
     from agentkit.sweep import (
@@ -91,12 +101,7 @@ async def run(args: argparse.Namespace) -> int:
             print(json.dumps(shown, default=str))
             return 0
         for g in out["groups"]:
-            failed = (f", {g['failed']} failed" if g["failed"] else "") + (
-                f", {g['missing']} missing" if g["missing"] else "") + (
-                f", {g['over_budget']} over budget" if g["over_budget"] else "")
-            print(f"{g['dataset']:<10} {g['method']:<28} @{budget_label(g['budget_kind'], g['budget']):<11} accuracy {g['accuracy']:.3f} "
-                  f"[{g['ci_low']:.2f}-{g['ci_high']:.2f}] of {g['graded']} cells{failed}   B_seq {g['B_seq']:.0f}   "
-                  f"B_total {g['B_total']:.0f}")
+            print(_group_line(g, budget_label))
         for c in out["comparisons"]:
             if "refused" in c:
                 continue
@@ -158,25 +163,54 @@ async def run(args: argparse.Namespace) -> int:
         index, count = (int(x) for x in args.shard.split("/"))
     except ValueError:
         raise ConfigError(f"--shard must look like i/n, got {args.shard!r}") from None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    stats = {"failed": 0, "tokens": 0}
-    with Progress(TextColumn(spec.name), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                  TimeRemainingColumn(), console=stderr_console()) as bar:
-        task = bar.add_task("sweep", total=None, status="")
+    from agentkit.sweep import BackendUnreachable
+
+    stats = {"failed": 0, "tokens": 0, "graded": 0, "correct": 0}
+    with Progress(TextColumn(spec.name), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[accuracy]}"),
+                  TextColumn("{task.fields[status]}"), TextColumn("elapsed"), TimeElapsedColumn(),
+                  TextColumn("left"), TimeRemainingColumn(), console=stderr_console()) as bar:
+        task = bar.add_task("sweep", total=None, status="", accuracy="")
 
         def start(cells: int, finished: int) -> None:
             # cells already in the database start the bar; the ETA's rate comes from the cells run now
-            bar.reset(task, total=cells, completed=finished, status=f"{finished} already in {args.db}")
+            bar.reset(task, total=cells, completed=finished, status=f"{finished} already in {args.db}",
+                      accuracy="")
 
         def advance(row: dict[str, Any]) -> None:
             stats["failed"] += row["status"] != "ok"
             stats["tokens"] += row["b_total"] or 0
-            bar.update(task, advance=1, status=f"{stats['failed']} failed, {stats['tokens']:,} tokens")
+            if row.get("reference") is not None:  # a failed cell is a wrong answer
+                stats["graded"] += 1
+                stats["correct"] += bool(row.get("correct"))
+            accuracy = f"accuracy {stats['correct'] / stats['graded']:.3f} (this run)" if stats["graded"] else ""
+            bar.update(task, advance=1, accuracy=accuracy,
+                       status=f"{stats['failed']} failed, {stats['tokens']:,} tokens")
 
-        summary = await run_sweep(spec, args.db, shard=(index, count), on_cell=advance, on_start=start,
-                                  retry=args.retry_failed)
-    print(json.dumps(summary.model_dump()))
+        try:
+            summary = await run_sweep(spec, args.db, shard=(index, count), on_cell=advance, on_start=start,
+                                      retry=args.retry_failed, stop_after_unreachable=args.stop_after_unreachable or None)
+        except BackendUnreachable:
+            bar.stop()
+            raise
+    if args.json:
+        print(json.dumps(summary.model_dump()))
+    else:
+        data = await asyncio.to_thread(report_data, args.db)
+        print(f"{summary.ran} cells run ({summary.failed} failed), {summary.skipped} already in {args.db}, "
+              f"{summary.tokens:,} tokens, {summary.wall_s:.0f} s")
+        for g in data["groups"]:
+            print(_group_line(g, budget_label))
+        print(f"next: agentkit sweep report {args.db} --out REPORT_DIR   (intervals, paired comparisons, plots)\n"
+              f"      agentkit view {args.db}   (every cell and its run, in a browser)")
     if summary.failed:
         print(f"agentkit: {summary.failed} of {summary.ran} cells run failed (their rows hold the errors; "
               f"`agentkit sweep resume` reruns the transient ones)", file=sys.stderr)
