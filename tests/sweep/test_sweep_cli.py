@@ -83,7 +83,7 @@ async def test_a_backend_that_is_down_stops_the_sweep_with_one_line_and_resume_f
     finally:
         await server.close()
     assert code == 0, err
-    assert out.startswith(f"40 cells run (0 failed), 0 already in")  # the failed cells ran again
+    assert out.startswith("40 cells run (0 failed), 0 already in")  # the failed cells ran again
     assert len(rows(db)) == 40 and {s for _, s in rows(db)} == {"ok"}
 
 
@@ -98,7 +98,7 @@ async def test_ctrl_c_says_what_is_saved_and_how_to_resume(tmp_path: Path) -> No
             if db.exists() and len(rows(db)) >= 4:
                 break
         proc.send_signal(signal.SIGINT)
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 130, err.decode()
     text = err.decode()
     assert f"saved in {db}" in text and f"agentkit sweep resume {tmp_path / 'spec.toml'} --db {db}" in text
