@@ -3,7 +3,8 @@
 Built-in names map to the JSON Lines files in ``benchmarks/data/`` (copied from ``shared/data`` with their
 attribution table): ``gsm8k`` (test), ``gsm8k-train``, ``math500``, ``math-curation``, ``aime24``, ``aime25``,
 ``amc23``. Any other JSON Lines file loads by path. The data directory is ``$AGENTKIT_DATA_DIR`` when set,
-else ``benchmarks/data`` of the source checkout agentkit runs from.
+else ``benchmarks/data`` of the source checkout agentkit runs from, else the copy the wheel installs
+(``agentkit/data``).
 
 ``limit`` takes the first N problems; with ``seed`` it takes a seeded random sample of N instead
 (the same seed gives the same sample). ``stratify="subject"`` spreads the N over the subjects in proportion to
@@ -65,11 +66,13 @@ def split_guarded(exclude_split: bool | None, mode: str | None, dataset: str | N
 
 
 def data_dir() -> Path:
-    """Where the built-in datasets live."""
+    """Where the built-in datasets live: ``$AGENTKIT_DATA_DIR``, else ``benchmarks/data`` of the source checkout
+    agentkit runs from, else the copy installed with the package (``agentkit/data``)."""
     env = os.environ.get("AGENTKIT_DATA_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "benchmarks" / "data"
+    checkout = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
+    return checkout if checkout.is_dir() else Path(__file__).resolve().parents[1] / "data"
 
 
 def _path(name: str) -> tuple[str, Path]:
@@ -77,8 +80,8 @@ def _path(name: str) -> tuple[str, Path]:
         path = data_dir() / DATASETS[name]
         if not path.is_file():
             raise ConfigError(
-                f"dataset {name!r} expects {path}, which is missing; run from an agentkit source checkout "
-                "or set $AGENTKIT_DATA_DIR to a folder holding the benchmark JSON Lines files"
+                f"dataset {name!r} expects {path}, which is missing; reinstall agentkit (the wheel ships the "
+                "datasets) or set $AGENTKIT_DATA_DIR to a folder holding the benchmark JSON Lines files"
             )
         return name, path
     path = Path(name).expanduser()

@@ -61,7 +61,7 @@ from agentkit.registry import load_plugin
 BudgetKind = Literal["sequential", "output"]
 """What a cell's budget bounds (``MethodEntry.budget_kind``)."""
 
-__all__ = ["BackendEntry", "BudgetKind", "Cell", "DatasetEntry", "MethodEntry", "SweepSpec", "iter_cells", "load_spec",
+__all__ = ["BackendEntry", "BudgetKind", "Cell", "DatasetEntry", "MethodEntry", "SweepSpec", "iter_cells", "load_spec", "shipped_specs",
            "require_handbooks", "spec_grid"]
 
 class DatasetEntry(BaseModel):
@@ -256,12 +256,25 @@ class Cell(BaseModel):
         return int(self.key[:8], 16) % count == index
 
 
+def shipped_specs() -> dict[str, Path]:
+    """The sweep specs that come with agentkit, by name (``demo``, ``smoke``, ``math500_vllm``, ...):
+    ``benchmarks/sweeps`` of the source checkout, or the copy installed with the package (``agentkit/specs``)."""
+    checkout = Path(__file__).resolve().parents[2] / "benchmarks" / "sweeps"
+    folder = checkout if checkout.is_dir() else Path(__file__).resolve().parents[1] / "specs"
+    return {p.stem: p for p in sorted(folder.glob("*.toml"))}
+
+
 def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a TOML spec; errors name the file and the fields."""
+    """Read and validate a TOML spec; errors name the file and the fields. A name without a folder that is no
+    file here (``demo``, ``smoke.toml``) is one of the specs shipped with agentkit (``shipped_specs``)."""
+    given = Path(path)
+    if not given.exists() and given.parent == Path() and given.name.removesuffix(".toml") in shipped_specs():
+        path = shipped_specs()[given.name.removesuffix(".toml")]
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"no sweep spec at {path}") from None
+        raise ConfigError(f"no sweep spec at {path} (shipped with agentkit: {', '.join(shipped_specs())})"
+                          ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     plugins = raw.get("plugins", []) if isinstance(raw, dict) else []
