@@ -61,8 +61,19 @@ from agentkit.registry import load_plugin
 BudgetKind = Literal["sequential", "output"]
 """What a cell's budget bounds (``MethodEntry.budget_kind``)."""
 
-__all__ = ["BackendEntry", "BudgetKind", "Cell", "DatasetEntry", "MethodEntry", "SweepSpec", "iter_cells", "load_spec", "shipped_specs",
-           "require_handbooks", "spec_grid"]
+__all__ = [
+    "BackendEntry",
+    "BudgetKind",
+    "Cell",
+    "DatasetEntry",
+    "MethodEntry",
+    "SweepSpec",
+    "iter_cells",
+    "load_spec",
+    "require_handbooks",
+    "shipped_specs",
+    "spec_grid",
+]
 
 class DatasetEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
