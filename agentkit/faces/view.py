@@ -36,6 +36,8 @@ from typing import Any
 from aiohttp import web
 
 from agentkit.errors import ConfigError
+from agentkit.evaluation.answers import extract_strict
+from agentkit.evaluation.datasets import numeric_answers
 from agentkit.faces.web import (
     FaceError,
     agentkit_errors,
@@ -44,7 +46,7 @@ from agentkit.faces.web import (
     start_site,
 )
 from agentkit.sweep.db import COLUMNS, ResultsDB
-from agentkit.sweep.report import _plot, budget_label, compare, summarise
+from agentkit.sweep.report import _plot, budget_label, compare, paired_items, summarise
 
 __all__ = ["Viewer", "create_view_app", "run_view_runner"]
 
@@ -53,6 +55,14 @@ PAGE = (resources.files("agentkit.faces") / "view.html").read_text(encoding="utf
 """The viewer's one page (package data: HTML, CSS and script; it reads the JSON API below)."""
 _OUTCOMES = ("all", "correct", "wrong", "failed", "ungraded")
 MAX_LIMIT = 500
+SORTS = ("item_id", "method", "budget", "seed", "outcome", "answer", "reference", "b_seq", "b_total", "calls",
+         "latency_s")
+"""The columns the cells table sorts by."""
+STATIC = {"temml.min.js": "text/javascript", "Temml-Local.css": "text/css", "Temml.woff2": "font/woff2"}
+"""The page's assets, shipped with the package: Temml (MIT, ``static/LICENSE-temml.txt``) renders the LaTeX of
+problems and drafts as MathML, offline."""
+EXTRACTIVE = ("topk", "topk-per-sample", "random-k")
+"""PDR variants whose workspace is drafts' text (its token count an estimate, not a call's usage)."""
 
 
 def _parse(value: Any) -> Any:
@@ -183,14 +193,33 @@ class Viewer:
             return self._summary
 
     def cells(self, *, dataset: str = "", method: str = "", budget: str = "", outcome: str = "all",
-              offset: int = 0, limit: int = 100) -> dict[str, Any]:
+              offset: int = 0, limit: int = 100, q: str = "", sort: str = "", desc: bool = False) -> dict[str, Any]:
+        """One page of the cells that match the filters (``q``: part of the item id, any case), sorted by
+        ``sort`` (one of ``SORTS``; empty values last either way)."""
+        needle = q.strip().lower()
         chosen = [r for r in self.rows
                   if (not dataset or r["dataset"] == dataset) and (not method or r["method"] == method)
-                  and (not budget or r["budget_label"] == budget) and (outcome == "all" or r["outcome"] == outcome)]
+                  and (not budget or r["budget_label"] == budget) and (outcome == "all" or r["outcome"] == outcome)
+                  and (not needle or needle in r["item_id"].lower())]
+        if sort:
+            def order(r: dict[str, Any]) -> tuple[int, Any]:
+                value = r.get(sort)
+                if value is None or value == "":
+                    return (1, 0)
+                number = _number(value)
+                return (0, (0, number, "") if number is not None else (1, 0, str(value)))
+            present = [r for r in chosen if order(r)[0] == 0]
+            present.sort(key=order, reverse=desc)
+            chosen = present + [r for r in chosen if order(r)[0] == 1]
         page = chosen[offset:offset + limit]
         fields = ("key", "dataset", "item_id", "method", "budget_label", "seed", "outcome", "answer", "reference",
                   "extraction", "finish_reason", "b_seq", "b_total", "calls", "latency_s", "error")
         return {"total": len(chosen), "offset": offset, "rows": [{f: r.get(f) for f in fields} for r in page]}
+
+    def pairs(self, *, dataset: str, backend: str, budget_kind: str, budget: int, a: str, b: str) -> dict[str, Any]:
+        """The items a paired comparison won, lost and tied (``agentkit.sweep.report.paired_items``), with the
+        cells of both methods on each."""
+        return paired_items(self.rows, (dataset, backend, budget_kind, budget), a, b)
 
     def cell(self, key: str) -> dict[str, Any] | None:
         row = self._by_key.get(key)
@@ -204,7 +233,43 @@ class Viewer:
         finally:
             db.close()
         full = {k: _parse(v) for k, v in row.items()}
-        return {"row": full, "trace": trace if isinstance(trace, dict) else None}
+        siblings = [{"key": r["key"], "method": r["method"], "outcome": r["outcome"]} for r in self.rows
+                    if r["key"] != key and (r["dataset"], r["item_id"], r["budget"], r["budget_kind"], r["seed"],
+                                            r["backend"]) == (row["dataset"], row["item_id"], row["budget"],
+                                                              row["budget_kind"], row["seed"], row["backend"])]
+        found = trace if isinstance(trace, dict) else None
+        given = full.get("method_params")
+        params: dict[str, Any] = given if isinstance(given, dict) else {}
+        return {"row": full, "trace": found, "siblings": siblings,
+                "drafts": _draft_answers(found, row["dataset"]) if found else [],
+                "workspace_tokens": "estimated" if params.get("variant") in EXTRACTIVE else "counted"}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _draft_answers(trace: dict[str, Any], dataset: str) -> list[dict[str, Any]]:
+    """Each draft's answer under the sweep's own extraction rule (``extract_strict``, GSM8K's final-number rule
+    for the GSM8K datasets), and how it was found; None where the rule finds none (a draft whose last number sits
+    in its code states no answer)."""
+    out = []
+    for draft in trace.get("drafts") or []:
+        try:
+            text, finish = str(draft[5]), str(draft[3] or "stop")
+        except (IndexError, TypeError):
+            out.append({"answer": None, "how": "none"})
+            continue
+        answer, how = extract_strict(text, finish_reason=finish, final_number=numeric_answers(dataset))
+        out.append({"answer": answer, "how": how})
+    return out
 
 
 VIEWER_KEY: web.AppKey[Viewer] = web.AppKey("viewer", Viewer)
@@ -216,9 +281,32 @@ def _bad(message: str) -> FaceError:
 
 async def _index(request: web.Request) -> web.Response:
     return web.Response(text=PAGE, content_type="text/html", charset="utf-8",
-                        headers={"Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
-                                                            "style-src 'unsafe-inline'; img-src data:; "
-                                                            "connect-src 'self'"})
+                        headers={"Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; "
+                                                            "style-src 'self' 'unsafe-inline'; img-src data:; "
+                                                            "font-src 'self'; connect-src 'self'"})
+
+
+async def _static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in STATIC:
+        raise FaceError(404, f"no asset {name!r}")
+    body = (resources.files("agentkit.faces") / "static" / name).read_bytes()
+    return web.Response(body=body, content_type=STATIC[name], headers={"Cache-Control": "max-age=86400"})
+
+
+async def _pairs(request: web.Request) -> web.Response:
+    q = request.query
+    try:
+        budget = int(q.get("budget", ""))
+    except ValueError:
+        raise _bad("budget must be an integer") from None
+    missing = [k for k in ("dataset", "backend", "a", "b") if not q.get(k)]
+    if missing:
+        raise _bad(f"{', '.join(missing)} required (a comparison of /api/summary names them)")
+    kind = q.get("budget_kind", "sequential")
+    out = request.app[VIEWER_KEY].pairs(dataset=q["dataset"], backend=q["backend"], budget_kind=kind, budget=budget,
+                                        a=q["a"], b=q["b"])
+    return json_response(out)
 
 
 async def _status(request: web.Request) -> web.Response:
@@ -240,8 +328,12 @@ async def _cells(request: web.Request) -> web.Response:
         raise _bad("offset and limit must be integers") from None
     if offset < 0 or not 1 <= limit <= MAX_LIMIT:
         raise _bad(f"offset must be >= 0 and limit 1-{MAX_LIMIT}")
+    sort = q.get("sort", "")
+    if sort and sort not in SORTS:
+        raise _bad(f"sort must be one of {', '.join(SORTS)}")
     out = request.app[VIEWER_KEY].cells(dataset=q.get("dataset", ""), method=q.get("method", ""),
-                                        budget=q.get("budget", ""), outcome=outcome, offset=offset, limit=limit)
+                                        budget=q.get("budget", ""), outcome=outcome, offset=offset, limit=limit,
+                                        q=q.get("q", "")[:200], sort=sort, desc=q.get("desc", "") in ("1", "true"))
     return json_response(out)
 
 
@@ -266,6 +358,8 @@ def create_view_app(viewer: Viewer, *, token: str | None = None) -> web.Applicat
     app.router.add_get("/api/summary", _summary)
     app.router.add_get("/api/cells", _cells)
     app.router.add_get("/api/cells/{key}", _cell)
+    app.router.add_get("/api/pairs", _pairs)
+    app.router.add_get("/static/{name}", _static)
     return app
 
 

@@ -36,7 +36,7 @@ from agentkit.registry import MethodRecord, record_of
 
 from .db import COLUMNS, ResultsDB
 
-__all__ = ["compare", "pareto_front", "report_data", "report_row", "row_record", "summarise", "with_missing",
+__all__ = ["cell_score", "compare", "comparison_place", "paired_items", "pareto_front", "report_data", "report_row", "row_record", "summarise", "with_missing",
            "write_report"]
 
 GroupKey = tuple[str, str, str, str, int]
@@ -145,6 +145,44 @@ def _majority(rows: list[Mapping[str, Any]]) -> float:
     return sum(scores) / len(scores) if scores else 0.0
 
 
+def cell_score(row: Mapping[str, Any]) -> float | None:
+    """A cell's score in a paired comparison: 1 right, 0 wrong or failed (a failed cell is a wrong answer), None
+    ungraded (no reference)."""
+    if row["status"] == "ok" and row["correct"] is None:
+        return None
+    return float(row["status"] == "ok" and bool(row["correct"]))
+
+
+def comparison_place(row: Mapping[str, Any]) -> tuple[str, str, str, int]:
+    """What two methods' cells must share to be paired: dataset, backend, budget kind and budget."""
+    return (row["dataset"], row["backend"], _kind(row), int(row["budget"]))
+
+
+def paired_items(rows: Iterable[Mapping[str, Any]], place: tuple[str, str, str, int], a: str, b: str
+                 ) -> dict[str, list[dict[str, Any]]]:
+    """The items behind one paired comparison (``compare``'s A vs B at ``place``), split into ``wins`` (A's mean
+    score over seeds above B's), ``losses`` and ``ties``; each item with both methods' scores and their cells
+    (key, seed, score) by seed, so a viewer can open the two runs side by side."""
+    cells: dict[str, dict[str, list[tuple[int, str, float]]]] = defaultdict(lambda: {a: [], b: []})
+    for r in rows:
+        if r["method"] not in (a, b) or comparison_place(r) != place:
+            continue
+        score = cell_score(r)
+        if score is not None:
+            cells[r["item_id"]][r["method"]].append((int(r.get("seed") or 0), str(r["key"]), score))
+    out: dict[str, list[dict[str, Any]]] = {"wins": [], "losses": [], "ties": []}
+    for item, by in sorted(cells.items()):
+        if not by[a] or not by[b]:
+            continue  # one method has no graded cell on it: not a pair
+        mean_a = sum(c[2] for c in by[a]) / len(by[a])
+        mean_b = sum(c[2] for c in by[b]) / len(by[b])
+        entry = {"item_id": item, "a_score": mean_a, "b_score": mean_b,
+                 "a": [{"seed": s, "key": k, "score": v} for s, k, v in sorted(by[a])],
+                 "b": [{"seed": s, "key": k, "score": v} for s, k, v in sorted(by[b])]}
+        out["wins" if mean_a > mean_b else "losses" if mean_a < mean_b else "ties"].append(entry)
+    return out
+
+
 def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] | None = None
             ) -> list[dict[str, Any]]:
     """Paired comparisons of methods on the same items, budget (and budget kind) and backend: each method
@@ -157,13 +195,13 @@ def compare(rows: Iterable[Mapping[str, Any]], pairs: Iterable[tuple[str, str]] 
     baselines: set[str] = set()
     known: set[str] = set()
     for r in rows:
-        if r["status"] == "ok" and r["correct"] is None:
+        score = cell_score(r)
+        if score is None:
             continue  # no reference: not graded
         if _is_baseline(r):
             baselines.add(r["method"])
-        ok = r["status"] == "ok" and bool(r["correct"])
-        where = (r["dataset"], r["backend"], _kind(r), int(r["budget"]))
-        scores[where][r["method"]][r["item_id"]].append(float(ok))
+        where = comparison_place(r)
+        scores[where][r["method"]][r["item_id"]].append(score)
         cells[where][r["method"]].add((r["item_id"], int(r.get("seed") or 0)))
         known.add(r["method"])
     wanted = list(pairs) if pairs is not None else None
@@ -348,11 +386,11 @@ def _cells(g: dict[str, Any]) -> list[str]:
     cells = []
     for c in _COLUMNS:
         if c == "ci":
-            cells.append(f"{g['ci_low']:.2f}-{g['ci_high']:.2f}")
+            cells.append(f"{g['ci_low']:.3f}-{g['ci_high']:.3f}")  # three places, as the accuracy (0.475, not 0.47)
         elif c == "budget":
             cells.append(budget_label(g["budget_kind"], g["budget"]))
         elif c == "boot_ci":
-            cells.append(f"{g['boot_low']:.2f}-{g['boot_high']:.2f}")
+            cells.append(f"{g['boot_low']:.3f}-{g['boot_high']:.3f}")
         elif c == "seeds_mean_se":
             cells.append(f"{g['seed_mean']:.3f} ± {g['seed_se']:.3f} ({g['seeds']})")
         elif c == "behavior_tokens":  # BCI's behavior block, counted apart; "-" for methods without behaviors
@@ -419,7 +457,7 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
     if missing:
         md += [f"**Warning: {len(missing)} cells of the grid have no row** (never finished, or removed): each counts "
                "as a wrong answer and is listed under its dataset (`missing`). Resume the sweep to run them.", ""]
-    page = [f"<h1>Sweep report</h1><p>{html.escape(str(db_path))}</p>"]
+    page: list[str] = []
     plots = {}
     for dataset, members in by_dataset.items():
         png = _plot(dataset, members, x_field)
@@ -448,9 +486,10 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
                    f"{c['p_value']:.3g} |" for c in paired]
             md += [f"- not compared: {c['a']} vs {c['b']} @{budget_label(c['budget_kind'], c['budget'])}: {c['refused']}"
                    for c in refused]
-            paired_html = ("<h3>Paired comparisons</h3><table border='1' cellspacing='0' cellpadding='3'><tr><th>A</th>"
-                        "<th>B</th><th>budget</th><th>items</th><th>A - B</th><th>95% CI</th><th>wins / losses / "
-                        "ties</th><th>p (McNemar)</th></tr>" + "".join(
+            paired_html = ("<h3>Paired comparisons</h3><table><tr><th scope='col'>A</th>"
+                        "<th scope='col'>B</th><th scope='col'>budget</th><th scope='col'>items</th>"
+                        "<th scope='col'>A - B</th><th scope='col'>95% CI</th><th scope='col'>wins / losses / "
+                        "ties</th><th scope='col'>p (McNemar)</th></tr>" + "".join(
                             f"<tr><td>{html.escape(c['a'])}</td><td>{html.escape(c['b'])}</td>"
                             f"<td>{budget_label(c['budget_kind'], c['budget'])}</td>"
                             f"<td>{c['items']}</td><td>{c['difference']:+.3f}</td><td>{c['ci_low']:+.3f} to "
@@ -474,13 +513,17 @@ def write_report(db_path: str | Path, out_dir: str | Path, *, x_field: str = "B_
         md += ["", f"grader: {', '.join(sorted({v for g in members for v in g['grader']}))}", ""]
         rows_html = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(g)) + "</tr>"
                             for g in members)
-        page.append(f"<h2>{html.escape(dataset)}</h2><img alt='{html.escape(dataset)}' "
+        page.append(f"<section><h2>{html.escape(dataset)}</h2><img alt='accuracy against mean {x_field} on "
+                    f"{html.escape(dataset)}, with the Pareto front' "
                     f"src='data:image/png;base64,{base64.b64encode(png).decode()}'/>"
-                    "<table border='1' cellspacing='0' cellpadding='3'><tr>"
-                    + "".join(f"<th>{html.escape(h)}</th>" for h in header) + f"</tr>{rows_html}</table>"
-                    + paired_html)
+                    "<table><tr>" + "".join(f"<th scope='col'>{html.escape(h)}</th>" for h in header)
+                    + f"</tr>{rows_html}</table>" + paired_html + "</section>")
     (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
-    (out / "report.html").write_text("<!doctype html><html><head><meta charset='utf-8'><title>Sweep report</title>"
-                                     "</head><body>" + "".join(page) + "</body></html>\n", encoding="utf-8")
+    (out / "report.html").write_text(
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Sweep report</title><style>"
+        "body{font:14px/1.4 system-ui,sans-serif;margin:16px;color:#222}table{border-collapse:collapse;margin:6px 0}"
+        "td,th{border:1px solid #999;padding:3px 6px}th{background:#eee}img{max-width:100%}</style></head><body>"
+        f"<header><h1>Sweep report</h1><p>{html.escape(str(db_path))}</p></header><main>" + "".join(page)
+        + "</main></body></html>\n", encoding="utf-8")
     return {"markdown": str(out / "report.md"), "html": str(out / "report.html"), "plots": plots, "groups": groups,
             "comparisons": comparisons, "missing": data["missing"], "warnings": data["warnings"]}
