@@ -112,6 +112,7 @@ async def run_sweep(
     on_start: Callable[[int, int], None] | None = None,
     retry: str = "transient",
     stop_after_unreachable: int | None = DEFAULT_STOP_AFTER_UNREACHABLE,
+    on_warning: Callable[[str], None] | None = None,
 ) -> SweepSummary:
     """Run (or resume) ``spec`` into the database at ``db_path``.
 
@@ -126,6 +127,9 @@ async def run_sweep(
     refused or failed, after the retry policy), the sweep hands out no more cells, writes the rows of the cells
     in flight and raises ``BackendUnreachable``: a backend that is down fails fast instead of failing every cell
     of the grid one by one. The failed rows are transient (``sweep resume`` reruns them). None: never stop.
+
+    ``on_warning(line)`` receives what the person running the sweep must read (a handbook curated from a split
+    the sweep evaluates); without it, such lines are logged as warnings.
     """
     from agentkit.backends import backend_from_spec
 
@@ -158,7 +162,7 @@ async def run_sweep(
                      "splits": await provenance_splits(handbook)} for store, handbook in handbooks.items()}
     evaluated = {d.name: {p.dataset for p in problems[d.name].values() if p.dataset} for d in spec.datasets}
     for line in split_warnings(spec, evaluated, {s: info["splits"] for s, info in infos.items()}):
-        _log.warning(line)
+        (on_warning or _log.warning)(line)
     done = await asyncio.to_thread(db.finished_keys, retry=retry)
     summary = SweepSummary(db=str(db_path))
     grader = MathVerifyGrader(workers=2, timeout=spec.grader_timeout)

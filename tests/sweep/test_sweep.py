@@ -284,7 +284,7 @@ def test_failed_cells_count_as_wrong_and_report_json_has_the_table_numbers(tmp_p
     assert groups["answers"]["accuracy"] == groups["fails"]["accuracy"] == 0.5  # was 1.0 for "fails"
     assert groups["fails"]["failed"] == 2 and groups["fails"]["graded"] == 4
     table = (tmp_path / "report" / "report.md").read_text()
-    assert "| fails | b | B_seq 512 | 4 | 1 | 0.500 | 0.15-0.85 |" in table
+    assert "| fails | b | B_seq 512 | 4 | 1 | 0.500 | 0.150-0.850 |" in table
 
 
 STRICT_SPEC = """

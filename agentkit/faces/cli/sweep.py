@@ -197,7 +197,8 @@ async def run(args: argparse.Namespace) -> int:
 
         try:
             summary = await run_sweep(spec, args.db, shard=(index, count), on_cell=advance, on_start=start,
-                                      retry=args.retry_failed, stop_after_unreachable=args.stop_after_unreachable or None)
+                                      retry=args.retry_failed, stop_after_unreachable=args.stop_after_unreachable or None,
+                                      on_warning=lambda line: print(f"agentkit: warning: {line}", file=sys.stderr))
         except BackendUnreachable:
             bar.stop()
             raise
