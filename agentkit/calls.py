@@ -74,6 +74,7 @@ async def budgeted_chat(
             output_tokens=completion.output_tokens, latency_s=completion.latency_s, accepted=accepted, final=final,
             cached=completion.cached, model=completion.model, finish_reason=completion.finish_reason,
             reasoning_tokens=completion.reasoning_tokens, temperature=request.temperature,
+            replica=completion.replica,
         )
         out.append((record, completion))
     ledger.calibrate(estimate, max((c.input_tokens for c in completions if not c.cached), default=0), exact=exact)

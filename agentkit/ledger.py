@@ -66,6 +66,8 @@ class CallRecord(BaseModel):
     """Of ``output_tokens``, those the server reported as reasoning (0 when it reports none)."""
     temperature: float | None = None
     """The sampling temperature the call was sent with (None: not recorded)."""
+    replica: str = ""
+    """The replica that answered (a replicated backend); empty for a single server."""
 
     @property
     def tokens(self) -> int:
@@ -148,6 +150,7 @@ class Ledger:
         finish_reason: str = "",
         reasoning_tokens: int = 0,
         temperature: float | None = None,
+        replica: str = "",
     ) -> CallRecord:
         """Record one call and return its record."""
         if input_tokens < 0 or output_tokens < 0:
@@ -157,6 +160,7 @@ class Ledger:
             stage=stage if stage is not None else f"{round}:{role}", input_tokens=input_tokens,
             output_tokens=output_tokens, latency_s=latency_s, accepted=accepted, final=final, cached=cached,
             model=model, finish_reason=finish_reason, reasoning_tokens=reasoning_tokens, temperature=temperature,
+            replica=replica,
         )
         self._records.append(record)
         return record

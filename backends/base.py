@@ -120,6 +120,8 @@ class Completion(BaseModel):
     reasoning_tokens: int = 0
     """Reasoning tokens as the server reported them (``completion_tokens_details.reasoning_tokens``); they are
     part of ``output_tokens``, as servers bill them."""
+    replica: str = ""
+    """Which replica of a replicated backend produced it (``Replicated``: its URL); empty for a single server."""
 
 
 def split_reasoning(text: str) -> tuple[str, str]:

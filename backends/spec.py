@@ -6,6 +6,7 @@
 | ``openai:gpt-4o-mini`` | ``OpenAICompatible`` against OpenAI, key from ``$OPENAI_API_KEY`` |
 | ``vllm:http://host:8000/v1?model=M`` | ``OpenAICompatible`` (``n > 1`` in one request), key ``$VLLM_API_KEY`` |
 | ``openai-compatible:http://host:8080/v1?model=M&supports_n=false`` | any other compatible server, key ``$OPENAI_API_KEY`` |
+| ``vllm:http://a:8000/v1,http://b:8000/v1?model=M&per_replica=16`` | ``Replicated``: one model over several replicas |
 | ``llamacpp:/path/m.gguf?n_gpu_layers=-1&contexts=4`` | ``LlamaCpp`` (llama-cpp-python in-process) |
 
 ``openai``, ``vllm`` and ``openai-compatible`` also take ``http=aiohttp|sdk``: the transport (default: the
@@ -14,7 +15,9 @@
 Query parameters every spec accepts (middleware): ``retries`` (attempts, 1 = no retry; default 6),
 ``concurrency`` (calls in flight), ``rpm`` / ``tpm`` (rate limit), ``cache`` (path of an on-disk response
 cache), ``timeout`` (seconds per HTTP request). Limit and cache objects passed as arguments take
-precedence over the query, and can be shared by several backends. API keys come from the environment
+precedence over the query, and can be shared by several backends. Several replica URLs (comma-separated) also take
+``per_replica`` (calls in flight on one replica) and ``cooldown`` (seconds a failed replica stays out; default 10);
+see ``backends/replicas.py``. API keys come from the environment
 at the moment the backend is built, never at import.
 """
 
@@ -112,19 +115,37 @@ def backend_from_spec(
             if not target:
                 raise ConfigError(f"backend spec {spec!r} names no model; try `openai:gpt-4o-mini`")
             model, base_url = target, params.pop("base_url", None)
+            urls = [base_url] if base_url else []
             key = _api_key("OPENAI_API_KEY", base_url is None, spec)
             supports_n = _flag(params, "supports_n", True, spec)
         else:
-            if not target.startswith(("http://", "https://")):
-                raise ConfigError(f"backend spec {spec!r} needs an endpoint URL, e.g. `{scheme}:http://host:8000/v1?model=M`")
+            urls = [u.strip() for u in target.split(",")]
+            if not all(u.startswith(("http://", "https://")) for u in urls):
+                raise ConfigError(f"backend spec {spec!r} needs an endpoint URL, e.g. `{scheme}:http://host:8000/v1?model=M` "
+                                  "(several replicas: URLs separated by commas)")
+            if len(set(urls)) != len(urls):
+                raise ConfigError(f"backend spec {spec!r} lists a replica twice")
             model = params.pop("model", "")
             if not model:
                 raise ConfigError(f"backend spec {spec!r} names no model; add `?model=NAME`")
-            base_url = target
+            base_url = urls[0]
             key = _api_key("VLLM_API_KEY" if scheme == "vllm" else "OPENAI_API_KEY", False, spec)
             supports_n = _flag(params, "supports_n", scheme == "vllm", spec)
-        base = OpenAICompatible(model, base_url=base_url, api_key=key, timeout=timeout or 600.0,
-                                supports_n=supports_n, name=f"{scheme}:{model}", http=params.pop("http", None))
+        http = params.pop("http", None)
+        per_replica = _number(params, "per_replica", int, spec)
+        cooldown = _number(params, "cooldown", float, spec)
+        if scheme != "openai" and len(urls) > 1:
+            from .replicas import Replicated
+
+            base = Replicated([OpenAICompatible(model, base_url=u, api_key=key, timeout=timeout or 600.0,
+                                                supports_n=supports_n, name=f"{scheme}:{model}@{u}", http=http)
+                               for u in urls], labels=urls, name=f"{scheme}:{model}", model=model,
+                              per_replica=per_replica, cooldown=10.0 if cooldown is None else cooldown)
+        elif per_replica is not None or cooldown is not None:
+            raise ConfigError(f"backend spec {spec!r}: per_replica and cooldown need several replica URLs")
+        else:
+            base = OpenAICompatible(model, base_url=base_url, api_key=key, timeout=timeout or 600.0,
+                                    supports_n=supports_n, name=f"{scheme}:{model}", http=http)
     elif scheme == "llamacpp":
         from .llamacpp import LlamaCpp
 

@@ -145,13 +145,16 @@ async def run_sweep(
     samplings = {m.key: method_sampling(m, spec.temperature) for m in spec.methods}
     datasets = {d.name: d for d in spec.datasets}
     given = dict(backends or {})
-    built = {b.spec: backend_from_spec(b.spec) for b in spec.backends if b.spec not in given}
+    # Backends by their logical key (what cells name); ``backends`` may give one by its key or its spec.
+    given = {b.key: given[b.spec] if b.spec in given else given[b.key] for b in spec.backends
+             if b.spec in given or b.key in given}
+    built = {b.key: backend_from_spec(b.build_spec) for b in spec.backends if b.key not in given}
     live = {**built, **given}
-    gates = {b.spec: asyncio.Semaphore(b.concurrency) for b in spec.backends}
+    gates = {b.key: asyncio.Semaphore(b.concurrency) for b in spec.backends}
     # Each backend's model, resolved once before the first cell (a local model started and its file hashed, a
     # server asked what it serves), so every row names the model that answered it.
     try:
-        identities = {b.spec: await live[b.spec].identity() for b in spec.backends}
+        identities = {b.key: await live[b.key].identity() for b in spec.backends}
         handbooks = await _open_handbooks(spec, stores)
     except BaseException:
         for backend in built.values():
@@ -346,11 +349,12 @@ def curation_cost(log: Path) -> dict[str, int] | None:
 def cell_trace(problem: Problem, ledger: Ledger, result: MethodResult | None = None) -> dict[str, Any]:
     """What ``agentkit view`` shows of a cell's run: the problem, every call (role, stage, round, branch,
     input and output tokens, latency, finish reason, accepted, final, reasoning tokens of its output, the
-    temperature it was sent with), and for a finished run its final text, the behaviors retrieved and cited,
+    temperature it was sent with, and for a replicated backend the replica that answered), and for a finished run its final text, the behaviors retrieved and cited,
     and the trace fields of the method's record (PDR/SR's drafts and workspaces)."""
     trace: dict[str, Any] = {"problem": problem.text, "calls": [
         [r.role, r.stage, r.round, r.branch, r.input_tokens, r.output_tokens, round(r.latency_s, 3),
-         r.finish_reason, int(r.accepted), int(r.final), r.reasoning_tokens, r.temperature] for r in ledger.records]}
+         r.finish_reason, int(r.accepted), int(r.final), r.reasoning_tokens, r.temperature,
+         *([r.replica] if r.replica else [])] for r in ledger.records]}
     if result is None:
         return trace
     trace.update(text=result.text, behaviors=list(result.solution.behaviors), cited=list(result.solution.cited))

@@ -48,7 +48,7 @@ import json
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -159,12 +159,48 @@ class MethodEntry(BaseModel):
 
 
 class BackendEntry(BaseModel):
+    """One backend of a sweep. ``spec`` is a backend spec (``backend_from_spec``); ``replicas`` lists more URLs
+    serving the same model (``backends/replicas.py``: fewest in flight, one replica per cell, failover)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     spec: str
     concurrency: int = Field(default=8, ge=1)
     price_per_million: dict[str, float] = Field(default_factory=dict)
     """USD per million ``input`` and ``output`` tokens, for the report's cost column."""
+    replicas: list[str] = Field(default_factory=list, max_length=256)
+    """Replica endpoints of the spec's model (``http://b:8000/v1``, ...), used besides the spec's own URL. They
+    never enter the cells' keys: replicas can be added or removed between runs without orphaning a row."""
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    """The backend's name in cell keys and reports (default: ``spec``, with only its first URL when it lists
+    several)."""
+
+    @model_validator(mode="after")
+    def _replicas_are_urls(self) -> Self:
+        if any(not r.startswith(("http://", "https://")) for r in self.replicas):
+            raise ValueError("replicas are endpoint URLs (http://host:8000/v1)")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The logical backend, as cell keys and reports name it: ``name``, else ``spec`` with its first URL only
+        (a spec written before replicas existed keeps its keys)."""
+        if self.name:
+            return self.name
+        head, sep, query = self.spec.partition("?")
+        scheme, colon, target = head.partition(":")
+        first = target.split(",")[0] if target.startswith(("http://", "https://")) else target
+        return f"{scheme}{colon}{first}{sep}{query}"
+
+    @property
+    def build_spec(self) -> str:
+        """The spec to build the backend from: ``spec`` with ``replicas`` added to its URL list."""
+        if not self.replicas:
+            return self.spec
+        head, sep, query = self.spec.partition("?")
+        scheme, _, target = head.partition(":")
+        urls = [u for u in target.split(",") if u] + [r for r in self.replicas if r not in target.split(",")]
+        return f"{scheme}:{','.join(urls)}{sep}{query}"
 
 
 class SweepSpec(BaseModel):
@@ -218,7 +254,7 @@ class SweepSpec(BaseModel):
             raise ValueError("every budget must be at least 64 tokens")
         grid: tuple[tuple[str, list[str]], ...] = (
             ("budgets", [str(b) for b in self.budgets]), ("seeds", [str(s) for s in self.seeds]),
-            ("datasets", [d.name for d in self.datasets]), ("backends", [b.spec for b in self.backends]),
+            ("datasets", [d.name for d in self.datasets]), ("backends", [b.key for b in self.backends]),
             *((f"methods.{m.key}.budgets", [str(b) for b in m.budgets]) for m in self.methods if m.budgets))
         for field, values in grid:
             repeated = sorted({v for v in values if values.count(v) > 1})
@@ -329,5 +365,5 @@ def iter_cells(spec: SweepSpec, items: dict[str, list[str]]) -> Iterator[Cell]:
                     for budget in method.budgets or spec.budgets:
                         for seed in spec.seeds:
                             yield Cell(dataset=dataset.name, item_id=item_id, method=method.key,
-                                       backend=backend.spec, budget=budget, seed=seed,
+                                       backend=backend.key, budget=budget, seed=seed,
                                        budget_kind=method.budget_kind)

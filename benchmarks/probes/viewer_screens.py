@@ -22,7 +22,6 @@ async def main(db: Path, out: Path) -> None:
     from playwright.async_api import async_playwright
 
     binary = next(filter(None, (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))))
-    out.mkdir(parents=True, exist_ok=True)
     runner, url = await run_view_runner(create_view_app(Viewer(db)))
     try:
         async with async_playwright() as p:
@@ -55,4 +54,5 @@ if __name__ == "__main__":
     ap.add_argument("db", type=Path)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/viewer"))
     args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     asyncio.run(main(args.db, args.out))

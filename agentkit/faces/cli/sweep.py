@@ -67,7 +67,7 @@ async def run(args: argparse.Namespace) -> int:
         if args.out is None and not args.json:
             raise ConfigError("sweep report needs --out DIR (where the report is written), or --json")
         report_spec = load_spec(args.spec) if args.spec else None
-        prices = {b.spec: b.price_per_million for b in report_spec.backends} if report_spec else None
+        prices = {b.key: b.price_per_million for b in report_spec.backends} if report_spec else None
         pairs = [tuple(p) for p in args.compare] if args.compare else None
         grid = None
         if report_spec is not None:
