@@ -63,6 +63,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/perf/bench_mcp.py
 	$(PY) benchmarks/perf/bench_view.py
 	$(PY) benchmarks/perf/bench_tracing.py
+	$(PY) benchmarks/perf/bench_replicas.py
 	$(PY) benchmarks/perf/bench_memory.py
 	$(PY) benchmarks/perf/summary.py
 

@@ -160,10 +160,18 @@ def tracing(d: dict[str, Any]) -> Iterator[Row]:
                   "no measurable cost", None)
 
 
+def replicas(d: dict[str, Any]) -> Iterator[Row]:
+    r = d["vs_capacity"]
+    yield Row("bench_replicas", f"sweep over 2 replicas ({d['latency_s']['fast'] * 1000:.0f} / "
+              f"{d['latency_s']['slow'] * 1000:.0f} ms, {d['per_replica']} each) / their capacity",
+              f"{d['capacity_per_s']:.0f} calls/s", f"{r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f}); fast "
+              f"served {d['share_fast']:.0%}", ">= 0.90", r["median"] >= 0.90)
+
+
 SOURCES: dict[str, Callable[[dict[str, Any]], Iterator[Row]]] = {
     "bus": bus, "overhead": overhead, "concurrency": concurrency, "pdr_concurrency": pdr_concurrency,
     "sweep": lambda d: _sweep("bench_sweep", d), "sweep_sdk": lambda d: _sweep("bench_sweep", d, judged=False), "proxy": proxy,
-    "durability": durability, "mcp": mcp, "view": view, "memory": memory, "tracing": tracing,
+    "durability": durability, "mcp": mcp, "view": view, "memory": memory, "tracing": tracing, "replicas": replicas,
 }
 
 
