@@ -80,7 +80,7 @@ _RETRY = (f"INSERT INTO results ({', '.join(STORED)}) VALUES ({', '.join(f':{nam
           "ON CONFLICT(key) DO UPDATE SET "
           + ", ".join(f"{name}=excluded.{name}" for name in STORED if name != "key")
           + " WHERE results.status != 'ok' AND excluded.finished_at > results.finished_at")
-TRANSIENT_ERRORS = ("BackendUnavailable", "MalformedResponse", "RequestTimeout")
+TRANSIENT_ERRORS = ("BackendUnavailable", "MalformedResponse", "RequestTimeout", "WorkerLost")
 """Failed cells whose error is one of these are rerun by a resume by default (the others, a budget too small
 or a request the server refused, fail the same way again; ``retry="all"`` reruns them too)."""
 

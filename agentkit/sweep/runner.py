@@ -27,7 +27,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -46,8 +46,11 @@ from agentkit.methods import MethodResult, get_method, run_method
 from .db import ResultsDB
 from .spec import Cell, DatasetEntry, MethodEntry, SweepSpec, iter_cells, require_handbooks
 
-__all__ = ["DEFAULT_STOP_AFTER_UNREACHABLE", "BackendUnreachable", "SweepSummary", "is_unreachable", "provenance_splits",
-           "run_cell", "run_sweep", "split_warnings"]
+if TYPE_CHECKING:
+    from .ray_executor import RayExecutor
+
+__all__ = ["DEFAULT_STOP_AFTER_UNREACHABLE", "BackendUnreachable", "CellRunner", "SweepSummary", "is_unreachable",
+           "lost_row", "provenance_splits", "run_cell", "run_sweep", "split_warnings"]
 
 _log = get_logger(__name__)
 
@@ -102,6 +105,79 @@ async def run_cell(problem: Problem, backend: Backend, method: MethodEntry, budg
                             ledger=ledger)
 
 
+class CellRunner:
+    """What runs a sweep's cells in one process: the spec's backends (by their logical key), a gate per backend,
+    the grader, the bus, the handbooks and each backend's identity; ``run(cell, problem)`` is one cell's row. The
+    local executor has one; each Ray worker has its own (``agentkit.sweep.ray_executor``)."""
+
+    def __init__(self, spec: SweepSpec, live: dict[str, Backend], built: dict[str, Backend],
+                 gates: dict[str, asyncio.Semaphore], identities: dict[str, dict[str, Any]],
+                 handbooks: dict[str, BehaviorStore], infos: dict[str, dict[str, Any]], own_handbooks: bool) -> None:
+        self.spec, self.live, self.built, self.gates, self.identities = spec, live, built, gates, identities
+        self.handbooks, self.infos, self.own_handbooks = handbooks, infos, own_handbooks
+        self.methods = {m.key: m for m in spec.methods}
+        self.samplings = {m.key: method_sampling(m, spec.temperature) for m in spec.methods}
+        self.datasets = {d.name: d for d in spec.datasets}
+        self.grader = MathVerifyGrader(workers=2, timeout=spec.grader_timeout)
+        self.bus = Bus(name=f"sweep:{spec.name}")  # every cell's roles attach here for the length of the cell
+
+    @classmethod
+    async def open(cls, spec: SweepSpec, *, infos: dict[str, dict[str, Any]],
+                   handbooks: dict[str, BehaviorStore] | None = None, stores: dict[str, str] | None = None,
+                   backends: dict[str, Backend] | None = None, cells: int | None = None) -> CellRunner:
+        """Build the spec's backends (``backends`` gives ready ones by key or spec) and resolve each one's identity
+        (a local model started and hashed, a server asked what it serves: every row names the model that answered);
+        the handbooks are ``handbooks`` (open, the caller's) or opened from ``stores`` (the store each method names
+        -> the directory to open it from, e.g. a worker's snapshot). ``cells``: calls in flight per backend at most
+        (default: each backend's concurrency)."""
+        from agentkit.backends import backend_from_spec
+
+        given = dict(backends or {})
+        # Backends by their logical key (what cells name); ``backends`` may give one by its key or its spec.
+        ready = {b.key: given[b.spec] if b.spec in given else given[b.key] for b in spec.backends
+                 if b.spec in given or b.key in given}
+        built = {b.key: backend_from_spec(b.build_spec) for b in spec.backends if b.key not in ready}
+        live = {**built, **ready}
+        gates = {b.key: asyncio.Semaphore(min(b.concurrency, cells or b.concurrency)) for b in spec.backends}
+        own = handbooks is None
+        opened: dict[str, BehaviorStore] = dict(handbooks or {})
+        try:
+            identities = {b.key: await live[b.key].identity() for b in spec.backends}
+            if own and stores:
+                opened = await _open_handbooks(spec, list(stores), where=stores)
+        except BaseException:
+            for backend in built.values():
+                await backend.aclose()
+            raise
+        return cls(spec, live, built, gates, identities, opened, infos, own)
+
+    async def run(self, cell: Cell, problem: Problem) -> dict[str, Any]:
+        return await _run_one(cell, problem, self.methods[cell.method], self.samplings[cell.method],
+                              self.live[cell.backend], self.gates[cell.backend], self.spec, self.grader,
+                              self.handbooks, self.infos, self.bus, self.datasets[cell.dataset],
+                              self.identities[cell.backend])
+
+    async def aclose(self) -> None:
+        await self.bus.close()
+        await self.grader.aclose()
+        for backend in self.built.values():
+            await backend.aclose()
+        if self.own_handbooks:
+            for store in self.handbooks.values():
+                await store.close()
+
+
+def lost_row(cell: Cell, spec: SweepSpec, problem: Problem, reason: str) -> dict[str, Any]:
+    """The failed row of a cell that could not be run to the end (its worker died too often): counted as wrong,
+    rerun by ``sweep resume``."""
+    method = next(m for m in spec.methods if m.key == cell.method)
+    return {"key": cell.key, "sweep": spec.name, "dataset": cell.dataset, "item_id": cell.item_id,
+            "method": cell.method, "method_params": {"name": method.name, **method.params}, "backend": cell.backend,
+            "budget": cell.budget, "budget_kind": cell.budget_kind, "seed": cell.seed, "reference": problem.reference,
+            "prompt_hash": prompt_hash(method.name), "status": "failed", "error": reason, "b_seq": 0, "b_total": 0,
+            "input_tokens": 0, "output_tokens": 0, "calls": 0}
+
+
 async def run_sweep(
     spec: SweepSpec,
     db_path: str | Path,
@@ -113,6 +189,7 @@ async def run_sweep(
     retry: str = "transient",
     stop_after_unreachable: int | None = DEFAULT_STOP_AFTER_UNREACHABLE,
     on_warning: Callable[[str], None] | None = None,
+    executor: RayExecutor | None = None,
 ) -> SweepSummary:
     """Run (or resume) ``spec`` into the database at ``db_path``.
 
@@ -130,8 +207,10 @@ async def run_sweep(
 
     ``on_warning(line)`` receives what the person running the sweep must read (a handbook curated from a split
     the sweep evaluates); without it, such lines are logged as warnings.
+
+    ``executor``: a ``RayExecutor`` runs the cells on Ray workers (``agentkit.sweep.ray_executor``); this process
+    stays the only writer of the database. None: the cells run here (``CellRunner``).
     """
-    from agentkit.backends import backend_from_spec
 
     index, count = shard
     if not 0 <= index < count:
@@ -141,35 +220,26 @@ async def run_sweep(
     problems: dict[str, dict[str, Problem]] = {}
     for d in spec.datasets:
         problems[d.name] = {p.problem_id: p for p in d.load()}
-    methods = {m.key: m for m in spec.methods}
-    samplings = {m.key: method_sampling(m, spec.temperature) for m in spec.methods}
-    datasets = {d.name: d for d in spec.datasets}
-    given = dict(backends or {})
-    # Backends by their logical key (what cells name); ``backends`` may give one by its key or its spec.
-    given = {b.key: given[b.spec] if b.spec in given else given[b.key] for b in spec.backends
-             if b.spec in given or b.key in given}
-    built = {b.key: backend_from_spec(b.build_spec) for b in spec.backends if b.key not in given}
-    live = {**built, **given}
-    gates = {b.key: asyncio.Semaphore(b.concurrency) for b in spec.backends}
-    # Each backend's model, resolved once before the first cell (a local model started and its file hashed, a
-    # server asked what it serves), so every row names the model that answered it.
     try:
-        identities = {b.key: await live[b.key].identity() for b in spec.backends}
         handbooks = await _open_handbooks(spec, stores)
+        infos = {store: {**await asyncio.to_thread(handbook_info, store, handbook),
+                         "splits": await provenance_splits(handbook)} for store, handbook in handbooks.items()}
+        if executor is None:  # the cells run here: backends, grader and bus of this process
+            runner: CellRunner | None = await CellRunner.open(spec, infos=infos, handbooks=handbooks,
+                                                              backends=backends)
+        else:  # on Ray workers, each with its own (and snapshots of the handbooks)
+            runner = None
+            await executor.start(spec, infos, stores)
     except BaseException:
-        for backend in built.values():
-            await backend.aclose()
+        for handbook in handbooks.values() if "handbooks" in locals() else ():
+            await handbook.close()
         db.close()
         raise
-    infos = {store: {**await asyncio.to_thread(handbook_info, store, handbook),
-                     "splits": await provenance_splits(handbook)} for store, handbook in handbooks.items()}
     evaluated = {d.name: {p.dataset for p in problems[d.name].values() if p.dataset} for d in spec.datasets}
     for line in split_warnings(spec, evaluated, {s: info["splits"] for s, info in infos.items()}):
         (on_warning or _log.warning)(line)
     done = await asyncio.to_thread(db.finished_keys, retry=retry)
     summary = SweepSummary(db=str(db_path))
-    grader = MathVerifyGrader(workers=2, timeout=spec.grader_timeout)
-    bus = Bus(name=f"sweep:{spec.name}")  # every cell's roles attach here for the length of the cell
     started = time.perf_counter()
     ids = {k: list(v) for k, v in problems.items()}
     # The spec and its grid go in first: a report then knows every cell that should have a row, finished or not.
@@ -225,14 +295,15 @@ async def run_sweep(
                     on_cell(written)
 
     async def worker() -> None:
+        assert runner is not None
         while (cell := await next_cell()) is not None:
-            row = await _run_one(cell, problems[cell.dataset][cell.item_id], methods[cell.method],
-                                 samplings[cell.method],
-                                 live[cell.backend], gates[cell.backend], spec, grader, handbooks, infos, bus,
-                                 datasets[cell.dataset], identities[cell.backend])
-            await finished.put(row)
+            await finished.put(await runner.run(cell, problems[cell.dataset][cell.item_id]))
 
     async def work() -> None:
+        if executor is not None:
+            await executor.run(next_cell, lambda c: problems[c.dataset][c.item_id], finished.put,
+                               lambda c, reason: lost_row(c, spec, problems[c.dataset][c.item_id], reason))
+            return
         try:
             async with asyncio.TaskGroup() as group:  # a worker that raises (a bug) stops the others
                 for _ in range(spec.concurrency):
@@ -261,11 +332,11 @@ async def run_sweep(
             await finished.put(None)  # every row already finished is written before the sweep returns
             await writing
         gc.unfreeze()
-        summary.grader_timeouts = grader.timeouts
-        await bus.close()
-        await grader.aclose()
-        for backend in built.values():
-            await backend.aclose()
+        if runner is not None:
+            summary.grader_timeouts = runner.grader.timeouts
+            await runner.aclose()
+        if executor is not None:
+            await executor.close()
         for store in handbooks.values():
             await store.close()
         db.close()
@@ -281,16 +352,18 @@ async def run_sweep(
 
 
 
-async def _open_handbooks(spec: SweepSpec, paths: list[str]) -> dict[str, BehaviorStore]:
+async def _open_handbooks(spec: SweepSpec, paths: list[str], where: dict[str, str] | None = None
+                          ) -> dict[str, BehaviorStore]:
     """The handbooks the methods' ``params.store`` name (``paths``: ``require_handbooks`` found them all), each
-    opened once for the sweep."""
+    opened once for the sweep (from ``where[path]`` when given: a worker's snapshot of it)."""
     from agentkit.memory import QdrantBehaviorStore, embedder_from_spec
 
     stores: dict[str, BehaviorStore] = {}
     embedder = None
     for path in paths:  # each once: paths has no repeats
         embedder = embedder or embedder_from_spec(spec.embedder)  # one model, shared by every handbook
-        stores[path] = await QdrantBehaviorStore(path=path, embedder=embedder, create=False).open()
+        source = (where or {}).get(path, path)
+        stores[path] = await QdrantBehaviorStore(path=source, embedder=embedder, create=False).open()
     return stores
 
 

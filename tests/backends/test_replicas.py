@@ -144,7 +144,9 @@ async def test_a_sweep_over_two_replicas_loses_no_cell_when_one_stops(tmp_path: 
         spec = load_spec(path)
 
         async def stop_b() -> None:
-            while len(b.requests) < 40:
+            for _ in range(3000):  # polled: the server has no hook to wait on
+                if len(b.requests) >= 40:
+                    break
                 await asyncio.sleep(0.01)
             await b.close()
 
