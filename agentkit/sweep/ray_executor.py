@@ -147,10 +147,18 @@ class RayExecutor:
         self.object_store_mb = object_store_mb
         self.actors: list[Any] = []
         self.started_ray = False
+        self.nodes: list[dict[str, Any]] = []
+        """Where each worker started: its node id and process id."""
         self.requeued = 0
         """Cells put back in the queue after their worker died."""
         self.lost = 0
         """Cells written as failed after losing their worker ``MAX_LOSSES`` times."""
+
+    def check(self) -> None:
+        """What can be refused before a sweep starts, in seconds: Ray missing, an address that does not answer."""
+        _import_ray()
+        if self.address is not None:
+            _reachable(self.address)
 
     def _init(self, spec: SweepSpec) -> Any:
         import logging
@@ -190,8 +198,8 @@ class RayExecutor:
         self.actors = [remote.remote(spec.model_dump_json(), list(spec.plugins), infos, snapshots, per)
                        for _ in range(count)]
         try:
-            await asyncio.wait_for(asyncio.gather(*(self._await(a.ready.remote()) for a in self.actors)),
-                                   START_TIMEOUT_S)
+            self.nodes = await asyncio.wait_for(asyncio.gather(*(self._await(a.ready.remote()) for a in self.actors)),
+                                                START_TIMEOUT_S)
         except TimeoutError:
             await self.close()
             raise ConfigError(f"{count} Ray worker(s) did not start within {START_TIMEOUT_S:.0f} s: the cluster has "
@@ -215,13 +223,18 @@ class RayExecutor:
         per = self.cells_per_worker or 1
         load = [0] * len(self.actors)
         pending: dict[asyncio.Future[Any], tuple[Cell, int]] = {}
+        reviving: dict[asyncio.Future[Any], int] = {}
+        """Workers whose actor died: no cells until Ray has restarted it and it answers ``ready`` again."""
+        down_since: float | None = None
         requeue: deque[Cell] = deque()
         losses: Counter[str] = Counter()
         exhausted = False
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                down = set(reviving.values())
                 for i, actor in enumerate(self.actors):
-                    while load[i] < per:
+                    while i not in down and load[i] < per:
                         cell = requeue.popleft() if requeue else None
                         if cell is None and not exhausted:
                             cell = await next_cell()
@@ -231,10 +244,25 @@ class RayExecutor:
                         ref = actor.run.remote(cell.model_dump_json(), problem_of(cell).model_dump_json())
                         pending[asyncio.ensure_future(self._await(ref))] = (cell, i)
                         load[i] += 1
-                if not pending:
+                if not pending and (not requeue or not reviving):
+                    if requeue:  # cannot happen: a requeued cell has a live or reviving worker to go to
+                        raise RuntimeError("cells left with no worker")
                     return
-                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if not pending:  # every worker is down: wait for one, at most START_TIMEOUT_S
+                    down_since = down_since or loop.time()
+                    if loop.time() - down_since > START_TIMEOUT_S:
+                        raise ConfigError(f"every Ray worker died and none came back within {START_TIMEOUT_S:.0f} s "
+                                          f"({len(requeue)} cells not run; finished rows are saved: resume later)")
+                else:
+                    down_since = None
+                done, _ = await asyncio.wait({*pending, *reviving}, timeout=START_TIMEOUT_S,
+                                             return_when=asyncio.FIRST_COMPLETED)
                 for future in done:
+                    if future in reviving:
+                        i = reviving.pop(future)
+                        if future.exception() is not None:  # still dead: ask again (Ray restarts it)
+                            reviving[asyncio.ensure_future(self._await(self.actors[i].ready.remote()))] = i
+                        continue
                     cell, i = pending.pop(future)
                     load[i] -= 1
                     try:
@@ -242,6 +270,8 @@ class RayExecutor:
                     except dead as exc:
                         losses[cell.key] += 1
                         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+                        if i not in reviving.values():
+                            reviving[asyncio.ensure_future(self._await(self.actors[i].ready.remote()))] = i
                         if losses[cell.key] < MAX_LOSSES:
                             self.requeued += 1
                             _log.warning("cell requeued: its worker died", cell=cell.key, error=reason)
@@ -251,7 +281,7 @@ class RayExecutor:
                         row = lost_row(cell, f"WorkerLost: the cell lost its worker {MAX_LOSSES} times; last: {reason}")
                     await deliver(row)
         finally:
-            for future in pending:
+            for future in (*pending, *reviving):
                 future.cancel()
             del ray
 

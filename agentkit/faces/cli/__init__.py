@@ -151,6 +151,12 @@ def _parser() -> argparse.ArgumentParser:
                             "every finished row is kept (default: %(default)s)")
         p.add_argument("--json", action="store_true",
                        help="end with the run's summary as one JSON object instead of the accuracy table")
+        p.add_argument("--executor", default="local", choices=["local", "ray"],
+                       help="where cells run: this process (default) or Ray workers (pip install 'agentkit[ray]')")
+        p.add_argument("--ray-address", default=None, metavar="ADDR",
+                       help="a running Ray cluster (host:port of its head); default: start a local Ray")
+        p.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="Ray workers (one CPU each; default: the cluster's CPUs, at most 8)")
     p = ssub.add_parser("validate", help="plan every cell with the real prompts; name the infeasible ones")
     p.add_argument("spec", help="a sweep spec (TOML)")
     p.add_argument("--plugin", action="append", default=[],

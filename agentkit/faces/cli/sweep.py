@@ -174,6 +174,15 @@ async def run(args: argparse.Namespace) -> int:
 
     from agentkit.sweep import BackendUnreachable
 
+    executor = None
+    if args.executor == "ray":
+        from agentkit.sweep.ray_executor import RayExecutor, check_ray_spec
+
+        check_ray_spec(spec)
+        executor = RayExecutor(args.ray_address, workers=args.workers)
+        executor.check()
+    elif args.ray_address or args.workers:
+        raise ConfigError("--ray-address and --workers go with --executor ray")
     stats = {"failed": 0, "tokens": 0, "graded": 0, "correct": 0}
     with Progress(TextColumn(spec.name), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[accuracy]}"),
                   TextColumn("{task.fields[status]}"), TextColumn("elapsed"), TimeElapsedColumn(),
@@ -197,6 +206,7 @@ async def run(args: argparse.Namespace) -> int:
 
         try:
             summary = await run_sweep(spec, args.db, shard=(index, count), on_cell=advance, on_start=start,
+                                      executor=executor,
                                       retry=args.retry_failed, stop_after_unreachable=args.stop_after_unreachable or None,
                                       on_warning=lambda line: print(f"agentkit: warning: {line}", file=sys.stderr))
         except BackendUnreachable:
