@@ -64,6 +64,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/perf/bench_view.py
 	$(PY) benchmarks/perf/bench_tracing.py
 	$(PY) benchmarks/perf/bench_replicas.py
+	$(PY) benchmarks/perf/bench_ray.py
 	$(PY) benchmarks/perf/bench_memory.py
 	$(PY) benchmarks/perf/summary.py
 

@@ -31,6 +31,7 @@ import os
 import socket
 import tarfile
 import tempfile
+import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -151,6 +152,8 @@ class RayExecutor:
         """Where each worker started: its node id and process id."""
         self.requeued = 0
         """Cells put back in the queue after their worker died."""
+        self.requeued_at: list[float] = []
+        """When (``time.monotonic``) each was put back."""
         self.lost = 0
         """Cells written as failed after losing their worker ``MAX_LOSSES`` times."""
 
@@ -274,6 +277,7 @@ class RayExecutor:
                             reviving[asyncio.ensure_future(self._await(self.actors[i].ready.remote()))] = i
                         if losses[cell.key] < MAX_LOSSES:
                             self.requeued += 1
+                            self.requeued_at.append(time.monotonic())
                             _log.warning("cell requeued: its worker died", cell=cell.key, error=reason)
                             requeue.append(cell)
                             continue

@@ -168,10 +168,24 @@ def replicas(d: dict[str, Any]) -> Iterator[Row]:
               f"served {d['share_fast']:.0%}", ">= 0.90", r["median"] >= 0.90)
 
 
+def ray_executor(d: dict[str, Any]) -> Iterator[Row]:
+    r, w, loss = d["ray_over_local_throughput"], d["ray_over_local_with_start"], d["worker_loss"]
+    yield Row("bench_ray", f"sweep throughput, Ray executor (2 one-CPU nodes) / local, {d['items']:,} cells",
+              "local executor, same concurrency", f"{r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f})", ">= 0.90",
+              r["median"] >= 0.90)
+    yield Row("bench_ray", "the same, the workers' start included", "local executor",
+              f"{w['median']:.3f} ({w['min']:.3f}-{w['max']:.3f})", "-", None)
+    yield Row("bench_ray", "cells lost when a worker's node dies mid-sweep", "-",
+              f"{loss['lost']} lost, {loss['requeued']} requeued"
+              + (f", first requeue {loss['seconds_to_first_requeue']:.2f} s after" if loss["seconds_to_first_requeue"]
+                 is not None else ""), "0 lost", loss["lost"] == 0)
+
+
 SOURCES: dict[str, Callable[[dict[str, Any]], Iterator[Row]]] = {
     "bus": bus, "overhead": overhead, "concurrency": concurrency, "pdr_concurrency": pdr_concurrency,
     "sweep": lambda d: _sweep("bench_sweep", d), "sweep_sdk": lambda d: _sweep("bench_sweep", d, judged=False), "proxy": proxy,
     "durability": durability, "mcp": mcp, "view": view, "memory": memory, "tracing": tracing, "replicas": replicas,
+    "ray": ray_executor,
 }
 
 
