@@ -4,7 +4,13 @@
 ``GET /v1/models`` and ``GET /v1/models/{id}`` (the legacy ``/v1/completions`` answers 404 in OpenAI's error
 shape, pointing to chat completions). Any OpenAI client gets a test-time method by changing the model name:
 
-- ``MODEL`` (the backend's model, as ``/v1/models`` lists it): passed through to the backend as one call.
+- ``MODEL`` (the backend's model, as ``/v1/models`` lists it): a pass-through. The request is relayed to the
+  backend's HTTP endpoint (``Backend.endpoint()``) as the client sent it, only ``model`` set to the upstream's name
+  and the ``agentkit`` block removed: every OpenAI and vLLM field reaches the upstream unchanged, an absent one
+  stays absent (the upstream's default applies), and ``stream: true`` relays the upstream's event stream chunk by
+  chunk. An upstream error keeps its status (401/403/404 from the upstream, the proxy's own configuration, are
+  502). A backend without an endpoint is called as one typed request, which refuses by name the fields it cannot
+  send (``TYPED_ARGUMENTS``).
 - ``METHOD/MODEL`` or ``METHOD`` (``pdr/MODEL``, ``self-consistency/MODEL``, ``bci/MODEL``, any name in the
   method registry, user plugins included): the method runs on the backend. Its problem is the request's user
   message (system or developer messages before it are put in front of it); a method request carries one user
@@ -14,26 +20,29 @@ shape, pointing to chat completions). Any OpenAI client gets a test-time method 
   or out-of-range parameter is a 400 naming it), a sequential budget (``budget``: B_seq, which the method
   plans its calls from) and the problem's name (``problem_id``: seeds derive from it and ``seed``, so a run of
   ``agentkit solve`` or of a sweep is reproduced by sending its problem id and seed; by default the name is a
-  hash of the problem text, so the same request with the same seed is sampled with the same seeds). The
-  request's ``max_tokens`` (or ``max_completion_tokens``) is the method's per-call output cap, ``temperature``
-  its temperature and ``seed`` its seed.
+  hash of the problem text, so the same request with the same seed is sampled with the same seeds).
+
+A method request honours ``max_tokens``/``max_completion_tokens`` as OpenAI does, as a bound on every token
+generated for the reply (the method's hidden drafts and workspaces included: ``Proxy.params_of``), ``temperature``
+(its answering calls'), ``seed``, ``n`` = 1 and ``stream``; any other field that asks for something (``top_p``,
+``stop``, penalties, ``logit_bias``, ``reasoning_effort``, vLLM's extras, tools, ...) is a 400 naming it, and the
+harmless ones OpenAI clients send (``user``, ``metadata``, ``store``, ...) are ignored (``refused_arguments``).
 
 Replies are standard chat completions: the method's final text as the message, ``usage`` counting every
-token the method spent (all calls), and an ``agentkit`` block: method, answer, ``B_seq``, ``B_total``, calls,
-rounds, behaviors retrieved and cited. ``stream: true`` sends the final answer as Server-Sent Events chunks
-(and, with ``stream_options.include_usage``, ``"usage": null`` on every chunk and then the usage chunk); while a method runs, each finished draft and
-workspace is announced as an SSE *comment* line, ``: agentkit {"event": "draft", "round": 1, ...}``, which
-SSE clients (the ``openai`` SDK included) ignore by the SSE specification, with a ``: keep-alive`` comment
-every 15 s.
+token the method spent (all calls; ``completion_tokens_details.reasoning_tokens`` the ones the client does not
+see), and an ``agentkit`` block: method, answer, ``B_seq``, ``B_total``, calls, rounds, behaviors retrieved and
+cited. ``stream: true`` sends the final answer as Server-Sent Events chunks (and, with
+``stream_options.include_usage``, ``"usage": null`` on every chunk and then the usage chunk); while a method
+runs, each finished draft and workspace is announced as an SSE *comment* line, ``: agentkit {"event": "draft",
+"round": 1, ...}``, which SSE clients (the ``openai`` SDK included) ignore by the SSE specification, with a
+``: keep-alive`` comment every 15 s.
 
 Rules: ``/v1`` routes need ``Authorization: Bearer <token>`` (401); bodies over ``max_body`` bytes get 413; at
 most ``concurrency`` requests run at once and ``max_queue`` wait, the rest get 429 with ``Retry-After``; every
-error is OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}`` (400 invalid input or an
-unsupported feature such as tools, 404 unknown model, 502/504 when the backend failed or timed out). A client
-that disconnects cancels its method run and the backend calls in flight. Arguments that a method cannot honour
-(``tools``, ``response_format`` other than text, ``logprobs``, ``n`` > 1, audio) are refused, not ignored;
-unknown arguments are refused too, except the harmless ones OpenAI clients send by default (``user``,
-``metadata``, ``store``, ...), which are ignored.
+error is OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}`` (400 invalid input or a field a
+method does not honour, 404 unknown model, an upstream 4xx with its status, 502/504 when the backend failed or
+timed out). A client that disconnects cancels its method run, or its relayed request, and the backend calls in
+flight.
 """
 
 from __future__ import annotations
@@ -432,7 +441,7 @@ class Proxy:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=self.relay_timeout),
-                auto_decompress=False, skip_auto_headers=("User-Agent",))
+                skip_auto_headers=("User-Agent",))  # a compressed upstream reply is relayed decompressed
         return self._session
 
     async def relay(self, request: web.Request, endpoint: Endpoint, data: dict[str, Any], stream: bool
