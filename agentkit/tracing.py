@@ -42,8 +42,8 @@ try:
 except ImportError:  # the API is not installed: tracing stays off
     _trace = None  # type: ignore[assignment]
 
-__all__ = ["CONTENT_ENV", "active", "attached", "capture", "content_enabled", "extracted", "set_attributes", "span",
-           "traced"]
+__all__ = ["CONTENT_ENV", "active", "attached", "capture", "configure_exporter", "content_enabled", "extracted",
+           "set_attributes", "span", "traced"]
 
 CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 """The GenAI instrumentations' opt-in for prompt and completion text on spans (``true``)."""
@@ -156,3 +156,26 @@ def traced(name: str, describe: Callable[[Any], Attributes] | None = None
         return run
 
     return wrap
+
+
+def configure_exporter(service_name: str = "agentkit") -> Any:
+    """Configure the OpenTelemetry SDK for this process: a tracer provider exporting spans over OTLP/HTTP in
+    batches, the endpoint, headers and service name from the standard ``OTEL_*`` variables. Returns the provider
+    (``shutdown()`` flushes it). What ``agentkit --otel`` does, and each Ray worker of a traced sweep; the library
+    never does it on its own."""
+    from agentkit.errors import ConfigError
+
+    try:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        raise ConfigError("--otel needs the OpenTelemetry SDK and its OTLP exporter: pip install 'agentkit[otel]'"
+                          ) from None
+    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME",
+                                                                                       service_name)}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider

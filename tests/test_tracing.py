@@ -279,6 +279,35 @@ async def test_agentkit_otel_exports_a_sweep_over_otlp_and_nothing_without_it(
         assert method["parent"] == cell["id"]
 
 
+async def test_a_sweep_on_ray_workers_exports_each_cells_trace(receiver: tuple[Receiver, str], tmp_path: Path
+                                                                ) -> None:
+    """``agentkit --otel sweep run --executor ray``: the workers run the cells and export their traces (the driver's
+    ``OTEL_*`` passed to them), one tree per cell with its method and every call."""
+    pytest.importorskip("ray")
+    import sqlite3
+
+    found, endpoint = receiver
+    async with ScriptedServer(script) as upstream:
+        spec = tmp_path / "spec.toml"
+        spec.write_text(SPEC.format(url=upstream.base_url))
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "agentkit-ray-test"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agentkit", "--otel", "sweep", "run", str(spec), "--db", str(tmp_path / "r.sqlite"),
+            "--executor", "ray", "--workers", "2", env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 600)
+        assert proc.returncode == 0, err.decode()[-3000:]
+    conn = sqlite3.connect(tmp_path / "r.sqlite")
+    calls = dict(conn.execute("SELECT key, calls FROM results").fetchall())
+    conn.close()
+    cells = [s for s in found.spans if s["name"] == "agentkit.cell"]
+    assert sorted(c["attributes"]["agentkit.cell.key"] for c in cells) == sorted(calls)
+    assert {s["service"] for s in found.spans} == {"agentkit-ray-test"}
+    for cell in cells:
+        tree = [s for s in found.spans if s["trace"] == cell["trace"]]
+        assert len([s for s in tree if s["name"].startswith("chat ")]) == calls[cell["attributes"]["agentkit.cell.key"]]
+
+
 async def test_an_mcp_tool_call_joins_the_callers_trace(receiver: tuple[Receiver, str], tmp_path: Path,
                                                         embedder: Any) -> None:
     """``agentkit --otel mcp --http``: a tool call whose HTTP request carries a ``traceparent`` is a server span in

@@ -17,6 +17,10 @@ shipped to every worker, which opens its copy (no worker opens the driver's stor
 writes as it goes, which snapshots cannot do: a spec that asks for one is refused at load with the reason (serve
 it with ``agentkit serve`` and name the URL when the handbook service path lands; today, run it locally).
 
+When the driver traces (``agentkit --otel``), each worker configures the same OTLP exporter from the driver's
+``OTEL_*`` variables (passed in the actor's runtime environment) and exports its cells' traces (a cell is the root
+of its own trace, as in a local sweep); the executor flushes them before it stops the workers.
+
 Without ``--ray-address`` a local Ray starts on this machine (one worker per CPU by default, at most 8). An
 address that does not answer, Ray not installed, or a cluster without a CPU for a worker is one line and exit 2
 within seconds.
@@ -94,9 +98,14 @@ class _CellWorker:
     """The actor: one process that runs whole cells (``ray.remote`` is applied when the executor starts)."""
 
     def __init__(self, spec_json: str, plugins: list[str], infos: dict[str, Any], snapshots: dict[str, bytes],
-                 cells: int) -> None:
+                 cells: int, otel: bool = False) -> None:
         self.spec_json, self.plugins, self.infos, self.snapshots, self.cells = spec_json, plugins, infos, snapshots, cells
         self.runner: Any = None
+        self.provider: Any = None
+        if otel:  # the driver traces: this worker exports its cells' traces (OTEL_* from the driver's environment)
+            from agentkit import tracing
+
+            self.provider = tracing.configure_exporter("agentkit")
 
     async def ready(self) -> dict[str, Any]:
         if self.runner is None:
@@ -118,6 +127,10 @@ class _CellWorker:
         import ray
 
         return {"node": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+
+    def flush(self) -> bool:
+        """Export the spans still batched (before the worker is stopped)."""
+        return bool(self.provider.force_flush()) if self.provider is not None else True
 
     async def run(self, cell_json: str, problem_json: str) -> dict[str, Any]:
         from agentkit.messages import Problem
@@ -196,9 +209,15 @@ class RayExecutor:
         per = self.cells_per_worker or max(1, -(-spec.concurrency // count))
         self.cells_per_worker = per
         snapshots = {store: await asyncio.to_thread(snapshot, store) for store in stores}
+        from agentkit import tracing
+
+        otel = tracing.active()
+        env = {k: v for k, v in os.environ.items() if k.startswith("OTEL_")} if otel else {}
         remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0, max_concurrency=max(per, 1) + 4)(
             _CellWorker)
-        self.actors = [remote.remote(spec.model_dump_json(), list(spec.plugins), infos, snapshots, per)
+        options = {"runtime_env": {"env_vars": env}} if env else {}
+        self.actors = [remote.options(**options).remote(spec.model_dump_json(), list(spec.plugins), infos, snapshots,
+                                                        per, otel)
                        for _ in range(count)]
         try:
             self.nodes = await asyncio.wait_for(asyncio.gather(*(self._await(a.ready.remote()) for a in self.actors)),
@@ -291,6 +310,9 @@ class RayExecutor:
 
     async def close(self) -> None:
         ray = _import_ray()
+        with contextlib.suppress(Exception):  # a traced sweep: every worker's last spans exported first
+            await asyncio.wait_for(asyncio.gather(*(self._await(a.flush.remote()) for a in self.actors),
+                                                  return_exceptions=True), 30)
         for actor in self.actors:
             with contextlib.suppress(Exception):
                 ray.kill(actor)

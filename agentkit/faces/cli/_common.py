@@ -45,24 +45,7 @@ def stderr_console() -> Any:
 
 
 def configure_otel(service_name: str = "agentkit") -> Any:
-    """Configure the OpenTelemetry SDK for this process (``--otel``): a tracer provider exporting spans over
-    OTLP/HTTP in batches, the endpoint, headers and service name from the standard ``OTEL_*`` variables. Returns
-    the provider (``shutdown()`` flushes it). The library never does this itself."""
-    import os
+    """Configure the OpenTelemetry SDK for this process (``--otel``): ``agentkit.tracing.configure_exporter``."""
+    from agentkit import tracing
 
-    from agentkit.errors import ConfigError
-
-    try:
-        from opentelemetry import trace
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    except ImportError:
-        raise ConfigError("--otel needs the OpenTelemetry SDK and its OTLP exporter: pip install 'agentkit[otel]'"
-                          ) from None
-    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME",
-                                                                                       service_name)}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
-    return provider
+    return tracing.configure_exporter(service_name)
