@@ -157,3 +157,51 @@ async def test_the_real_model_through_the_ray_executor(tmp_path: Path, no_ray: N
     finally:
         conn.close()
     assert "sha256" in info  # the worker resolved the model file it served
+
+
+async def test_a_killed_driver_resumes_and_leaves_no_ray_behind(tmp_path: Path) -> None:
+    """kill -9 of ``agentkit sweep run --executor ray`` (which started a local Ray) mid-sweep: no Ray process
+    outlives it, and ``sweep resume`` runs exactly the missing cells (every key once)."""
+    import os
+    import signal
+
+    def raylets() -> int:
+        out = subprocess.run(["pgrep", "-f", "ray/core/src/ray/raylet/raylet"], capture_output=True, text=True)
+        return len(out.stdout.split())
+
+    async with ScriptedServer(reply, latency=0.1) as server:
+        spec = tmp_path / "spec.toml"
+        spec.write_text(SPEC.format(url=server.base_url, seeds="[0, 1, 2, 3, 4]").replace(
+            '[[methods]]\nname = "pdr"\nparams = { rounds = 2, drafts = 2, kappa = 64 }\n', ""))
+        db = tmp_path / "r.sqlite"
+        command = [sys.executable, "-m", "agentkit", "sweep", "run", str(spec), "--db", str(db), "--executor", "ray",
+                   "--workers", "2", "--no-validate"]
+        before = raylets()
+        proc = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL,
+                                                    stderr=asyncio.subprocess.DEVNULL)
+        written = 0
+        for _ in range(1200):
+            await asyncio.sleep(0.1)
+            if db.exists():
+                try:
+                    written = len(table(db))
+                except sqlite3.OperationalError:
+                    continue
+                if written >= 10:
+                    break
+        os.kill(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        for _ in range(100):  # the local Ray's processes go with their driver
+            if raylets() <= before:
+                break
+            await asyncio.sleep(0.1)
+        assert raylets() <= before
+        partial = len(table(db))
+        assert 10 <= partial < 50
+        resumed = await asyncio.create_subprocess_exec(*[*command[:4], "resume", *command[5:]], "--json",
+                                                       stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(resumed.communicate(), 300)
+    assert resumed.returncode == 0, err.decode()[-2000:]
+    rows = table(db)
+    assert len(rows) == len({r[0] for r in rows}) == 50 and {r[1] for r in rows} == {"ok"}
+    assert b'"ran": ' + str(50 - partial).encode() in out
