@@ -201,7 +201,16 @@ class RayExecutor:
         return ray
 
     async def start(self, spec: SweepSpec, infos: dict[str, Any], stores: list[str]) -> None:
-        """Start Ray (or join the cluster) and the workers, each opened (backends, handbook snapshots) and ready."""
+        """Start Ray (or join the cluster) and the workers, each opened (backends, handbook snapshots) and ready;
+        on any failure, what was started is stopped again."""
+        try:
+            await self._start(spec, infos, stores)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.close()
+            raise
+
+    async def _start(self, spec: SweepSpec, infos: dict[str, Any], stores: list[str]) -> None:
         check_ray_spec(spec)
         ray = await asyncio.to_thread(self._init, spec)
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -223,7 +232,6 @@ class RayExecutor:
             self.nodes = await asyncio.wait_for(asyncio.gather(*(self._await(a.ready.remote()) for a in self.actors)),
                                                 START_TIMEOUT_S)
         except TimeoutError:
-            await self.close()
             raise ConfigError(f"{count} Ray worker(s) did not start within {START_TIMEOUT_S:.0f} s: the cluster has "
                               f"{cpus} CPU(s); lower --workers") from None
 

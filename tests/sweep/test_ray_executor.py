@@ -205,3 +205,23 @@ async def test_a_killed_driver_resumes_and_leaves_no_ray_behind(tmp_path: Path) 
     rows = table(db)
     assert len(rows) == len({r[0] for r in rows}) == 50 and {r[1] for r in rows} == {"ok"}
     assert b'"ran": ' + str(50 - partial).encode() in out
+
+
+async def test_a_cluster_without_a_cpu_for_a_worker_is_refused(tmp_path: Path, no_ray: None) -> None:
+    from ray.cluster_utils import Cluster
+
+    from agentkit.errors import ConfigError
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": STORE_MB,
+                                                            "include_dashboard": False})
+    try:
+        (tmp_path / "spec.toml").write_text(SPEC.format(url="http://127.0.0.1:9/v1", seeds="[0]"))
+        started = time.monotonic()
+        with pytest.raises(ConfigError, match="no CPU for a worker"):
+            await run_sweep(load_spec(tmp_path / "spec.toml"), tmp_path / "r.sqlite",
+                            executor=RayExecutor(cluster.address, workers=1))
+        assert time.monotonic() - started < 60 and not ray.is_initialized()  # what started is stopped
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
