@@ -12,10 +12,10 @@ in flight: they go back to the queue (Ray restarts the actor, on another node if
 loses its worker ``MAX_LOSSES`` times is written as failed (``WorkerLost``, rerun by ``sweep resume``). A killed
 driver resumes as any sweep does.
 
-Handbooks reach workers as read-only snapshots: each frozen handbook's directory is copied by the driver and
-shipped to every worker, which opens its copy (no worker opens the driver's store). An ``online`` handbook
-writes as it goes, which snapshots cannot do: a spec that asks for one is refused at load with the reason (serve
-it with ``agentkit serve`` and name the URL when the handbook service path lands; today, run it locally).
+Handbooks reach workers as read-only snapshots: each store directory is copied by the driver and shipped to every
+worker, which opens its copy (no worker opens the driver's store). A handbook service URL (``agentkit serve``) is
+reached by every worker itself (``$AGENTKIT_TOKEN`` passed on). An ``online`` handbook writes as cells finish, so
+it must be a service URL: online mode on a store directory is refused at load with the reason.
 
 When the driver traces (``agentkit --otel``), each worker configures the same OTLP exporter from the driver's
 ``OTEL_*`` variables (passed in the actor's runtime environment) and exports its cells' traces (a cell is the root
@@ -44,7 +44,7 @@ from typing import Any
 from agentkit.errors import ConfigError
 from agentkit.log import get_logger
 
-from .spec import Cell, SweepSpec
+from .spec import Cell, SweepSpec, is_service_url
 
 __all__ = ["MAX_LOSSES", "RayExecutor", "check_ray_spec"]
 
@@ -66,11 +66,14 @@ def check_ray_spec(spec: SweepSpec) -> None:
     """What the Ray executor cannot run, refused before anything starts: an ``online`` handbook (it writes to its
     store as cells finish; workers hold read-only snapshots)."""
     for method in spec.methods:
-        if method.params.get("handbook_mode") == "online" and method.params.get("store"):
+        store = method.params.get("store")
+        if method.params.get("handbook_mode") == "online" and isinstance(store, str) and store \
+                and not is_service_url(store):
             raise ConfigError(
-                f"method {method.key!r} uses an online handbook ({method.params['store']}), which writes as cells "
-                "finish; with --executor ray workers hold read-only snapshots of a handbook. Run this spec with "
-                "--executor local, or use handbook_mode = \"frozen\"")
+                f"method {method.key!r} uses an online handbook in the store directory {store}, which writes as "
+                "cells finish; with --executor ray workers hold read-only snapshots of a store directory. Serve it "
+                "(`agentkit serve --store DIR`) and name its URL as the store (every worker then writes to it), "
+                "or use --executor local")
 
 
 def _reachable(address: str, timeout: float = 3.0) -> None:
@@ -123,6 +126,10 @@ class _CellWorker:
                 with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
                     tar.extractall(target, filter="data")
                 stores[store] = str(target / "hb")
+            for method in spec.methods:  # a handbook service: reached from here
+                named = method.params.get("store")
+                if isinstance(named, str) and is_service_url(named):
+                    stores[named] = named
             self.runner = await CellRunner.open(spec, infos=self.infos, stores=stores, cells=self.cells)
         import ray
 
@@ -217,11 +224,13 @@ class RayExecutor:
         count = self.workers or max(1, min(cpus, 8))
         per = self.cells_per_worker or max(1, -(-spec.concurrency // count))
         self.cells_per_worker = per
-        snapshots = {store: await asyncio.to_thread(snapshot, store) for store in stores}
+        snapshots = {store: await asyncio.to_thread(snapshot, store) for store in stores if not is_service_url(store)}
         from agentkit import tracing
 
         otel = tracing.active()
         env = {k: v for k, v in os.environ.items() if k.startswith("OTEL_")} if otel else {}
+        if any(is_service_url(s) for s in stores) and os.environ.get("AGENTKIT_TOKEN"):
+            env["AGENTKIT_TOKEN"] = os.environ["AGENTKIT_TOKEN"]  # the workers reach the handbook service
         remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0, max_concurrency=max(per, 1) + 4)(
             _CellWorker)
         options = {"runtime_env": {"env_vars": env}} if env else {}

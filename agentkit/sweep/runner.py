@@ -44,7 +44,7 @@ from agentkit.messages import Problem
 from agentkit.methods import MethodResult, get_method, run_method
 
 from .db import ResultsDB
-from .spec import Cell, DatasetEntry, MethodEntry, SweepSpec, iter_cells, require_handbooks
+from .spec import Cell, DatasetEntry, MethodEntry, SweepSpec, is_service_url, iter_cells, require_handbooks
 
 if TYPE_CHECKING:
     from .ray_executor import RayExecutor
@@ -361,10 +361,26 @@ async def _open_handbooks(spec: SweepSpec, paths: list[str], where: dict[str, st
     stores: dict[str, BehaviorStore] = {}
     embedder = None
     for path in paths:  # each once: paths has no repeats
+        if is_service_url(path):  # a handbook service: it embeds with its own store's embedder
+            stores[path] = service_handbook(path)
+            continue
         embedder = embedder or embedder_from_spec(spec.embedder)  # one model, shared by every handbook
         source = (where or {}).get(path, path)
         stores[path] = await QdrantBehaviorStore(path=source, embedder=embedder, create=False).open()
     return stores
+
+
+def service_handbook(url: str) -> BehaviorStore:
+    """A handbook service (``agentkit serve``) named by a method's ``params.store``, with ``$AGENTKIT_TOKEN``."""
+    import os
+
+    from agentkit.memory import HandbookClient
+
+    token = os.environ.get("AGENTKIT_TOKEN")
+    if not token:
+        raise ConfigError(f"the handbook {url} is a service URL: set $AGENTKIT_TOKEN to its token (printed by "
+                          "`agentkit serve`)")
+    return HandbookClient(url, token=token)
 
 
 async def provenance_splits(handbook: BehaviorStore) -> list[str]:

@@ -337,12 +337,17 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise ConfigError(f"{path}: {problems}") from None
 
 
+def is_service_url(store: str) -> bool:
+    """Whether a method's ``params.store`` names a handbook service (``agentkit serve``) rather than a directory."""
+    return store.startswith(("http://", "https://"))
+
+
 def require_handbooks(spec: SweepSpec) -> list[str]:
-    """The handbook store directories the spec's methods name (``params.store``), each once; a ``ConfigError`` if
-    any does not exist (opening one would create an empty handbook, and every cell would answer without behaviors
+    """The handbooks the spec's methods name (``params.store``: store directories, or service URLs, which are not
+    checked here), each once; a ``ConfigError`` if a directory does not exist (opening one would create an empty handbook, and every cell would answer without behaviors
     while its row said it used that store). ``sweep validate`` and ``sweep run`` both check this first."""
     paths = [p for p in dict.fromkeys(m.params.get("store") for m in spec.methods) if isinstance(p, str) and p]
-    missing = [p for p in paths if not Path(p).exists()]
+    missing = [p for p in paths if not is_service_url(p) and not Path(p).exists()]
     if missing:
         raise ConfigError(f"no handbook at {', '.join(missing)}: build one first (agentkit handbook --store DIR "
                           "build ...) or import an export (agentkit handbook --store DIR import FILE.jsonl)")

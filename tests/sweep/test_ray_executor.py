@@ -225,3 +225,76 @@ async def test_a_cluster_without_a_cpu_for_a_worker_is_refused(tmp_path: Path, n
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()
+
+
+BCI_SPEC = """
+name = "ray-handbooks"
+concurrency = 4
+budgets = [600]
+seeds = [0, 1]
+
+[[datasets]]
+name = "gsm8k"
+limit = 4
+
+[[methods]]
+name = "bci"
+label = "frozen"
+params = {{ store = "{frozen}", k = 2 }}
+
+[[methods]]
+name = "bci"
+label = "online"
+params = {{ store = "{online}", k = 2, handbook_mode = "online" }}
+
+[[backends]]
+spec = "openai-compatible:{url}?model=scripted&retries=1"
+concurrency = 4
+"""
+
+
+async def test_workers_read_a_snapshot_and_write_an_online_handbook_through_its_service(
+        tmp_path: Path, no_ray: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frozen handbook in a store directory reaches the workers as a snapshot (the driver's store is not opened
+    by them); an online one is a handbook service, which every worker writes its usage to."""
+    import os
+
+    from agentkit.memory import Behavior, HandbookClient, MiniLMEmbedder, QdrantBehaviorStore
+    from agentkit.testing import reuse_script
+
+    embedder = MiniLMEmbedder()
+    for name in ("frozen", "online"):
+        async with QdrantBehaviorStore(path=tmp_path / name, embedder=embedder) as store:
+            await store.add(Behavior(name="behavior_add_parts", instruction="Add the parts one at a time."))
+    service = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentkit", "serve", "--store", str(tmp_path / "online"), "--port", "0", "--token",
+        "tok", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ})
+    try:
+        assert service.stdout is not None
+        url = (await asyncio.wait_for(service.stdout.readline(), 120)).decode().rsplit(" at ", 1)[1].strip()
+        monkeypatch.setenv("AGENTKIT_TOKEN", "tok")
+        async with ScriptedServer(reuse_script({"behavior_add_parts": "Add the parts one at a time."},
+                                               answer="18")) as server:
+            (tmp_path / "spec.toml").write_text(BCI_SPEC.format(frozen=tmp_path / "frozen", online=url,
+                                                                url=server.base_url))
+            summary = await run_sweep(load_spec(tmp_path / "spec.toml"), tmp_path / "r.sqlite",
+                                      executor=RayExecutor(workers=2))
+        assert (summary.ran, summary.failed) == (16, 0)
+        client = HandbookClient(url, token="tok")
+        online = await client.get("behavior_add_parts")
+        await client.close()
+        assert online.stats.cited == 8  # every online cell's citation reached the service, from the workers
+    finally:
+        service.terminate()
+        await service.wait()
+    async with QdrantBehaviorStore(path=tmp_path / "frozen", embedder=embedder) as store:
+        assert (await store.get("behavior_add_parts")).stats.cited == 0  # frozen: usage in the rows, not the store
+    from agentkit.sweep import ResultsDB
+
+    db = ResultsDB(tmp_path / "r.sqlite", create=False, readonly=True)
+    try:
+        frozen = [r["key"] for r in db.rows() if r["method"] == "frozen"]
+        assert len(frozen) == 8
+        assert all(db.trace(k)["behaviors"] == ["behavior_add_parts"] for k in frozen)  # type: ignore[index]
+    finally:
+        db.close()
