@@ -21,7 +21,9 @@ When the driver traces (``agentkit --otel``), each worker configures the same OT
 ``OTEL_*`` variables (passed in the actor's runtime environment) and exports its cells' traces (a cell is the root
 of its own trace, as in a local sweep); the executor flushes them before it stops the workers.
 
-Without ``--ray-address`` a local Ray starts on this machine (one worker per CPU by default, at most 8). An
+Workers: one per node with a CPU by default (each with its own backends: one local model per machine), or
+``--workers N`` spread over the nodes. Without ``--ray-address`` a local Ray starts on this machine (one worker
+unless ``--workers``). An
 address that does not answer, Ray not installed, or a cluster without a CPU for a worker is one line and exit 2
 within seconds.
 """
@@ -153,7 +155,8 @@ class RayExecutor:
 
     Args:
         address: a running cluster (``host:port`` of its head, ``auto``, ``ray://...``); None starts a local Ray.
-        workers: actors (default: the cluster's CPUs, at most 8; each takes one CPU).
+        workers: actors, spread over the nodes (default: one per node with a CPU, pinned to it while it lives; each
+            takes one CPU).
         cells_per_worker: cells in flight on one worker (default: the spec's concurrency spread over the workers).
         object_store_mb: the local Ray's object store (a local start only).
     """
@@ -221,7 +224,10 @@ class RayExecutor:
         check_ray_spec(spec)
         ray = await asyncio.to_thread(self._init, spec)
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        count = self.workers or max(1, min(cpus, 8))
+        # One worker per node with a CPU (each its own backends: a local model per machine), or --workers N
+        # placed by Ray's scheduler, spread over the nodes.
+        nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= 1]
+        count = self.workers or max(1, len(nodes))
         per = self.cells_per_worker or max(1, -(-spec.concurrency // count))
         self.cells_per_worker = per
         snapshots = {store: await asyncio.to_thread(snapshot, store) for store in stores if not is_service_url(store)}
@@ -233,10 +239,18 @@ class RayExecutor:
             env["AGENTKIT_TOKEN"] = os.environ["AGENTKIT_TOKEN"]  # the workers reach the handbook service
         remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0, max_concurrency=max(per, 1) + 4)(
             _CellWorker)
-        options = {"runtime_env": {"env_vars": env}} if env else {}
-        self.actors = [remote.options(**options).remote(spec.model_dump_json(), list(spec.plugins), infos, snapshots,
-                                                        per, otel)
-                       for _ in range(count)]
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        options: dict[str, Any] = {"runtime_env": {"env_vars": env}} if env else {}
+
+        def placed(i: int) -> dict[str, Any]:
+            if self.workers is None and i < len(nodes):  # its node, while it lives (soft: a restart goes elsewhere)
+                return {**options, "scheduling_strategy": NodeAffinitySchedulingStrategy(nodes[i], soft=True)}
+            return {**options, "scheduling_strategy": "SPREAD"}
+
+        self.actors = [remote.options(**placed(i)).remote(spec.model_dump_json(), list(spec.plugins), infos,
+                                                          snapshots, per, otel)
+                       for i in range(count)]
         try:
             self.nodes = await asyncio.wait_for(asyncio.gather(*(self._await(a.ready.remote()) for a in self.actors)),
                                                 START_TIMEOUT_S)

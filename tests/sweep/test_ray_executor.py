@@ -75,6 +75,11 @@ async def test_a_local_ray_runs_the_sweep_as_the_local_executor_does(tmp_path: P
         await run_sweep(spec, tmp_path / "local.sqlite")
     assert table(tmp_path / "ray.sqlite") == table(tmp_path / "local.sqlite")
     assert len({n["pid"] for n in executor.nodes}) == 2
+    default = RayExecutor()  # one worker per node: one on this machine
+    async with ScriptedServer(reply) as server:
+        (tmp_path / "spec.toml").write_text(SPEC.format(url=server.base_url, seeds="[0]"))
+        await run_sweep(load_spec(tmp_path / "spec.toml"), tmp_path / "one.sqlite", executor=default)
+    assert len(default.nodes) == 1 and default.cells_per_worker == 8
 
 
 async def test_a_node_removed_mid_sweep_loses_no_cell(tmp_path: Path, no_ray: None) -> None:

@@ -156,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--ray-address", default=None, metavar="ADDR",
                        help="a running Ray cluster (host:port of its head); default: start a local Ray")
         p.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="Ray workers (one CPU each; default: the cluster's CPUs, at most 8)")
+                       help="Ray workers, one CPU each (default: one per node of the cluster)")
     p = ssub.add_parser("validate", help="plan every cell with the real prompts; name the infeasible ones")
     p.add_argument("spec", help="a sweep spec (TOML)")
     p.add_argument("--plugin", action="append", default=[],
