@@ -303,3 +303,11 @@ async def test_workers_read_a_snapshot_and_write_an_online_handbook_through_its_
         assert all(db.trace(k)["behaviors"] == ["behavior_add_parts"] for k in frozen)  # type: ignore[index]
     finally:
         db.close()
+
+
+def test_without_ray_installed_the_executor_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentkit.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # an import of ray fails as it does where it is not installed
+    with pytest.raises(ConfigError, match=r"pip install 'agentkit\[ray\]'"):
+        RayExecutor().check()
