@@ -189,6 +189,11 @@ def _invalid(message: str, param: str | None = None, code: str | None = None) ->
     return ApiError(400, message, param=param, code=code)
 
 
+def _retry_after(exc: BackendError) -> dict[str, str] | None:
+    """The backend's ``Retry-After``, passed on to the client (whole seconds, at least 1)."""
+    return {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after else None
+
+
 def error_for(exc: BaseException) -> ApiError:
     """The OpenAI-format error for an exception a request raised (never a 500 for agentkit's own errors)."""
     if isinstance(exc, ApiError):
@@ -207,15 +212,13 @@ def error_for(exc: BaseException) -> ApiError:
             return ApiError(exc.status, f"the backend refused the request: {exc}", code="upstream_refused")
         return ApiError(502, f"the backend refused the request: {exc}", kind="api_error", code="upstream_refused")
     if isinstance(exc, BackendError) and exc.status in (408, 409, 429):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after else None
         return ApiError(exc.status, f"the backend is busy: {exc}", kind="rate_limit_error" if exc.status == 429
-                        else "api_error", code="upstream_busy", headers=headers)
+                        else "api_error", code="upstream_busy", headers=_retry_after(exc))
     if isinstance(exc, RequestTimeout) or (isinstance(exc, BackendError) and "timeout" in exc.cause):
         return ApiError(504, f"the backend timed out: {exc}", kind="api_error", code="upstream_timeout")
     if isinstance(exc, BackendError):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after else None
         return ApiError(502, f"the backend failed: {exc}", kind="api_error", code="upstream_unavailable",
-                        headers=headers)
+                        headers=_retry_after(exc))
     if isinstance(exc, AgentkitError):
         return ApiError(502, f"the method failed: {exc}", kind="api_error", code="method_failed")
     return ApiError(500, "internal error (a bug in agentkit: the server log has the traceback)", kind="server_error")

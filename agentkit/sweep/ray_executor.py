@@ -189,9 +189,8 @@ class RayExecutor:
     def _init(self, spec: SweepSpec) -> Any:
         import logging
 
-        ray = _import_ray()
-        if self.address is not None:
-            _reachable(self.address)
+        self.check()
+        ray = _import_ray()  # imported by check(): the module, typed loosely
         if not ray.is_initialized():
             options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
                                        "include_dashboard": False, "configure_logging": True}
@@ -268,7 +267,7 @@ class RayExecutor:
         """Run every cell ``next_cell`` hands out on the workers and ``deliver`` each row (pull-based: a freed slot
         takes the next cell). A cell whose worker dies goes back to the queue; after ``MAX_LOSSES`` its row is
         ``lost_row(cell, reason)``."""
-        ray = _import_ray()
+        _import_ray()
         from ray import exceptions as rx
 
         dead = (rx.RayActorError, rx.WorkerCrashedError, rx.NodeDiedError, rx.ObjectLostError,
@@ -337,7 +336,6 @@ class RayExecutor:
         finally:
             for future in (*pending, *reviving):
                 future.cancel()
-            del ray
 
     async def close(self) -> None:
         ray = _import_ray()

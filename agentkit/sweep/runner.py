@@ -171,11 +171,17 @@ def lost_row(cell: Cell, spec: SweepSpec, problem: Problem, reason: str) -> dict
     """The failed row of a cell that could not be run to the end (its worker died too often): counted as wrong,
     rerun by ``sweep resume``."""
     method = next(m for m in spec.methods if m.key == cell.method)
+    return {**_cell_fields(cell, spec, method, problem), "status": "failed", "error": reason, "b_seq": 0,
+            "b_total": 0, "input_tokens": 0, "output_tokens": 0, "calls": 0}
+
+
+def _cell_fields(cell: Cell, spec: SweepSpec, method: MethodEntry, problem: Problem) -> dict[str, Any]:
+    """What every row of ``cell`` records, however the cell ended: its key and grid place, the method's
+    parameters and prompt hash, the problem's reference."""
     return {"key": cell.key, "sweep": spec.name, "dataset": cell.dataset, "item_id": cell.item_id,
             "method": cell.method, "method_params": {"name": method.name, **method.params}, "backend": cell.backend,
             "budget": cell.budget, "budget_kind": cell.budget_kind, "seed": cell.seed, "reference": problem.reference,
-            "prompt_hash": prompt_hash(method.name), "status": "failed", "error": reason, "b_seq": 0, "b_total": 0,
-            "input_tokens": 0, "output_tokens": 0, "calls": 0}
+            "prompt_hash": prompt_hash(method.name)}
 
 
 async def run_sweep(
@@ -488,13 +494,8 @@ async def _cell_row(cell: Cell, problem: Problem, method: MethodEntry, sampling:
                     gate: asyncio.Semaphore, spec: SweepSpec, grader: MathVerifyGrader,
                     handbooks: dict[str, BehaviorStore], infos: dict[str, dict[str, Any]], bus: Bus,
                     dataset: DatasetEntry, identity: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "key": cell.key, "sweep": spec.name, "dataset": cell.dataset, "item_id": cell.item_id,
-        "method": cell.method, "method_params": {"name": method.name, **method.params}, "backend": cell.backend,
-        "backend_info": identity, "budget": cell.budget, "budget_kind": cell.budget_kind, "seed": cell.seed,
-        "reference": problem.reference, "prompt_hash": prompt_hash(method.name), "grader": grader.version,
-        "sampling": {**sampling, "seed": cell.seed},
-    }
+    row: dict[str, Any] = {**_cell_fields(cell, spec, method, problem), "backend_info": identity,
+                           "grader": grader.version, "sampling": {**sampling, "seed": cell.seed}}
     store = method.params.get("store")
     if isinstance(store, str) and store in infos:
         row["handbook"] = infos[store]
